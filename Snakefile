@@ -1,0 +1,28 @@
+"""archive-twins: identical images, same-pixel files and transformed copies.
+
+Run with `snakemake --cores N` (defaults in config.yaml) or
+`snakemake --cores N --config archive=DIR results=DIR`.
+"""
+
+
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+validate(config, "schemas/config.schema.yaml")
+
+
+include: "rules/common.smk"
+include: "rules/decode.smk"
+include: "rules/aggregate.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        f"{RESULTS}/archive.sqlite",
+        f"{RESULTS}/json",

@@ -1,0 +1,215 @@
+"""Aggregate per-shard records into the contract's SQLite database and JSON files.
+
+duckdb does the set logic (grouping by sha256 and by pixel hash); the results are
+written to SQLite and JSON through temporary paths and renamed into place, so a
+crash never leaves a half-written deliverable behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import duckdb
+
+from .schema import COPY_KINDS, INDEXES, TABLES, columns
+from .util import atomic_open, display_name
+
+RECORD_COLUMNS = {
+    "path": "VARCHAR",
+    "filename": "VARCHAR",
+    "size_bytes": "BIGINT",
+    "mtime_ns": "BIGINT",
+    "sha256": "VARCHAR",
+    "format": "VARCHAR",
+    "width": "INTEGER",
+    "height": "INTEGER",
+    "n_pages": "INTEGER",
+    "bits_per_sample": "INTEGER",
+    "bands": "INTEGER",
+    "interpretation": "VARCHAR",
+    "pixel_hash": "VARCHAR",
+    "thumb_w": "INTEGER",
+    "thumb_h": "INTEGER",
+    "status": "VARCHAR",
+    "error": "VARCHAR",
+}
+
+
+def load_registry(path: str | os.PathLike) -> tuple[dict[str, int], int]:
+    """Previous path -> file_id map and the next free id (ids are never reused)."""
+    try:
+        with open(path, encoding="ascii") as fh:
+            data = json.load(fh)
+    except FileNotFoundError:
+        return {}, 1
+    return dict(data["ids"]), int(data["next_id"])
+
+
+def assign_file_ids(
+    paths: Sequence[str], previous: dict[str, int], next_id: int
+) -> tuple[dict[str, int], int]:
+    """Keep the id of every path seen before; number new paths in sorted order.
+
+    Removed paths drop out of the map but their ids are not handed out again, so an
+    id always means the same path.
+    """
+    ids = {p: previous[p] for p in paths if p in previous}
+    for p in sorted(set(paths) - ids.keys()):
+        ids[p] = next_id
+        next_id += 1
+    return ids, next_id
+
+
+def _read_records(con: duckdb.DuckDBPyConnection, files: Sequence[str]) -> None:
+    nonempty = [f for f in files if os.path.getsize(f) > 0]
+    cols = ", ".join(f"{c} {t}" for c, t in RECORD_COLUMNS.items())
+    con.execute(f"CREATE TABLE rec ({cols})")
+    if nonempty:
+        spec = "{" + ", ".join(f"'{c}': '{t}'" for c, t in RECORD_COLUMNS.items()) + "}"
+        con.execute(
+            f"INSERT INTO rec SELECT {', '.join(RECORD_COLUMNS)} FROM read_json(?, "
+            f"format='newline_delimited', columns={spec})",
+            [nonempty],
+        )
+
+
+def _query(con: duckdb.DuckDBPyConnection, sql: str) -> list[tuple]:
+    return con.execute(sql).fetchall()
+
+
+def build_tables(
+    shard_records: Sequence[str],
+    skipped: str | os.PathLike,
+    registry: str | os.PathLike,
+    info: dict[str, str],
+) -> tuple[dict[str, list[tuple]], dict]:
+    """Compute every contract table as rows; also return the updated id registry."""
+    con = duckdb.connect()
+    _read_records(con, shard_records)
+    paths = [r[0] for r in _query(con, "SELECT path FROM rec")]
+    if len(paths) != len(set(paths)):
+        raise ValueError("a path appears in more than one shard record")
+    prev, next_id = load_registry(registry)
+    ids, next_id = assign_file_ids(paths, prev, next_id)
+    con.execute("CREATE TABLE fid (path VARCHAR, file_id BIGINT)")
+    con.executemany("INSERT INTO fid VALUES (?, ?)", list(ids.items())) if ids else None
+    con.execute("CREATE TABLE f AS SELECT fid.file_id, rec.* FROM rec JOIN fid USING (path)")
+
+    t: dict[str, list[tuple]] = {}
+    t["fileid_to_filename_map"] = _query(
+        con, "SELECT file_id, filename FROM f ORDER BY file_id"
+    )
+    t["files"] = _query(
+        con,
+        """SELECT file_id, filename, size_bytes, sha256, format, width, height, n_pages,
+                  bits_per_sample, bands, status, error, interpretation, pixel_hash, mtime_ns,
+                  CASE WHEN status = 'ok' THEN 'thumbs/' || sha256[1:2] || '/' || sha256 || '.jpg'
+                  END AS thumb, thumb_w, thumb_h
+           FROM f ORDER BY file_id""",
+    )
+    # Byte-identical sets. Empty files are not "copies" of each other: skip size 0.
+    con.execute(
+        """CREATE TABLE ident AS
+           WITH g AS (SELECT sha256, min(filename) AS first FROM f
+                      WHERE sha256 IS NOT NULL AND size_bytes > 0
+                      GROUP BY sha256 HAVING count(*) >= 2)
+           SELECT dense_rank() OVER (ORDER BY g.first) AS set_id, f.file_id
+           FROM g JOIN f USING (sha256)"""
+    )
+    t["identical_list"] = _query(con, "SELECT set_id, file_id FROM ident ORDER BY 1, 2")
+    t["identical_list_stat"] = _query(
+        con,
+        """SELECT n, count(*) FROM (SELECT set_id, count(*) AS n FROM ident GROUP BY set_id)
+           GROUP BY n ORDER BY n""",
+    )
+    # Same decoded page-0 pixels, at least two different byte contents. Every file with
+    # those pixels is listed, byte copies included, so no file of the group is hidden.
+    t["same_pixels_list"] = _query(
+        con,
+        """WITH g AS (SELECT pixel_hash, min(filename) AS first FROM f
+                      WHERE status = 'ok' AND pixel_hash IS NOT NULL
+                      GROUP BY pixel_hash HAVING count(DISTINCT sha256) >= 2)
+           SELECT dense_rank() OVER (ORDER BY g.first), f.file_id
+           FROM g JOIN f USING (pixel_hash) ORDER BY 1, 2""",
+    )
+    for name in ("copy_pairs", "transform_resize", "transform_rotate90i", "transform_other"):
+        t[name] = []
+    t["transform_list_stat"] = [
+        (kind, sum(1 for r in t["copy_pairs"] if r[2] == kind)) for kind in COPY_KINDS
+    ]
+    t["skipped_files"] = [
+        (display_name(r["filename"]), r["size_bytes"], r["reason"])
+        for r in _read_jsonl_plain(skipped)
+    ]
+    t["run_info"] = sorted(info.items())
+    return t, {"next_id": next_id, "ids": ids}
+
+
+def _read_jsonl_plain(path: str | os.PathLike) -> list[dict]:
+    with open(path, encoding="ascii") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def write_sqlite(tables: dict[str, list[tuple]], out: str | os.PathLike) -> None:
+    """Write all tables to a new SQLite file and rename it over `out`."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".archive.", suffix=".sqlite.tmp", dir=out.parent)
+    os.close(fd)
+    try:
+        con = sqlite3.connect(tmp)
+        for name, cols in TABLES.items():
+            ddl = ", ".join(f'"{c}" {t}' for c, t in cols)
+            con.execute(f'CREATE TABLE "{name}" ({ddl})')
+            marks = ", ".join("?" * len(cols))
+            con.executemany(f'INSERT INTO "{name}" VALUES ({marks})', tables[name])
+        for ddl in INDEXES:
+            con.execute(ddl)
+        con.commit()
+        con.close()
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(tables: dict[str, list[tuple]], outdir: str | os.PathLike) -> None:
+    """One `<table>.json` (array of objects) per table, written into a fresh directory."""
+    outdir = Path(outdir)
+    outdir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.", dir=outdir.parent))
+    try:
+        for name in TABLES:
+            cols = columns(name)
+            rows = [dict(zip(cols, r, strict=True)) for r in tables[name]]
+            with open(tmp / f"{name}.json", "w", encoding="utf-8") as fh:
+                json.dump(rows, fh, ensure_ascii=False, separators=(",", ":"))
+        if outdir.exists():
+            shutil.rmtree(outdir)
+        os.replace(tmp, outdir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def aggregate(
+    shard_records: Sequence[str],
+    skipped: str | os.PathLike,
+    registry: str | os.PathLike,
+    sqlite_out: str | os.PathLike,
+    json_out: str | os.PathLike,
+    info: dict[str, str],
+) -> dict[str, list[tuple]]:
+    """Build the deliverables; the id registry is updated last, after both are in place."""
+    tables, reg = build_tables(shard_records, skipped, registry, info)
+    write_sqlite(tables, sqlite_out)
+    write_json(tables, json_out)
+    with atomic_open(registry, "w", encoding="ascii") as fh:
+        json.dump(reg, fh, ensure_ascii=True, sort_keys=True)
+    return tables

@@ -1,0 +1,64 @@
+"""Entry points called by the thin Snakemake scripts in scripts/."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+from . import __version__
+from .aggregate import aggregate
+from .decode import DecodeParams
+from .shard import process_shard
+
+
+def _logging(logfile: str) -> logging.Logger:
+    logging.basicConfig(
+        filename=logfile,
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        force=True,
+    )
+    logging.getLogger("pyvips").setLevel(logging.WARNING)
+    return logging.getLogger("archive_twins")
+
+
+def run_decode_shard(smk: Any) -> None:
+    """Rule decode_shard. Logs a machine-readable STATS line for rerun accounting."""
+    log = _logging(smk.log[0])
+    params = DecodeParams(
+        thumb_size=int(smk.params.thumb_size),
+        thumb_quality=int(smk.params.thumb_quality),
+        max_pixels=int(smk.params.max_pixels),
+    )
+    t0 = time.perf_counter()
+    stats = process_shard(
+        smk.input.manifest, smk.output.records, smk.params.archive, smk.params.store, params
+    )
+    summary = {k: v for k, v in vars(stats).items() if k != "decoded_paths"}
+    summary["seconds"] = round(time.perf_counter() - t0, 3)
+    log.info("STATS %s", json.dumps(summary, sort_keys=True))
+
+
+def run_aggregate(smk: Any) -> None:
+    """Rule aggregate."""
+    log = _logging(smk.log[0])
+    t0 = time.perf_counter()
+    info = {
+        "version": __version__,
+        "archive": str(smk.params.archive),
+        "shards": str(smk.params.shards),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    tables = aggregate(
+        list(smk.input.records),
+        smk.input.skipped,
+        smk.output.registry,
+        smk.output.sqlite,
+        smk.output.json,
+        info,
+    )
+    counts = {name: len(rows) for name, rows in tables.items()}
+    log.info("tables %s", json.dumps(counts, sort_keys=True))
+    log.info("done in %.2f s", time.perf_counter() - t0)

@@ -1,0 +1,252 @@
+"""Per-file work: byte hash, libvips decode of page 0, pixel hash, facts, thumbnail.
+
+Everything here is a pure function of the file's bytes (and the parameters), which
+is what lets the shard stage cache results by sha256.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import pyvips
+
+from .util import atomic_open
+
+# libvips keeps recently used images in a cache; with 100 MB TIFFs that only costs memory.
+pyvips.cache_set_max(0)
+
+ALLOWED_FORMATS = {"jpeg", "png", "tiff", "webp", "gif", "jp2k"}
+BITS = {
+    "uchar": 8,
+    "char": 8,
+    "ushort": 16,
+    "short": 16,
+    "uint": 32,
+    "int": 32,
+    "float": 32,
+    "complex": 64,
+    "double": 64,
+    "dpcomplex": 128,
+}
+
+
+class DecodeError(Exception):
+    """A file that cannot be analysed; the message is recorded as the reason."""
+
+
+@dataclass(frozen=True)
+class DecodeParams:
+    """Settings that change what the decode stage produces (part of every cache key)."""
+
+    thumb_size: int = 800
+    thumb_quality: int = 80
+    max_pixels: int = 1_000_000_000
+
+    def fingerprint(self) -> str:
+        """Short stable id of these settings, stored with cached results."""
+        raw = f"v1:{self.thumb_size}:{self.thumb_quality}:{self.max_pixels}"
+        return hashlib.sha1(raw.encode()).hexdigest()[:12]
+
+
+def sha256_file(path: str, bufsize: int = 1 << 20) -> str:
+    """sha256 of the file's bytes, streamed so a 120 MB TIFF needs 1 MB of memory."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(bufsize):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def loader_format(path: str) -> str:
+    """Format name of the file's content (not its extension), e.g. 'tiff' for a .jpg TIFF."""
+    source = pyvips.Source.new_from_file(path)
+    pointer = pyvips.vips_lib.vips_foreign_find_load_source(source.pointer)
+    if pointer == pyvips.ffi.NULL:
+        pyvips.vips_lib.vips_error_clear()
+        raise DecodeError(f"not a recognised image format{_sniff(path)}")
+    loader = pyvips.ffi.string(pointer).decode()
+    name = loader.removeprefix("VipsForeignLoad").lower()
+    for suffix in ("file", "source", "buffer"):
+        name = name.removesuffix(suffix)
+    if name == "spng":
+        name = "png"
+    if name.startswith("pdf"):
+        name = "pdf"
+    return name
+
+
+MAGIC = {
+    b"%PDF": "PDF document",
+    b"PK\x03\x04": "ZIP container (e.g. docx/xlsx)",
+    b"\xd0\xcf\x11\xe0": "OLE document (e.g. doc/xls)",
+    b"<!DOCTYPE": "HTML document",
+    b"<html": "HTML document",
+}
+
+
+def _sniff(path: str) -> str:
+    """Name well-known non-image content so the recorded reason is actionable."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(16)
+    except OSError:
+        return ""
+    for magic, what in MAGIC.items():
+        if head.startswith(magic):
+            return f" (content looks like a {what})"
+    return ""
+
+
+def _vips_message(exc: Exception) -> str:
+    """One readable line from a libvips error (which carries a multi-line log)."""
+    detail = getattr(exc, "detail", None) or ""
+    lines = [ln.strip() for ln in str(detail).splitlines() if ln.strip()]
+    msg = lines[0] if lines else str(exc).splitlines()[0]
+    return msg[:300]
+
+
+def open_page0(path: str, fmt: str, access: str = "sequential") -> pyvips.Image:
+    """Open page 0 only, failing on truncated or corrupt data instead of filling grey.
+
+    Files are opened as sources: `new_from_file` would parse `[...]` in a filename as
+    load options, and archive names such as `box[2].tif` are common.
+    """
+    kwargs = {"access": access, "fail_on": "error"}
+    if fmt in {"tiff", "webp", "gif"}:
+        kwargs["page"] = 0
+    return pyvips.Image.new_from_source(pyvips.Source.new_from_file(path), "", **kwargs)
+
+
+def pixel_hash(img: pyvips.Image) -> str:
+    """blake2b of the decoded page-0 raster plus its shape and sample format.
+
+    The raster is streamed through a custom target, so memory stays bounded for any
+    image size; two files share this hash exactly when their pixels are identical.
+    """
+    h = hashlib.blake2b(digest_size=20)
+    h.update(f"{img.width}x{img.height}x{img.bands}:{img.format}:{img.interpretation}|".encode())
+    target = pyvips.TargetCustom()
+
+    def on_write(chunk: bytes) -> int:
+        h.update(chunk)
+        return len(chunk)
+
+    target.on_write(on_write)
+    img.rawsave_target(target)
+    return h.hexdigest()
+
+
+def to_srgb8(img: pyvips.Image) -> pyvips.Image:
+    """Any libvips image (16-bit, CMYK, alpha, grey, LAB, palette) as 3-band 8-bit sRGB.
+
+    Alpha is flattened onto white, which is how archive viewers show transparent images.
+    """
+    if img.coding != "none":
+        img = img.decode()
+    interp = img.interpretation
+    if interp == "cmyk" or (img.bands >= 4 and interp == "multiband" and not img.hasalpha()):
+        try:
+            img = img.icc_transform("srgb", input_profile="cmyk", embedded=True)
+        except pyvips.Error:
+            img = img.colourspace("srgb")
+    elif interp in {"multiband", "fourier", "histogram", "matrix"}:
+        img = img.cast("uchar") if img.format != "uchar" else img
+        img = img.extract_band(0, n=min(img.bands, 3))
+        img = img.copy(interpretation="srgb" if img.bands == 3 else "b-w")
+    img = img.colourspace("srgb")
+    if img.hasalpha():
+        img = img.flatten(background=[255, 255, 255])
+    if img.bands > 3:
+        img = img.extract_band(0, n=3)
+    elif img.bands == 1:
+        img = img.bandjoin([img, img])
+    if img.format != "uchar":
+        img = img.cast("uchar")
+    return img
+
+
+def make_thumbnail(path: str, fmt: str, size: int) -> pyvips.Image:
+    """Page-0 thumbnail, longest side ≤ `size`, as 8-bit sRGB.
+
+    JPEG uses libvips' shrink-on-load; TIFF goes through an explicit page-0 load so a
+    thumbnail stored in page 1 is never mistaken for a pyramid level.
+    """
+    if fmt == "jpeg":
+        img = pyvips.Image.thumbnail_source(
+            pyvips.Source.new_from_file(path), size, height=size, size="down", no_rotate=True
+        )
+        return to_srgb8(img)
+    page0 = open_page0(path, fmt)
+    return to_srgb8(page0.thumbnail_image(size, height=size, size="down", no_rotate=True))
+
+
+def vips_to_numpy(img: pyvips.Image) -> np.ndarray:
+    """uchar libvips image -> HxWxC numpy array."""
+    mem = img.write_to_memory()
+    return np.ndarray(buffer=mem, dtype=np.uint8, shape=(img.height, img.width, img.bands))
+
+
+def analyse(path: str, thumb_path: str, params: DecodeParams) -> tuple[dict, np.ndarray | None]:
+    """Decode one file; write its thumbnail; return facts and the thumbnail pixels.
+
+    Raises nothing for bad images: problems come back as status 'error' with a reason,
+    keeping whatever facts were learnt before the failure.
+    """
+    rec: dict = {
+        "format": None,
+        "width": None,
+        "height": None,
+        "n_pages": None,
+        "bits_per_sample": None,
+        "bands": None,
+        "interpretation": None,
+        "pixel_hash": None,
+        "thumb_w": None,
+        "thumb_h": None,
+        "status": "ok",
+        "error": None,
+    }
+    try:
+        if os.path.getsize(path) == 0:
+            raise DecodeError("empty file (0 bytes)")
+        fmt = loader_format(path)
+        rec["format"] = fmt
+        if fmt not in ALLOWED_FORMATS:
+            raise DecodeError(f"content is {fmt}, not a supported image format")
+        img = open_page0(path, fmt)
+        fields = set(img.get_fields())
+        rec.update(
+            width=img.width,
+            height=img.height,
+            bands=img.bands,
+            interpretation=img.interpretation,
+            n_pages=int(img.get("n-pages")) if "n-pages" in fields else 1,
+            bits_per_sample=(
+                int(img.get("bits-per-sample"))
+                if "bits-per-sample" in fields
+                else BITS.get(img.format, 8)
+            ),
+        )
+        if img.width * img.height > params.max_pixels:
+            raise DecodeError(
+                f"image too large: {img.width}x{img.height} exceeds max_pixels={params.max_pixels}"
+            )
+        rec["pixel_hash"] = pixel_hash(img)
+        # Materialise the small thumbnail once: it is both saved and returned.
+        thumb = make_thumbnail(path, fmt, params.thumb_size).copy_memory()
+        data = thumb.jpegsave_buffer(Q=params.thumb_quality, keep="none")
+        with atomic_open(thumb_path, "wb") as fh:
+            fh.write(data)
+        rec["thumb_w"], rec["thumb_h"] = thumb.width, thumb.height
+        return rec, vips_to_numpy(thumb)
+    except DecodeError as exc:
+        rec.update(status="error", error=str(exc))
+    except pyvips.Error as exc:
+        rec.update(status="error", error=f"decode failed: {_vips_message(exc)}")
+    except (OSError, MemoryError, ValueError) as exc:
+        rec.update(status="error", error=f"{type(exc).__name__}: {exc}")
+    rec["pixel_hash"] = None if rec["status"] == "error" else rec["pixel_hash"]
+    return rec, None

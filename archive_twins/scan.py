@@ -1,0 +1,149 @@
+"""Walk the archive once, classify files and write one manifest per shard.
+
+The manifests are the only thing the Snakemake DAG depends on: a shard's manifest
+is rewritten only when a file in that shard appears, changes (size or mtime) or
+disappears, so Snakemake reruns exactly the shards touched by a change.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .util import shard_of, write_text_if_changed
+
+IMAGE_EXT = re.compile(r"\.(tiff?|jpe?g|png)$", re.IGNORECASE)
+
+
+@dataclass
+class ScanResult:
+    """Everything found under the archive root."""
+
+    images: list[dict] = field(default_factory=list)
+    skipped: list[dict] = field(default_factory=list)
+
+
+def is_image_name(name: str) -> bool:
+    """True for the contract's image extensions in any case (also `.tif.tif`)."""
+    return IMAGE_EXT.search(name) is not None
+
+
+def scan_archive(root: str | os.PathLike, follow_symlinks: bool = False) -> ScanResult:
+    """List image files (path, size, mtime) and skipped entries with reasons.
+
+    Directory symlinks are not followed unless asked, so a symlink loop cannot hang
+    the scan; unreadable directories are reported instead of aborting.
+    """
+    root = os.fspath(root)
+    result = ScanResult()
+    seen_dirs: set[tuple[int, int]] = set()
+    stack = [""]
+    while stack:
+        rel_dir = stack.pop()
+        abs_dir = os.path.join(root, rel_dir) if rel_dir else root
+        try:
+            st = os.stat(abs_dir)
+            if (st.st_dev, st.st_ino) in seen_dirs:
+                result.skipped.append(
+                    {"filename": rel_dir, "size_bytes": None, "reason": "directory loop"}
+                )
+                continue
+            seen_dirs.add((st.st_dev, st.st_ino))
+            entries = list(os.scandir(abs_dir))
+        except OSError as exc:
+            result.skipped.append(
+                {
+                    "filename": rel_dir or ".",
+                    "size_bytes": None,
+                    "reason": f"cannot list directory: {exc.strerror or exc}",
+                }
+            )
+            continue
+        for entry in entries:
+            rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
+            try:
+                is_link = entry.is_symlink()
+                is_dir = entry.is_dir(follow_symlinks=follow_symlinks)
+            except OSError as exc:
+                result.skipped.append(
+                    {"filename": rel, "size_bytes": None, "reason": f"cannot stat: {exc}"}
+                )
+                continue
+            if is_dir:
+                stack.append(rel)
+                continue
+            if is_link and entry.is_dir(follow_symlinks=True):
+                result.skipped.append(
+                    {
+                        "filename": rel,
+                        "size_bytes": None,
+                        "reason": "symlink to a directory (not followed)",
+                    }
+                )
+                continue
+            _add_file(result, entry, rel)
+    result.images.sort(key=lambda r: r["path"])
+    result.skipped.sort(key=lambda r: r["filename"])
+    return result
+
+
+def _add_file(result: ScanResult, entry: os.DirEntry, rel: str) -> None:
+    try:
+        st = entry.stat(follow_symlinks=True)
+    except OSError as exc:
+        st = None
+        err = f"cannot stat: {exc.strerror or exc}"
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        if not is_image_name(entry.name):
+            result.skipped.append(
+                {"filename": rel, "size_bytes": None, "reason": "not a regular file"}
+            )
+            return
+        st, err = None, "not a regular file"
+    if not is_image_name(entry.name):
+        result.skipped.append(
+            {
+                "filename": rel,
+                "size_bytes": st.st_size if st else None,
+                "reason": "not an image extension",
+            }
+        )
+        return
+    if st is None:
+        result.images.append({"path": rel, "size": -1, "mtime_ns": 0, "scan_error": err})
+    else:
+        result.images.append({"path": rel, "size": st.st_size, "mtime_ns": st.st_mtime_ns})
+
+
+def write_manifests(scan: ScanResult, outdir: str | os.PathLike, n_shards: int) -> list[int]:
+    """Write `shard-NNNN.jsonl` per shard and `skipped.jsonl`; return changed shards.
+
+    Files are only rewritten when their content changes, keeping mtimes of untouched
+    shards so Snakemake leaves them alone.
+    """
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    buckets: list[list[str]] = [[] for _ in range(n_shards)]
+    for rec in scan.images:
+        buckets[shard_of(rec["path"], n_shards)].append(
+            json.dumps(rec, ensure_ascii=True, sort_keys=True)
+        )
+    changed = []
+    for i, lines in enumerate(buckets):
+        text = "".join(line + "\n" for line in lines)
+        if write_text_if_changed(outdir / manifest_name(i), text):
+            changed.append(i)
+    skipped = "".join(
+        json.dumps(r, ensure_ascii=True, sort_keys=True) + "\n" for r in scan.skipped
+    )
+    write_text_if_changed(outdir / "skipped.jsonl", skipped)
+    return changed
+
+
+def manifest_name(shard: int) -> str:
+    """File name of a shard's manifest."""
+    return f"shard-{shard:04d}.jsonl"

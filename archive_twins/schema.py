@@ -1,0 +1,86 @@
+"""The output contract's tables, in one place for the SQLite writer, JSON and tests."""
+
+from __future__ import annotations
+
+# (table, [(column, sqlite type)], extra DDL) in the order they are written.
+TABLES: dict[str, list[tuple[str, str]]] = {
+    "fileid_to_filename_map": [
+        ("file_id", "INTEGER PRIMARY KEY"),
+        ("filename", "TEXT UNIQUE NOT NULL"),
+    ],
+    "files": [
+        ("file_id", "INTEGER PRIMARY KEY"),
+        ("filename", "TEXT NOT NULL"),
+        ("size_bytes", "INTEGER"),
+        ("sha256", "TEXT"),
+        ("format", "TEXT"),
+        ("width", "INTEGER"),
+        ("height", "INTEGER"),
+        ("n_pages", "INTEGER"),
+        ("bits_per_sample", "INTEGER"),
+        ("bands", "INTEGER"),
+        ("status", "TEXT NOT NULL"),
+        ("error", "TEXT"),
+        ("interpretation", "TEXT"),
+        ("pixel_hash", "TEXT"),
+        ("mtime_ns", "INTEGER"),
+        ("thumb", "TEXT"),
+        ("thumb_w", "INTEGER"),
+        ("thumb_h", "INTEGER"),
+    ],
+    "identical_list": [("identical_set_id", "INTEGER NOT NULL"), ("file_id", "INTEGER NOT NULL")],
+    "identical_list_stat": [("set_size", "INTEGER NOT NULL"), ("set_count", "INTEGER NOT NULL")],
+    "same_pixels_list": [
+        ("same_pixels_set_id", "INTEGER NOT NULL"),
+        ("file_id", "INTEGER NOT NULL"),
+    ],
+    "copy_pairs": [
+        ("file_id1", "INTEGER NOT NULL"),
+        ("file_id2", "INTEGER NOT NULL"),
+        ("kind", "TEXT NOT NULL"),
+        ("scale", "REAL"),
+        ("angle", "REAL"),
+        ("mirrored", "INTEGER"),
+        ("crop_x", "REAL"),
+        ("crop_y", "REAL"),
+        ("crop_w", "REAL"),
+        ("crop_h", "REAL"),
+        ("homography", "TEXT"),
+        ("inliers", "INTEGER"),
+        ("score", "REAL"),
+    ],
+    "transform_resize": [
+        ("file_id1", "INTEGER NOT NULL"),
+        ("file_id2", "INTEGER NOT NULL"),
+        ("transform_parameter", "REAL"),
+    ],
+    "transform_rotate90i": [
+        ("file_id1", "INTEGER NOT NULL"),
+        ("file_id2", "INTEGER NOT NULL"),
+        ("transform_parameter", "REAL"),
+    ],
+    "transform_other": [
+        ("file_id1", "INTEGER NOT NULL"),
+        ("file_id2", "INTEGER NOT NULL"),
+        ("transform_parameter", "REAL"),
+    ],
+    "transform_list_stat": [("transform", "TEXT NOT NULL"), ("count", "INTEGER NOT NULL")],
+    # Beyond the contract: what the scan skipped, and how this result was made.
+    "skipped_files": [("filename", "TEXT NOT NULL"), ("size_bytes", "INTEGER"), ("reason", "TEXT")],
+    "run_info": [("key", "TEXT PRIMARY KEY"), ("value", "TEXT")],
+}
+
+COPY_KINDS = ("resize", "rotate90i", "other")
+
+INDEXES = [
+    "CREATE INDEX idx_files_sha256 ON files(sha256)",
+    "CREATE INDEX idx_identical_file ON identical_list(file_id)",
+    "CREATE INDEX idx_same_pixels_file ON same_pixels_list(file_id)",
+    "CREATE INDEX idx_copy_pairs_1 ON copy_pairs(file_id1)",
+    "CREATE INDEX idx_copy_pairs_2 ON copy_pairs(file_id2)",
+]
+
+
+def columns(table: str) -> list[str]:
+    """Column names of a contract table, in order."""
+    return [c for c, _ in TABLES[table]]

@@ -1,0 +1,143 @@
+"""Process one shard of the archive: the per-file stage of the workflow.
+
+Work is skipped at two levels so that reruns cost work proportional to the change:
+1. a file whose (path, size, mtime) is unchanged since the shard's previous output
+   keeps its record without being read at all;
+2. a new or changed file is read once for its sha256; if a file with the same bytes
+   was decoded before (anywhere in the archive), its decode results are reused from
+   the content store, so byte copies are decoded once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .decode import DecodeParams, analyse, sha256_file
+from .util import atomic_open, display_name, read_jsonl, write_jsonl
+
+log = logging.getLogger("archive_twins.shard")
+
+DECODE_KEYS = (
+    "format",
+    "width",
+    "height",
+    "n_pages",
+    "bits_per_sample",
+    "bands",
+    "interpretation",
+    "pixel_hash",
+    "thumb_w",
+    "thumb_h",
+    "status",
+    "error",
+)
+
+
+@dataclass
+class ShardStats:
+    """Counts a rerun is judged by: how many files were read and decoded."""
+
+    files: int = 0
+    unchanged: int = 0
+    hashed: int = 0
+    decoded: int = 0
+    content_reused: int = 0
+    errors: int = 0
+    decoded_paths: list[str] = field(default_factory=list)
+
+
+def content_paths(store: Path, sha: str) -> tuple[Path, Path]:
+    """Thumbnail and decode-record paths of a content hash in the store."""
+    base = store / sha[:2] / sha
+    return base.with_suffix(".jpg"), base.with_suffix(".json")
+
+
+def _load_content(store: Path, sha: str, fp: str) -> dict | None:
+    thumb, meta = content_paths(store, sha)
+    try:
+        rec = json.loads(meta.read_text(encoding="ascii"))
+    except (FileNotFoundError, ValueError):
+        return None
+    if rec.get("params") != fp or (rec.get("status") == "ok" and not thumb.exists()):
+        return None
+    return rec
+
+
+def process_shard(
+    manifest: str | os.PathLike,
+    output: str | os.PathLike,
+    archive: str | os.PathLike,
+    store: str | os.PathLike,
+    params: DecodeParams,
+) -> ShardStats:
+    """Bring `output` (JSON lines, one record per manifest entry) up to date."""
+    archive, store = Path(archive), Path(store)
+    fp = params.fingerprint()
+    previous = {r["path"]: r for r in read_jsonl(output) if r.get("params") == fp}
+    stats = ShardStats()
+    rows = []
+    for entry in read_jsonl(manifest):
+        stats.files += 1
+        path = entry["path"]
+        old = previous.get(path)
+        if (
+            old is not None
+            and old["size_bytes"] == entry["size"]
+            and old["mtime_ns"] == entry["mtime_ns"]
+            and "scan_error" not in entry
+            and (old["status"] != "ok" or content_paths(store, old["sha256"])[0].exists())
+        ):
+            stats.unchanged += 1
+            rows.append(old)
+            stats.errors += old["status"] == "error"
+            continue
+        rec = _process_file(archive, store, entry, params, stats)
+        stats.errors += rec["status"] == "error"
+        rows.append(rec)
+    write_jsonl(output, rows)
+    return stats
+
+
+def _process_file(
+    archive: Path, store: Path, entry: dict, params: DecodeParams, stats: ShardStats
+) -> dict:
+    fp = params.fingerprint()
+    path = entry["path"]
+    rec = {
+        "path": path,
+        "filename": display_name(path),
+        "size_bytes": entry["size"] if entry["size"] >= 0 else None,
+        "mtime_ns": entry["mtime_ns"],
+        "sha256": None,
+        "params": fp,
+        **{k: None for k in DECODE_KEYS},
+    }
+    if "scan_error" in entry:
+        rec.update(status="error", error=entry["scan_error"])
+        return rec
+    abspath = os.fspath(archive / path)
+    try:
+        rec["sha256"] = sha256_file(abspath)
+        stats.hashed += 1
+    except OSError as exc:
+        rec.update(status="error", error=f"cannot read: {exc.strerror or exc}")
+        return rec
+    sha = rec["sha256"]
+    cached = _load_content(store, sha, fp)
+    if cached is not None:
+        stats.content_reused += 1
+        rec.update({k: cached.get(k) for k in DECODE_KEYS})
+        return rec
+    thumb_path, meta_path = content_paths(store, sha)
+    log.info("decode %s", display_name(path))
+    decoded, _pixels = analyse(abspath, os.fspath(thumb_path), params)
+    stats.decoded += 1
+    stats.decoded_paths.append(display_name(path))
+    rec.update(decoded)
+    with atomic_open(meta_path, "w", encoding="ascii") as fh:
+        json.dump({**decoded, "params": fp}, fh, sort_keys=True)
+    return rec

@@ -1,0 +1,84 @@
+"""Small helpers shared by every stage: atomic writes and stable keys."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike, mode: str = "w", **kw: Any) -> Iterator[IO]:
+    """Write to a temporary file beside `path` and rename it into place.
+
+    An interrupted job never leaves a half-written output that a rerun could mistake
+    for a finished one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode, **kw) as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def write_text_if_changed(path: str | os.PathLike, text: str) -> bool:
+    """Atomically write `text` unless the file already holds it; keeps mtimes stable.
+
+    Snakemake decides reruns by mtime, so rewriting an unchanged manifest would
+    trigger needless work.
+    """
+    path = Path(path)
+    try:
+        if path.read_text(encoding="utf-8") == text:
+            return False
+    except (FileNotFoundError, UnicodeDecodeError):
+        pass
+    with atomic_open(path, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    return True
+
+
+def write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> None:
+    """Atomically write rows as JSON lines (ASCII-escaped so any filename survives)."""
+    with atomic_open(path, "w", encoding="ascii") as fh:
+        for row in rows:
+            fh.write(json.dumps(row, ensure_ascii=True, sort_keys=True))
+            fh.write("\n")
+
+
+def read_jsonl(path: str | os.PathLike) -> list[dict]:
+    """Read JSON lines written by `write_jsonl`; a missing file reads as empty."""
+    try:
+        with open(path, encoding="ascii") as fh:
+            return [json.loads(line) for line in fh if line.strip()]
+    except FileNotFoundError:
+        return []
+
+
+def path_key(relpath: str) -> str:
+    """Stable 64-bit hex key of a relative path (shard assignment, file identity)."""
+    raw = relpath.encode("utf-8", "surrogateescape")
+    return hashlib.sha1(raw).hexdigest()[:16]
+
+
+def shard_of(relpath: str, n_shards: int) -> int:
+    """Shard of a path: depends only on the path, so adding a file touches one shard."""
+    return int(path_key(relpath), 16) % n_shards
+
+
+def display_name(relpath: str) -> str:
+    """Filename as valid UTF-8 text, even for names that are not valid UTF-8 on disk."""
+    return relpath.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")

@@ -1,0 +1,23 @@
+# duckdb aggregation: every shard's records -> archive.sqlite and json/.
+
+
+rule aggregate:
+    input:
+        records=expand(f"{RESULTS}/shards/shard-{{shard}}.jsonl", shard=SHARDS),
+        skipped=f"{RESULTS}/manifest/skipped.jsonl",
+    output:
+        sqlite=f"{RESULTS}/archive.sqlite",
+        json=directory(f"{RESULTS}/json"),
+        registry=update(f"{RESULTS}/state/file_ids.json"),
+    log:
+        f"{RESULTS}/logs/aggregate/aggregate.log",
+    params:
+        archive=ARCHIVE,
+        shards=N_SHARDS,
+    threads: 1
+    resources:
+        **rule_resources("aggregate"),
+    conda:
+        "../envs/archive-twins.yaml"
+    script:
+        "../scripts/aggregate.py"

@@ -1,0 +1,23 @@
+# Per-shard stage: sha256, libvips decode of page 0, pixel hash, facts, thumbnail.
+
+
+rule decode_shard:
+    input:
+        manifest=f"{RESULTS}/manifest/shard-{{shard}}.jsonl",
+    output:
+        records=update(f"{RESULTS}/shards/shard-{{shard}}.jsonl"),
+    log:
+        f"{RESULTS}/logs/decode_shard/{{shard}}.log",
+    params:
+        archive=ARCHIVE,
+        store=f"{RESULTS}/thumbs",
+        thumb_size=config["thumb_size"],
+        thumb_quality=config["thumb_quality"],
+        max_pixels=config["max_pixels"],
+    threads: 1
+    resources:
+        **rule_resources("decode_shard"),
+    conda:
+        "../envs/archive-twins.yaml"
+    script:
+        "../scripts/decode_shard.py"

@@ -1,0 +1,9 @@
+"""Snakemake script: aggregate shard records into archive.sqlite and json/."""
+
+import sys
+
+sys.path.insert(0, snakemake.scriptdir + "/..")
+
+from archive_twins.cli import run_aggregate  # noqa: E402
+
+run_aggregate(snakemake)
