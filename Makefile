@@ -26,7 +26,7 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/snakefmt --check Snakefile rules
-	$(BIN)/snakemake --lint --config archive=tests/data/lint-archive results=/tmp/archive-twins-lint
+	$(BIN)/python -m pytest -q tests/test_lint.py
 
 bench: $(VENV)/.installed
 	$(BIN)/python bench/run_all.py

@@ -4,7 +4,6 @@ Run with `snakemake --cores N` (defaults in config.yaml) or
 `snakemake --cores N --config archive=DIR results=DIR`.
 """
 
-
 from snakemake.utils import min_version, validate
 
 min_version("9.0")

@@ -102,9 +102,7 @@ def build_tables(
     con.execute("CREATE TABLE f AS SELECT fid.file_id, rec.* FROM rec JOIN fid USING (path)")
 
     t: dict[str, list[tuple]] = {}
-    t["fileid_to_filename_map"] = _query(
-        con, "SELECT file_id, filename FROM f ORDER BY file_id"
-    )
+    t["fileid_to_filename_map"] = _query(con, "SELECT file_id, filename FROM f ORDER BY file_id")
     t["files"] = _query(
         con,
         """SELECT file_id, filename, size_bytes, sha256, format, width, height, n_pages,

@@ -66,7 +66,8 @@ def loader_format(path: str) -> str:
     pointer = pyvips.vips_lib.vips_foreign_find_load_source(source.pointer)
     if pointer == pyvips.ffi.NULL:
         pyvips.vips_lib.vips_error_clear()
-        raise DecodeError(f"not a recognised image format{_sniff(path)}")
+        why = _sniff(path)
+        raise DecodeError(why if why.startswith("not a") else f"decode failed: {why}")
     loader = pyvips.ffi.string(pointer).decode()
     name = loader.removeprefix("VipsForeignLoad").lower()
     for suffix in ("file", "source", "buffer"):
@@ -78,6 +79,14 @@ def loader_format(path: str) -> str:
     return name
 
 
+IMAGE_MAGIC = {
+    b"II*\x00": "TIFF",
+    b"MM\x00*": "TIFF",
+    b"II+\x00": "BigTIFF",
+    b"MM\x00+": "BigTIFF",
+    b"\xff\xd8\xff": "JPEG",
+    b"\x89PNG": "PNG",
+}
 MAGIC = {
     b"%PDF": "PDF document",
     b"PK\x03\x04": "ZIP container (e.g. docx/xlsx)",
@@ -94,10 +103,13 @@ def _sniff(path: str) -> str:
             head = fh.read(16)
     except OSError:
         return ""
+    for magic, what in IMAGE_MAGIC.items():
+        if head.startswith(magic):
+            return f"{what} signature but no readable image (truncated or corrupt)"
     for magic, what in MAGIC.items():
         if head.startswith(magic):
-            return f" (content looks like a {what})"
-    return ""
+            return f"not a recognised image format (content looks like a {what})"
+    return "not a recognised image format"
 
 
 def _vips_message(exc: Exception) -> str:

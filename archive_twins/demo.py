@@ -151,7 +151,9 @@ def build_demo_archive(root: str | os.PathLike) -> dict:
 
     # The same master re-saved with a new XMP date or deflate compression: same pixels, other bytes.
     save_museum_tiff(
-        to16(masters["chelsea"]), tmp / "masters" / "chelsea_resaved.TIF", xmp_date="2023-11-05T09:30:00"
+        to16(masters["chelsea"]),
+        tmp / "masters" / "chelsea_resaved.TIF",
+        xmp_date="2023-11-05T09:30:00",
     )
     save_museum_tiff(
         to16(masters["chelsea"]), tmp / "masters" / "chelsea_deflate.tif.tif", compression="zlib"

@@ -137,9 +137,7 @@ def write_manifests(scan: ScanResult, outdir: str | os.PathLike, n_shards: int) 
         text = "".join(line + "\n" for line in lines)
         if write_text_if_changed(outdir / manifest_name(i), text):
             changed.append(i)
-    skipped = "".join(
-        json.dumps(r, ensure_ascii=True, sort_keys=True) + "\n" for r in scan.skipped
-    )
+    skipped = "".join(json.dumps(r, ensure_ascii=True, sort_keys=True) + "\n" for r in scan.skipped)
     write_text_if_changed(outdir / "skipped.jsonl", skipped)
     return changed
 

@@ -11,13 +11,13 @@ rule aggregate:
         registry=update(f"{RESULTS}/state/file_ids.json"),
     log:
         f"{RESULTS}/logs/aggregate/aggregate.log",
-    params:
-        archive=ARCHIVE,
-        shards=N_SHARDS,
+    conda:
+        "../envs/archive-twins.yaml"
     threads: 1
     resources:
         **rule_resources("aggregate"),
-    conda:
-        "../envs/archive-twins.yaml"
+    params:
+        archive=ARCHIVE,
+        shards=N_SHARDS,
     script:
         "../scripts/aggregate.py"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 sys.path.insert(0, workflow.basedir)
 
-from archive_twins.scan import manifest_name, scan_archive, write_manifests  # noqa: E402
+from archive_twins.scan import scan_archive, write_manifests
 
 ARCHIVE = config["archive"]
 RESULTS = config["results"].rstrip("/")

@@ -8,16 +8,16 @@ rule decode_shard:
         records=update(f"{RESULTS}/shards/shard-{{shard}}.jsonl"),
     log:
         f"{RESULTS}/logs/decode_shard/{{shard}}.log",
+    conda:
+        "../envs/archive-twins.yaml"
+    threads: 1
+    resources:
+        **rule_resources("decode_shard"),
     params:
         archive=ARCHIVE,
         store=f"{RESULTS}/thumbs",
         thumb_size=config["thumb_size"],
         thumb_quality=config["thumb_quality"],
         max_pixels=config["max_pixels"],
-    threads: 1
-    resources:
-        **rule_resources("decode_shard"),
-    conda:
-        "../envs/archive-twins.yaml"
     script:
         "../scripts/decode_shard.py"

@@ -1,0 +1,89 @@
+"""Shared helpers: run the real workflow in a temporary directory and read its tables."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from archive_twins.schema import TABLES  # noqa: E402
+
+
+def run_workflow(
+    archive: Path,
+    workdir: Path,
+    *,
+    shards: int = 3,
+    cores: int = 2,
+    extra: list[str] | None = None,
+    check: bool = True,
+) -> subprocess.CompletedProcess:
+    """`snakemake --cores N --config archive=... results=...` in its own working dir."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(REPO / "config.yaml"),
+        "--cores",
+        str(cores),
+        "--config",
+        f"archive={archive}",
+        f"results={workdir / 'results'}",
+        f"shards={shards}",
+        *(extra or []),
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ})
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stderr[-6000:]}")
+    return proc
+
+
+def row_key(row: tuple) -> tuple:
+    """Sort key for rows whose columns may hold None."""
+    return tuple((v is None, v if v is not None else 0) for v in row)
+
+
+def read_tables(sqlite_path: Path) -> dict[str, list[tuple]]:
+    """Every contract table as a list of row tuples, in a canonical order."""
+    con = sqlite3.connect(sqlite_path)
+    try:
+        out = {}
+        for name in TABLES:
+            out[name] = sorted(con.execute(f'SELECT * FROM "{name}"').fetchall(), key=row_key)
+        return out
+    finally:
+        con.close()
+
+
+def read_json_tables(json_dir: Path) -> dict[str, list[dict]]:
+    """The JSON deliverable, one list of objects per table."""
+    return {p.stem: json.loads(p.read_text()) for p in sorted(json_dir.glob("*.json"))}
+
+
+def shard_stats(results: Path) -> list[dict]:
+    """The STATS lines the decode_shard jobs of the last runs logged."""
+    stats = []
+    for log in sorted((results / "logs" / "decode_shard").glob("*.log")):
+        for line in log.read_text().splitlines():
+            if " STATS " in line:
+                stats.append(json.loads(line.split(" STATS ", 1)[1]))
+    return stats
+
+
+@pytest.fixture(scope="session")
+def repo() -> Path:
+    return REPO

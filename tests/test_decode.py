@@ -1,0 +1,140 @@
+"""libvips decoding: page 0 only, every pixel type to 8-bit sRGB, clear errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import pyvips
+
+from archive_twins.decode import DecodeParams, analyse, sha256_file
+from archive_twins.demo import photo, save, save_museum_tiff, to16
+
+P = DecodeParams(thumb_size=256)
+
+
+def run(path, tmp_path):
+    return analyse(str(path), str(tmp_path / "thumb.jpg"), P)
+
+
+def test_16bit_two_page_tiff_uses_page0(tmp_path):
+    arr = photo("chelsea")
+    path = save_museum_tiff(to16(arr), tmp_path / "m.tif", thumb_px=64)
+    rec, px = run(path, tmp_path)
+    assert rec["status"] == "ok", rec
+    assert (rec["width"], rec["height"], rec["n_pages"], rec["bits_per_sample"]) == (
+        451,
+        300,
+        2,
+        16,
+    )
+    assert px.dtype == np.uint8 and px.shape == (170, 256, 3)
+    # 16-bit -> 8-bit keeps the photograph: compare with a plain resize of the 8-bit source
+    ref = pyvips.Image.new_from_array(arr).thumbnail_image(256).numpy()
+    assert np.abs(px.astype(int) - ref.astype(int)).mean() < 3
+
+
+def test_pixel_hash_ignores_compression_and_metadata(tmp_path):
+    arr = to16(photo("coffee"))
+    a, _ = run(save_museum_tiff(arr, tmp_path / "a.tif", xmp_date="2001-01-01T00:00:00"), tmp_path)
+    b, _ = run(save_museum_tiff(arr, tmp_path / "b.tif", compression="zlib"), tmp_path)
+    c, _ = run(save_museum_tiff(arr[::-1].copy(), tmp_path / "c.tif"), tmp_path)
+    assert a["pixel_hash"] == b["pixel_hash"] != c["pixel_hash"]
+    assert sha256_file(str(tmp_path / "a.tif")) != sha256_file(str(tmp_path / "b.tif"))
+
+
+def test_png_from_decoded_jpeg_has_same_pixels(tmp_path):
+    jpg = save(photo("rocket"), tmp_path / "r.jpg", Q=70)
+    decoded = pyvips.Image.new_from_file(str(jpg)).numpy()
+    png = save(decoded, tmp_path / "r.png")
+    assert run(jpg, tmp_path)[0]["pixel_hash"] == run(png, tmp_path)[0]["pixel_hash"]
+
+
+@pytest.mark.parametrize("kind", ["cmyk", "rgba", "palette", "grey16", "grey8", "bilevel", "lab"])
+def test_pixel_types_become_srgb8(tmp_path, kind):
+    src = pyvips.Image.new_from_array(photo("astronaut")).copy(interpretation="srgb")
+    path = tmp_path / f"{kind}.tif"
+    if kind == "cmyk":
+        src.icc_transform("cmyk").tiffsave(str(path))
+    elif kind == "rgba":
+        path = tmp_path / "rgba.png"
+        src.bandjoin(255).pngsave(str(path))
+    elif kind == "palette":
+        path = tmp_path / "pal.png"
+        src.pngsave(str(path), palette=True)
+    elif kind == "grey16":
+        path = tmp_path / "g16.png"
+        src.colourspace("grey16").pngsave(str(path))
+    elif kind == "grey8":
+        src.colourspace("b-w").tiffsave(str(path))
+    elif kind == "bilevel":
+        (src.colourspace("b-w") > 128).tiffsave(str(path), bitdepth=1)
+    elif kind == "lab":
+        src.colourspace("lab").tiffsave(str(path))
+    rec, px = run(path, tmp_path)
+    assert rec["status"] == "ok", rec
+    assert px.dtype == np.uint8 and px.shape == (256, 256, 3)
+    ref = src.thumbnail_image(256).numpy().astype(int)
+    diff = np.abs(px.astype(int) - ref).mean()
+    # bilevel and palette lose detail; everything else is close to the sRGB original
+    assert diff < (60 if kind in {"bilevel"} else 25), (kind, diff)
+    thumb = pyvips.Image.new_from_file(str(tmp_path / "thumb.jpg"))
+    assert thumb.bands == 3 and thumb.interpretation == "srgb"
+
+
+def test_transparent_png_is_flattened_on_white(tmp_path):
+    arr = np.zeros((50, 80, 4), np.uint8)
+    path = save(arr, tmp_path / "clear.png")
+    _, px = run(path, tmp_path)
+    assert px.min() == 255
+
+
+@pytest.mark.parametrize(
+    "content, pattern",
+    [
+        (b"", "empty file (0 bytes)"),
+        (b"%PDF-1.4\n%%EOF\n", "not a recognised image format (content looks like a PDF document)"),
+        (b"PK\x03\x04" + b"\0" * 40, "not a recognised image format (content looks like a ZIP"),
+        (b"hello, not an image", "not a recognised image format"),
+    ],
+)
+def test_non_images_have_clear_errors(tmp_path, content, pattern):
+    path = tmp_path / "x.tif"
+    path.write_bytes(content)
+    rec, px = run(path, tmp_path)
+    assert rec["status"] == "error" and px is None
+    assert rec["error"].startswith(pattern)
+
+
+def test_truncated_jpeg_and_tiff_fail(tmp_path):
+    jpg = save(photo("astronaut"), tmp_path / "a.jpg")
+    tif = save(photo("astronaut"), tmp_path / "a.tif")
+    for p in (jpg, tif):
+        data = p.read_bytes()
+        p.write_bytes(data[: len(data) // 2])
+        rec, _ = run(p, tmp_path)
+        assert rec["status"] == "error", p
+        assert rec["error"].startswith("decode failed"), rec["error"]
+        assert not (tmp_path / "thumb.jpg").exists()
+
+
+def test_declared_size_bomb_is_refused_without_decoding(tmp_path):
+    path = tmp_path / "bomb.png"
+    pyvips.Image.black(4000, 3000).pngsave(str(path))
+    rec, _ = analyse(str(path), str(tmp_path / "t.jpg"), DecodeParams(max_pixels=10_000_000))
+    assert rec["status"] == "error"
+    assert rec["error"] == "image too large: 4000x3000 exceeds max_pixels=10000000"
+    assert (rec["width"], rec["height"]) == (4000, 3000)
+
+
+def test_brackets_in_filenames_are_not_load_options(tmp_path):
+    path = save(photo("coins"), tmp_path / "box[2].png")
+    rec, _ = run(path, tmp_path)
+    assert rec["status"] == "ok" and rec["width"] == 384
+
+
+def test_wrong_extension_reports_real_format(tmp_path):
+    png = save(photo("moon"), tmp_path / "m.png")
+    path = tmp_path / "really_png.jpg"
+    path.write_bytes(png.read_bytes())
+    rec, _ = run(path, tmp_path)
+    assert rec["status"] == "ok" and rec["format"] == "png"
