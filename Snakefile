@@ -17,6 +17,7 @@ validate(config, "schemas/config.schema.yaml")
 
 include: "rules/common.smk"
 include: "rules/decode.smk"
+include: "rules/match.smk"
 include: "rules/aggregate.smk"
 
 

@@ -88,6 +88,7 @@ def build_tables(
     skipped: str | os.PathLike,
     registry: str | os.PathLike,
     info: dict[str, str],
+    pair_files: Sequence[str] = (),
 ) -> tuple[dict[str, list[tuple]], dict]:
     """Compute every contract table as rows; also return the updated id registry."""
     con = duckdb.connect()
@@ -136,8 +137,16 @@ def build_tables(
            SELECT dense_rank() OVER (ORDER BY g.first), f.file_id
            FROM g JOIN f USING (pixel_hash) ORDER BY 1, 2""",
     )
-    for name in ("copy_pairs", "transform_resize", "transform_rotate90i", "transform_other"):
-        t[name] = []
+    # Copies are found between distinct rasters (pixel hashes); each is reported once,
+    # between the lowest file_ids holding those rasters.
+    rep = dict(
+        _query(
+            con,
+            """SELECT pixel_hash, min(file_id) FROM f
+               WHERE status = 'ok' AND pixel_hash IS NOT NULL GROUP BY pixel_hash""",
+        )
+    )
+    t.update(copy_tables(load_copies(pair_files), rep))
     t["transform_list_stat"] = [
         (kind, sum(1 for r in t["copy_pairs"] if r[2] == kind)) for kind in COPY_KINDS
     ]
@@ -147,6 +156,53 @@ def build_tables(
     ]
     t["run_info"] = sorted(info.items())
     return t, {"next_id": next_id, "ids": ids}
+
+
+def load_copies(pair_files: Sequence[str]) -> list[dict]:
+    """Verified copies from the matching jobs, one per unordered pair of rasters."""
+    seen: dict[frozenset, dict] = {}
+    for path in sorted(pair_files):
+        for verdict in _read_jsonl_plain(path):
+            c = verdict.get("copy")
+            if c is not None:
+                seen.setdefault(frozenset((c["key1"], c["key2"])), c)
+    return list(seen.values())
+
+
+def copy_tables(copies: list[dict], rep: dict[str, int]) -> dict[str, list[tuple]]:
+    """copy_pairs and the per-kind transform tables, keyed by representative file_ids."""
+    rows = []
+    for c in copies:
+        if c["key1"] not in rep or c["key2"] not in rep:
+            continue  # a raster that disappeared since the matching job ran
+        rows.append(
+            (
+                rep[c["key1"]],
+                rep[c["key2"]],
+                c["kind"],
+                c["scale"],
+                c["angle"],
+                int(c["mirrored"]),
+                c["crop_x"],
+                c["crop_y"],
+                c["crop_w"],
+                c["crop_h"],
+                c["homography"],
+                c["inliers"],
+                c["score"],
+                c.get("method"),
+                c.get("area_fraction"),
+                int(bool(c.get("colour_change"))),
+            )
+        )
+    rows.sort()
+    param = {"resize": 3, "rotate90i": 4}
+    out: dict[str, list[tuple]] = {"copy_pairs": rows}
+    for kind in COPY_KINDS:
+        out[f"transform_{kind}"] = [
+            (r[0], r[1], r[param[kind]] if kind in param else r[14]) for r in rows if r[2] == kind
+        ]
+    return out
 
 
 def _read_jsonl_plain(path: str | os.PathLike) -> list[dict]:
@@ -203,9 +259,10 @@ def aggregate(
     sqlite_out: str | os.PathLike,
     json_out: str | os.PathLike,
     info: dict[str, str],
+    pair_files: Sequence[str] = (),
 ) -> dict[str, list[tuple]]:
     """Build the deliverables; the id registry is updated last, after both are in place."""
-    tables, reg = build_tables(shard_records, skipped, registry, info)
+    tables, reg = build_tables(shard_records, skipped, registry, info, pair_files)
     write_sqlite(tables, sqlite_out)
     write_json(tables, json_out)
     with atomic_open(registry, "w", encoding="ascii") as fh:

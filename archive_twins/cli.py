@@ -58,7 +58,27 @@ def run_aggregate(smk: Any) -> None:
         smk.output.sqlite,
         smk.output.json,
         info,
+        list(smk.input.pairs),
     )
     counts = {name: len(rows) for name, rows in tables.items()}
     log.info("tables %s", json.dumps(counts, sort_keys=True))
     log.info("done in %.2f s", time.perf_counter() - t0)
+
+
+def run_match(smk: Any) -> None:
+    """Rule match_block."""
+    from .match import MatchParams, run_match_block
+
+    log = _logging(smk.log[0])
+    t0 = time.perf_counter()
+    b1, b2 = smk.wildcards.b1, smk.wildcards.b2
+    stats = run_match_block(
+        list(smk.input.a),
+        list(smk.input.b),
+        b1 == b2,
+        smk.output.pairs,
+        smk.params.store,
+        MatchParams(max_hamming=int(smk.params.max_hamming)),
+    )
+    stats["seconds"] = round(time.perf_counter() - t0, 3)
+    log.info("STATS %s", json.dumps(stats, sort_keys=True))

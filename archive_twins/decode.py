@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyvips
 
+from .hashing import dihedral_phashes
 from .util import atomic_open
 
 # libvips keeps recently used images in a cache; with 100 MB TIFFs that only costs memory.
@@ -47,7 +48,7 @@ class DecodeParams:
 
     def fingerprint(self) -> str:
         """Short stable id of these settings, stored with cached results."""
-        raw = f"v1:{self.thumb_size}:{self.thumb_quality}:{self.max_pixels}"
+        raw = f"v2:{self.thumb_size}:{self.thumb_quality}:{self.max_pixels}"
         return hashlib.sha1(raw.encode()).hexdigest()[:12]
 
 
@@ -218,6 +219,7 @@ def analyse(path: str, thumb_path: str, params: DecodeParams) -> tuple[dict, np.
         "pixel_hash": None,
         "thumb_w": None,
         "thumb_h": None,
+        "phash": None,
         "status": "ok",
         "error": None,
     }
@@ -253,7 +255,9 @@ def analyse(path: str, thumb_path: str, params: DecodeParams) -> tuple[dict, np.
         with atomic_open(thumb_path, "wb") as fh:
             fh.write(data)
         rec["thumb_w"], rec["thumb_h"] = thumb.width, thumb.height
-        return rec, vips_to_numpy(thumb)
+        pixels = vips_to_numpy(thumb)
+        rec["phash"] = dihedral_phashes(pixels)
+        return rec, pixels
     except DecodeError as exc:
         rec.update(status="error", error=str(exc))
     except pyvips.Error as exc:

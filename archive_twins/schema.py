@@ -48,6 +48,9 @@ TABLES: dict[str, list[tuple[str, str]]] = {
         ("homography", "TEXT"),
         ("inliers", "INTEGER"),
         ("score", "REAL"),
+        ("method", "TEXT"),
+        ("area_fraction", "REAL"),
+        ("colour_change", "INTEGER"),
     ],
     "transform_resize": [
         ("file_id1", "INTEGER NOT NULL"),

@@ -32,6 +32,7 @@ DECODE_KEYS = (
     "pixel_hash",
     "thumb_w",
     "thumb_h",
+    "phash",
     "status",
     "error",
 )

@@ -10,12 +10,15 @@ from pathlib import Path
 
 sys.path.insert(0, workflow.basedir)
 
+from archive_twins.match import shards_of_block
 from archive_twins.scan import scan_archive, write_manifests
 
 ARCHIVE = config["archive"]
 RESULTS = config["results"].rstrip("/")
 N_SHARDS = int(config["shards"])
 SHARDS = [f"{i:04d}" for i in range(N_SHARDS)]
+N_BLOCKS = min(int(config["match_blocks"]), N_SHARDS)
+BLOCK_PAIRS = [(b1, b2) for b1 in range(N_BLOCKS) for b2 in range(b1, N_BLOCKS)]
 DEMO_ARCHIVE = "demo/archive"
 
 
@@ -24,6 +27,14 @@ def rule_resources(name, **extra):
     res = dict(config["resources"].get(name, {}))
     res.update(extra)
     return res
+
+
+def block_records(block):
+    """Shard record files of a matching block."""
+    return [
+        f"{RESULTS}/shards/shard-{s:04d}.jsonl"
+        for s in shards_of_block(int(block), N_SHARDS, N_BLOCKS)
+    ]
 
 
 if not workflow.remote_exec and not workflow.subprocess_exec:
@@ -44,3 +55,5 @@ if not workflow.remote_exec and not workflow.subprocess_exec:
 
 wildcard_constraints:
     shard=r"\d{4}",
+    b1=r"\d+",
+    b2=r"\d+",

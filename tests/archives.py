@@ -6,6 +6,9 @@ import hashlib
 import zipfile
 from pathlib import Path
 
+import cv2
+import numpy as np
+
 from archive_twins.demo import copy_bytes, photo, save, save_museum_tiff, to16
 
 
@@ -95,3 +98,171 @@ def build_foundation_archive(root: Path) -> dict:
             "bad/zero.tif": r"^empty file \(0 bytes\)$",
         },
     }
+
+
+def studio_shot(obj: np.ndarray, frac: float, seed: int, size=(900, 700)) -> np.ndarray:
+    """An object photograph on a plain studio sweep (light grey, vignetted, a little
+    noise): what museum archives hold by the thousand."""
+    w, h = size
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w]
+    bg = 215 - 40 * (((xx - w / 2) / w) ** 2 + ((yy - h / 2) / h) ** 2)
+    bg = np.stack([bg, bg - 3, bg - 8], -1) + rng.normal(0, 2, (h, w, 3))
+    bg = np.clip(bg, 0, 255).astype(np.uint8)
+    oh, ow = obj.shape[:2]
+    s = np.sqrt(frac * w * h / (oh * ow))
+    o = cv2.resize(obj, (int(ow * s), int(oh * s)), interpolation=cv2.INTER_AREA)
+    y0, x0 = (h - o.shape[0]) // 2, (w - o.shape[1]) // 2
+    bg[y0 : y0 + o.shape[0], x0 : x0 + o.shape[1]] = o
+    return bg
+
+
+def grey(arr: np.ndarray) -> np.ndarray:
+    g = cv2.cvtColor(arr, cv2.COLOR_RGB2GRAY)
+    return np.stack([g] * 3, axis=-1)
+
+
+# (name, orientation, scale, greyscale, extension, save options) relative to the original
+FAMILIES = {
+    "astronaut": (
+        "tif16",
+        [
+            ("jpg_same", 0, 1.0, False, ".jpg", {"Q": 90}),
+            ("half", 0, 0.5, False, ".jpg", {"Q": 85}),
+            ("tenth", 0, 0.1, False, ".png", {}),
+            ("rot90", 1, 0.7, False, ".jpg", {"Q": 85}),
+            ("grey", 0, 0.9, True, ".jpg", {"Q": 85}),
+        ],
+    ),
+    "rocket": (
+        ".jpg",
+        [
+            ("q50", 0, 1.0, False, ".jpg", {"Q": 50}),
+            ("rot180", 2, 1.0, False, ".png", {}),
+            ("rot270_small", 3, 0.3, False, ".jpg", {"Q": 80}),
+            ("mirror", 4, 0.8, False, ".jpg", {"Q": 85}),
+        ],
+    ),
+    "chelsea": (
+        ".png",
+        [
+            ("rot90_mirror", 5, 0.6, False, ".jpg", {"Q": 85}),
+            ("fifth_q50", 0, 0.2, False, ".jpg", {"Q": 50}),
+            ("grey_rot270", 3, 0.8, True, ".tif", {}),
+        ],
+    ),
+    "coffee": (
+        ".tif",
+        [
+            ("forty", 0, 0.4, False, ".tif", {}),
+            ("flip_vertical", 6, 1.0, False, ".jpg", {"Q": 90}),
+        ],
+    ),
+    "hubble_deep_field": (
+        ".jpg",
+        [
+            ("quarter", 0, 0.25, False, ".jpg", {"Q": 80}),
+            ("rot90_half", 1, 0.5, False, ".png", {}),
+        ],
+    ),
+    "immunohistochemistry": (
+        ".png",
+        [
+            ("q50_small", 0, 0.15, False, ".jpg", {"Q": 50}),
+            ("transpose", 7, 0.9, False, ".jpg", {"Q": 90}),
+        ],
+    ),
+}
+
+
+def _expected(p: dict, q: dict) -> dict:
+    """Copy relation between two members of a family, from their known transforms."""
+    from archive_twins.hashing import DIHEDRAL, compose, inverse
+
+    src, dst = (p, q) if p["rank"] >= q["rank"] else (q, p)
+    o = compose(inverse(src["o"]), dst["o"])
+    k, m = DIHEDRAL[o]
+    colour = src["grey"] != dst["grey"]
+    kind = "other" if colour or (k == 0 and m) else ("rotate90i" if k else "resize")
+    return {
+        "file1": src["file"],
+        "file2": dst["file"],
+        "kind": kind,
+        "scale": dst["scale"] / src["scale"],
+        "angle": 90 * k,
+        "mirrored": m,
+    }
+
+
+def build_copies_archive(root: Path) -> dict:
+    """Families of copies of real photographs (resized 0.1-1.0, rotated 90/180/270,
+    mirrored, re-encoded at q50, TIFF->JPEG, greyscale) and hard negatives: different
+    objects on the same studio background, a stereo pair, similar textures.
+
+    Returns the expected copy pairs (every pair within a family).
+    """
+    from archive_twins.hashing import dihedral
+
+    expected = []
+    for name, (orig_fmt, members) in FAMILIES.items():
+        arr = photo(name)
+        h, w = arr.shape[:2]
+        fam = []
+        if orig_fmt == "tif16":
+            path = save_museum_tiff(to16(arr), root / "masters" / f"{name}.tif")
+            bits = 16
+        else:
+            path = save(
+                arr,
+                root / "masters" / f"{name}{orig_fmt}",
+                **({"Q": 95} if orig_fmt == ".jpg" else {}),
+            )
+            bits = 8
+        fam.append(
+            {
+                "file": path.relative_to(root).as_posix(),
+                "o": 0,
+                "scale": 1.0,
+                "grey": False,
+                "rank": (w * h, bits, 1),
+            }
+        )
+        for label, o, scale, is_grey, ext, opts in members:
+            img = arr
+            if scale != 1.0:
+                img = cv2.resize(
+                    img, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA
+                )
+            if is_grey:
+                img = grey(img)
+            img = dihedral(img, o)
+            rel = f"derivatives/{name}/{name}_{label}{ext}"
+            save(img, root / rel, **opts)
+            quality = opts.get("Q", 100)
+            fam.append(
+                {
+                    "file": rel,
+                    "o": o,
+                    "scale": img.shape[1] / (h if o % 2 else w),
+                    "grey": is_grey,
+                    "rank": (img.shape[0] * img.shape[1], 8, quality / 100),
+                }
+            )
+        fam[0]["scale"] = 1.0
+        for i, p in enumerate(fam):
+            for q in fam[i + 1 :]:
+                expected.append(_expected(p, q))
+
+    # Hard negatives: nothing below may be reported as a copy of anything. The studio
+    # shots are small objects on one background: most of their pHashes are within the
+    # candidate threshold of each other, so only pixel verification rejects them.
+    objects = {n: photo(n)[60:300, 60:300] for n in ("coins", "moon", "camera")}
+    objects["clock"] = photo("clock")[40:260, 80:300]
+    objects["cell"] = photo("cell")[150:450, 100:400]
+    for i, (n, obj) in enumerate(sorted(objects.items())):
+        save(studio_shot(obj, 0.02, seed=i), root / "studio" / f"object_{n}.jpg", Q=85)
+    save(photo("motorcycle_left"), root / "stereo" / "motorcycle_left.jpg", Q=90)
+    save(photo("motorcycle_right"), root / "stereo" / "motorcycle_right.jpg", Q=90)
+    save(photo("brick"), root / "textures" / "brick.png")
+    save(photo("gravel"), root / "textures" / "gravel.png")
+    return {"pairs": expected}

@@ -132,7 +132,11 @@ def test_rerun_does_nothing(run, tmp_path):
 
 def test_logs_per_rule(run):
     _, _, results, _, _ = run
-    assert sorted(p.name for p in (results / "logs").iterdir()) == ["aggregate", "decode_shard"]
+    assert sorted(p.name for p in (results / "logs").iterdir()) == [
+        "aggregate",
+        "decode_shard",
+        "match_block",
+    ]
     assert len(list((results / "logs" / "decode_shard").glob("*.log"))) == 3
 
 

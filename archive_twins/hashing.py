@@ -1,0 +1,96 @@
+"""Perceptual hashes in all 8 dihedral orientations, and Hamming search over them.
+
+A copy rotated by 90/180/270 degrees or mirrored has (nearly) the pHash of the
+original seen in that orientation, so each image stores the pHash of its 8
+orientations and is queried with its upright one.
+"""
+
+from __future__ import annotations
+
+import imagehash
+import numpy as np
+from PIL import Image
+
+# Orientation index o = 4*m + k: mirror left-right first if m, then rotate k*90 clockwise.
+DIHEDRAL = [(k, m) for m in (0, 1) for k in range(4)]
+_PIL_OPS = {
+    (0, 0): None,
+    (1, 0): Image.Transpose.ROTATE_270,  # PIL rotates counter-clockwise
+    (2, 0): Image.Transpose.ROTATE_180,
+    (3, 0): Image.Transpose.ROTATE_90,
+    (0, 1): Image.Transpose.FLIP_LEFT_RIGHT,
+    (1, 1): Image.Transpose.TRANSVERSE,
+    (2, 1): Image.Transpose.FLIP_TOP_BOTTOM,
+    (3, 1): Image.Transpose.TRANSPOSE,
+}
+
+
+def dihedral(arr: np.ndarray, o: int) -> np.ndarray:
+    """Orientation `o` of an image array (same convention as the hashes)."""
+    k, m = DIHEDRAL[o]
+    if m:
+        arr = arr[:, ::-1]
+    return np.ascontiguousarray(np.rot90(arr, -k))
+
+
+def compose(o1: int, o2: int) -> int:
+    """Orientation of applying o1 then o2."""
+    probe = np.arange(6).reshape(2, 3)
+    target = dihedral(dihedral(probe, o1), o2)
+    for o in range(8):
+        cand = dihedral(probe, o)
+        if cand.shape == target.shape and (cand == target).all():
+            return o
+    raise AssertionError("dihedral group is closed")
+
+
+def inverse(o: int) -> int:
+    """Orientation undoing `o`."""
+    return next(i for i in range(8) if compose(o, i) == 0)
+
+
+def dihedral_phashes(pixels: np.ndarray) -> list[str]:
+    """64-bit pHash (imagehash) of the 8 orientations, as 16-digit hex strings.
+
+    The image is reduced to pHash's 32x32 working size once; rotating and mirroring
+    commute with that square resize, so the 8 hashes are consistent with each other.
+    """
+    small = Image.fromarray(pixels).convert("L").resize((32, 32), Image.Resampling.LANCZOS)
+    out = []
+    for o in range(8):
+        op = _PIL_OPS[DIHEDRAL[o]]
+        img = small if op is None else small.transpose(op)
+        out.append(str(imagehash.phash(img)))
+    return out
+
+
+def hashes_to_array(hexes: list[list[str]]) -> np.ndarray:
+    """n x 8 list of hex hashes -> (n, 8) uint64 array."""
+    if not hexes:
+        return np.zeros((0, 8), np.uint64)
+    return np.array([[int(h, 16) for h in row] for row in hexes], dtype=np.uint64)
+
+
+def hamming_search(
+    queries: np.ndarray, index: np.ndarray, max_dist: int, budget: int = 1 << 22
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """All (query, item, orientation) with Hamming(query, index[item, o]) <= max_dist.
+
+    Brute force with XOR + popcount, chunked so the working set stays near `budget`
+    hash comparisons (~32 MB); this is the inner loop of a matching block.
+    """
+    qs, its, os_, ds = [], [], [], []
+    n_index = max(1, index.size)
+    step = max(1, budget // n_index)
+    for start in range(0, len(queries), step):
+        q = queries[start : start + step]
+        d = np.bitwise_count(q[:, None, None] ^ index[None, :, :])
+        qi, ii, oi = np.nonzero(d <= max_dist)
+        qs.append(qi + start)
+        its.append(ii)
+        os_.append(oi)
+        ds.append(d[qi, ii, oi])
+    if not qs:
+        e = np.zeros(0, np.int64)
+        return e, e, e, e.astype(np.uint8)
+    return np.concatenate(qs), np.concatenate(its), np.concatenate(os_), np.concatenate(ds)

@@ -1,0 +1,264 @@
+"""Matching jobs: find copies between the images of two blocks of shards.
+
+Each job loads the records of its two blocks, keeps one item per distinct page-0
+raster (files with the same pixels are already reported as identical or same-pixel
+sets), proposes candidates by Hamming distance between dihedral pHashes, and
+verifies every candidate on pixels before reporting it. Verified and rejected
+candidates are remembered in the job's output, so a rerun after an archive change
+only verifies pairs it has not seen.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .hashing import DIHEDRAL, hamming_search, hashes_to_array, inverse
+from .util import read_jsonl, write_jsonl
+from .verify import (
+    VerifyParams,
+    aspect_matches,
+    dihedral_homography,
+    homography_json,
+    oriented_size,
+    photometric_change,
+    verify_dihedral,
+)
+
+log = logging.getLogger("archive_twins.match")
+
+FORMAT_RANK = {"tiff": 3, "png": 2, "webp": 1, "jp2k": 1, "jpeg": 0, "gif": 0}
+
+
+@dataclass(frozen=True)
+class MatchParams:
+    """Candidate threshold and verification thresholds of the hash stage."""
+
+    max_hamming: int = 12
+    max_orientations: int = 2
+    verify: VerifyParams = VerifyParams()
+
+    def fingerprint(self) -> str:
+        """Part of the pair cache key: changing a threshold re-verifies."""
+        return f"h1:{self.max_hamming}:{self.max_orientations}:{self.verify}"
+
+
+@dataclass(frozen=True)
+class Item:
+    """One distinct page-0 raster (a set of files with identical pixels)."""
+
+    key: str  # pixel hash
+    sha256: str
+    width: int
+    height: int
+    bits: int
+    format: str
+    size_bytes: int
+    phash: tuple[str, ...]
+
+    def rank(self) -> tuple:
+        """Which of two copies is the source: more pixels, deeper, lossless, larger."""
+        return (
+            self.width * self.height,
+            self.bits or 0,
+            FORMAT_RANK.get(self.format, 0),
+            self.size_bytes or 0,
+            self.key,
+        )
+
+
+def load_items(record_files: Iterable[str | os.PathLike]) -> list[Item]:
+    """Items of the given shard records: status ok, one per pixel hash."""
+    items: dict[str, Item] = {}
+    for path in record_files:
+        for r in read_jsonl(path):
+            if r["status"] != "ok" or not r.get("phash") or not r.get("pixel_hash"):
+                continue
+            it = Item(
+                key=r["pixel_hash"],
+                sha256=r["sha256"],
+                width=r["width"],
+                height=r["height"],
+                bits=r["bits_per_sample"],
+                format=r["format"],
+                size_bytes=r["size_bytes"],
+                phash=tuple(r["phash"]),
+            )
+            old = items.get(it.key)
+            if old is None or (it.size_bytes, it.sha256) > (old.size_bytes, old.sha256):
+                items[it.key] = it
+    return sorted(items.values(), key=lambda i: i.key)
+
+
+def candidates(
+    a: list[Item], b: list[Item], same: bool, max_dist: int
+) -> dict[tuple[str, str], dict[int, int]]:
+    """Candidate pairs (key_x < key_y) -> {orientation x->y: Hamming distance}.
+
+    Both directions are searched (x upright against y's 8 orientations and back),
+    since pHash is only approximately equivariant under resampling.
+    """
+    out: dict[tuple[str, str], dict[int, int]] = {}
+    if not a or not b:
+        return out
+    ha, hb = hashes_to_array([i.phash for i in a]), hashes_to_array([i.phash for i in b])
+    for qs, idx, qa, ia, flip in ((a, b, ha, hb, False), (b, a, hb, ha, True)):
+        if same and flip:
+            break  # within one block, x->y and y->x are both covered by one pass
+        qi, ii, oi, di = hamming_search(qa[:, 0], ia, max_dist)
+        for q, i, o, d in zip(qi.tolist(), ii.tolist(), oi.tolist(), di.tolist(), strict=True):
+            x, y = qs[q], idx[i]
+            if x.key == y.key:
+                continue
+            # the hit says: x upright ~ y in orientation o, i.e. x = o(y)
+            o_y_to_x = o
+            if x.key < y.key:
+                pair, o_xy = (x.key, y.key), inverse(o_y_to_x)
+            else:
+                pair, o_xy = (y.key, x.key), o_y_to_x
+            seen = out.setdefault(pair, {})
+            seen[o_xy] = min(d, seen.get(o_xy, 99))
+    return out
+
+
+class ThumbCache:
+    """Thumbnails of the content store, decoded once per job (small, ≤ 800 px)."""
+
+    def __init__(self, store: str | os.PathLike):
+        self.store = Path(store)
+        self.get = lru_cache(maxsize=4096)(self._load)
+
+    def _load(self, sha: str) -> np.ndarray:
+        path = self.store / sha[:2] / f"{sha}.jpg"
+        arr = cv2.imread(os.fspath(path), cv2.IMREAD_COLOR)
+        if arr is None:
+            raise FileNotFoundError(path)
+        return cv2.cvtColor(arr, cv2.COLOR_BGR2RGB)
+
+
+def verify_candidate(
+    x: Item, y: Item, orients: dict[int, int], thumbs: ThumbCache, params: MatchParams
+) -> dict | None:
+    """Verify the best orientations of a candidate; return the copy relation or None.
+
+    Up to `max_orientations` orientations (by Hamming distance) are compared on
+    pixels; of those accepted, the best-aligned one wins, so a near-symmetric image
+    is not reported with the wrong rotation just because its hash came first.
+    """
+    src, dst = (x, y) if x.rank() >= y.rank() else (y, x)
+    best = None
+    tried = 0
+    for o_xy, dist in sorted(orients.items(), key=lambda t: (t[1], t[0])):
+        o = o_xy if src is x else inverse(o_xy)
+        if not aspect_matches((src.width, src.height), (dst.width, dst.height), o):
+            continue
+        if tried >= params.max_orientations:
+            break
+        tried += 1
+        ok, m = verify_dihedral(thumbs.get(src.sha256), thumbs.get(dst.sha256), o, params.verify)
+        if ok and (best is None or m["max_block_ratio"] < best[2]["max_block_ratio"]):
+            best = (o, dist, m)
+    if best is None:
+        return None
+    o, dist, m = best
+    k, mirrored = DIHEDRAL[o]
+    ow, _ = oriented_size(src.width, src.height, o)
+    colour = photometric_change(m, params.verify)
+    if colour or (k == 0 and mirrored):
+        kind = "other"
+    elif k:
+        kind = "rotate90i"
+    else:
+        kind = "resize"
+    hom = dihedral_homography((src.width, src.height), (dst.width, dst.height), o)
+    return {
+        "key1": src.key,
+        "key2": dst.key,
+        "kind": kind,
+        "scale": round(dst.width / ow, 6),
+        "angle": 90 * k,
+        "mirrored": mirrored,
+        "crop_x": 0.0,
+        "crop_y": 0.0,
+        "crop_w": float(src.width),
+        "crop_h": float(src.height),
+        "homography": homography_json(hom),
+        "inliers": None,
+        "score": round(m["corr"], 4),
+        "method": "phash",
+        "hamming": dist,
+        "colour_change": colour,
+        "area_fraction": 1.0,
+        "metrics": {name: round(v, 4) for name, v in m.items()},
+    }
+
+
+def match_block(
+    items_a: list[Item],
+    items_b: list[Item],
+    same: bool,
+    store: str | os.PathLike,
+    params: MatchParams,
+    previous: dict[tuple[str, str], dict] | None = None,
+) -> tuple[list[dict], dict]:
+    """Verified copy relations between two blocks (or within one), plus counts.
+
+    `previous` maps (key1, key2) of earlier verdicts (found or rejected) to reuse.
+    """
+    previous = previous or {}
+    by_key = {i.key: i for i in items_a} | {i.key: i for i in items_b}
+    cands = candidates(items_a, items_b, same, params.max_hamming)
+    thumbs = ThumbCache(store)
+    rows, stats = [], {"candidates": len(cands), "verified": 0, "reused": 0, "found": 0}
+    fp = params.fingerprint()
+    for (kx, ky), orients in sorted(cands.items()):
+        old = previous.get((kx, ky))
+        if old is not None and old.get("params") == fp:
+            stats["reused"] += 1
+            verdict = old
+        else:
+            stats["verified"] += 1
+            try:
+                found = verify_candidate(by_key[kx], by_key[ky], orients, thumbs, params)
+            except FileNotFoundError as exc:
+                log.warning("thumbnail missing, candidate skipped: %s", exc)
+                continue
+            verdict = {"pair": [kx, ky], "params": fp, "copy": found}
+        stats["found"] += verdict["copy"] is not None
+        rows.append(verdict)
+    return rows, stats
+
+
+def block_of(shard: int, n_shards: int, n_blocks: int) -> int:
+    """Matching block of a shard: contiguous ranges of shards."""
+    return shard * n_blocks // n_shards
+
+
+def shards_of_block(block: int, n_shards: int, n_blocks: int) -> list[int]:
+    """Shards in a matching block."""
+    return [s for s in range(n_shards) if block_of(s, n_shards, n_blocks) == block]
+
+
+def run_match_block(
+    records_a: list[str],
+    records_b: list[str],
+    same: bool,
+    output: str | os.PathLike,
+    store: str | os.PathLike,
+    params: MatchParams,
+) -> dict:
+    """Bring one block pair's output up to date (reusing its previous verdicts)."""
+    previous = {tuple(r["pair"]): r for r in read_jsonl(output)}
+    items_a = load_items(records_a)
+    items_b = items_a if same else load_items(records_b)
+    rows, stats = match_block(items_a, items_b, same, store, params, previous)
+    write_jsonl(output, rows)
+    stats["items_a"], stats["items_b"] = len(items_a), len(items_b)
+    return stats

@@ -1,0 +1,134 @@
+"""Pixel verification of a candidate copy and the geometry of dihedral copies.
+
+Hashes only propose candidates: different objects photographed on the same plain
+studio background share a pHash. A candidate is accepted only when the two images,
+aligned with the proposed transform and compared at a common size, agree block by
+block, so a small object that differs is not averaged away by the shared background.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from .hashing import DIHEDRAL, dihedral
+
+
+@dataclass(frozen=True)
+class VerifyParams:
+    """Thresholds, tuned on the photographs in tests/ (see README, Matching)."""
+
+    compare_size: int = 256
+    grid: int = 16
+    noise_floor: float = 4.0
+    max_block_ratio: float = 0.6
+    colour_tol: float = 3.0
+    tone_tol: float = 12.0
+
+
+def _prep(arr: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Resize to `size`; return lightly blurred grey (0..255) and Lab images."""
+    small = cv2.resize(arr, size, interpolation=cv2.INTER_AREA)
+    lab = cv2.cvtColor(small, cv2.COLOR_RGB2LAB).astype(np.float32)
+    grey = cv2.GaussianBlur(cv2.cvtColor(small, cv2.COLOR_RGB2GRAY).astype(np.float32), (0, 0), 0.7)
+    return grey, lab
+
+
+def compare(src: np.ndarray, dst: np.ndarray, params: VerifyParams) -> dict:
+    """Compare two images already in the same orientation (and aspect ratio).
+
+    src's grey levels are fitted to dst's (gain and offset, so contrast and
+    brightness changes do not count); then, block by block, the residual is measured
+    against the block's own structure (mean absolute deviation plus a noise floor).
+    A copy leaves a residual far below the structure everywhere; a different object,
+    however small, leaves one as large as the structure in the blocks it covers.
+    """
+    h, w = dst.shape[:2]
+    long_side = min(params.compare_size, max(h, w), max(src.shape[:2]))
+    f = long_side / max(h, w)
+    size = (max(8, round(w * f)), max(8, round(h * f)))
+    ga, la = _prep(src, size)
+    gb, lb = _prep(dst, size)
+    am, bm = ga.mean(), gb.mean()
+    gain = float(((ga - am) * (gb - bm)).mean() / (((ga - am) ** 2).mean() + 1e-6))
+    fitted = gain * (ga - am) + bm
+    resid = np.abs(fitted - gb)
+    n = min(params.grid, max(2, min(size) // 8))
+    worst = 0.0
+    for r in np.array_split(np.arange(size[1]), n):
+        for c in np.array_split(np.arange(size[0]), n):
+            blk = np.ix_(r, c)
+            fa, fb = fitted[blk], gb[blk]
+            structure = (np.abs(fa - fa.mean()).mean() + np.abs(fb - fb.mean()).mean()) / 2
+            worst = max(worst, float(resid[blk].mean() / (structure + params.noise_floor)))
+    za = (ga - am) / (ga.std() + 1e-6)
+    zb = (gb - bm) / (gb.std() + 1e-6)
+    chroma = float(np.abs(la[..., 1:] - lb[..., 1:]).mean())
+    tone = float(
+        abs(la[..., 0].mean() - lb[..., 0].mean()) + abs(la[..., 0].std() - lb[..., 0].std())
+    )
+    return {
+        "max_block_ratio": worst,
+        "mean_residual": float(resid.mean()),
+        "corr": float((za * zb).mean()),
+        "gain": gain,
+        "chroma_diff": chroma * 100 / 255,
+        "tone_diff": tone * 100 / 255,
+    }
+
+
+def accepted(m: dict, params: VerifyParams) -> bool:
+    """Whether comparison metrics say 'same picture'."""
+    return m["max_block_ratio"] <= params.max_block_ratio
+
+
+def photometric_change(m: dict, params: VerifyParams) -> bool:
+    """Colour, greyscale or tone change beyond what re-encoding does."""
+    return m["chroma_diff"] > params.colour_tol or m["tone_diff"] > params.tone_tol
+
+
+def oriented_size(w: int, h: int, o: int) -> tuple[int, int]:
+    """Size of a w x h image after orientation o."""
+    k, _ = DIHEDRAL[o]
+    return (h, w) if k % 2 else (w, h)
+
+
+def aspect_matches(src_wh: tuple[int, int], dst_wh: tuple[int, int], o: int) -> bool:
+    """Whether dst can be src in orientation o, uniformly scaled (rounding allowed)."""
+    sw, sh = oriented_size(*src_wh, o)
+    dw, dh = dst_wh
+    # dst's height predicted from its width, with a pixel of rounding on either side
+    pred = sh * dw / sw
+    tol = max(1.0, 0.01 * dh) + sh / sw
+    return abs(pred - dh) <= tol
+
+
+def dihedral_homography(src_wh: tuple[int, int], dst_wh: tuple[int, int], o: int) -> np.ndarray:
+    """3x3 matrix mapping src pixel coordinates to dst for mirror/rotation/scale."""
+    w, h = src_wh
+    k, m = DIHEDRAL[o]
+    mat = np.eye(3)
+    if m:
+        mat = np.array([[-1, 0, w], [0, 1, 0], [0, 0, 1.0]]) @ mat
+    cw, ch = w, h
+    for _ in range(k):
+        mat = np.array([[0, -1, ch], [1, 0, 0], [0, 0, 1.0]]) @ mat
+        cw, ch = ch, cw
+    scale = np.diag([dst_wh[0] / cw, dst_wh[1] / ch, 1.0])
+    return scale @ mat
+
+
+def homography_json(mat: np.ndarray) -> str:
+    """The contract's JSON 3x3 matrix (rows), rounded for readability."""
+    return json.dumps([[round(float(v), 6) + 0.0 for v in row] for row in mat])
+
+
+def verify_dihedral(
+    src: np.ndarray, dst: np.ndarray, o: int, params: VerifyParams
+) -> tuple[bool, dict]:
+    """Align src's thumbnail into dst's orientation and compare pixels."""
+    m = compare(dihedral(src, o), dst, params)
+    return accepted(m, params), m

@@ -1,0 +1,114 @@
+"""Dihedral hashes, Hamming search, pixel verification and dihedral geometry."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from archives import studio_shot
+
+from archive_twins.demo import photo
+from archive_twins.hashing import (
+    DIHEDRAL,
+    compose,
+    dihedral,
+    dihedral_phashes,
+    hamming_search,
+    hashes_to_array,
+    inverse,
+)
+from archive_twins.verify import (
+    VerifyParams,
+    aspect_matches,
+    dihedral_homography,
+    verify_dihedral,
+)
+
+
+def hd(a: str, b: str) -> int:
+    return bin(int(a, 16) ^ int(b, 16)).count("1")
+
+
+@pytest.mark.parametrize("o", range(8))
+def test_hash_of_oriented_copy_matches_that_orientation(o):
+    arr = photo("astronaut")
+    base = dihedral_phashes(arr)
+    upright_copy = dihedral_phashes(dihedral(arr, o))[0]
+    dists = [hd(upright_copy, h) for h in base]
+    assert dists[o] <= 2
+    assert sorted(dists)[1] > 12  # other orientations are far
+
+
+def test_group_laws():
+    for a in range(8):
+        assert compose(a, inverse(a)) == 0
+        for b in range(8):
+            arr = np.arange(12).reshape(3, 4)
+            assert (dihedral(dihedral(arr, a), b) == dihedral(arr, compose(a, b))).all()
+
+
+def test_hamming_search_equals_naive():
+    rng = np.random.default_rng(1)
+    index = rng.integers(0, 2**63, size=(300, 8), dtype=np.uint64)
+    queries = index[rng.choice(300, 50), rng.integers(0, 8, 50)] ^ np.uint64(0b1011)
+    queries = np.concatenate([queries, rng.integers(0, 2**63, size=20, dtype=np.uint64)])
+    qi, ii, oi, di = hamming_search(queries, index, 6, budget=1000)
+    got = set(zip(qi.tolist(), ii.tolist(), oi.tolist(), di.tolist(), strict=True))
+    naive = set()
+    for q in range(len(queries)):
+        for i in range(300):
+            for o in range(8):
+                d = bin(int(queries[q]) ^ int(index[i, o])).count("1")
+                if d <= 6:
+                    naive.add((q, i, o, d))
+    assert got == naive and len(got) >= 50
+
+
+def test_hashes_to_array_roundtrip():
+    arr = hashes_to_array([["ffffffffffffffff"] + ["0000000000000001"] * 7])
+    assert arr.dtype == np.uint64 and arr[0, 0] == 2**64 - 1 and arr[0, 1] == 1
+
+
+def test_studio_background_fools_the_hash_but_not_verification():
+    """Different objects on one plain background: pHash says 'same', pixels say no."""
+    a = studio_shot(photo("clock")[40:260, 80:300], 0.02, seed=2)
+    b = studio_shot(photo("moon")[60:300, 60:300], 0.02, seed=4)
+    assert hd(dihedral_phashes(a)[0], dihedral_phashes(b)[0]) <= 12
+    ok, m = verify_dihedral(a, b, 0, VerifyParams())
+    assert not ok, m
+    same, m2 = verify_dihedral(
+        a, studio_shot(photo("clock")[40:260, 80:300], 0.02, seed=7), 0, VerifyParams()
+    )
+    assert same, m2
+
+
+def test_stereo_pair_is_rejected():
+    left, right = photo("motorcycle_left"), photo("motorcycle_right")
+    assert hd(dihedral_phashes(left)[0], dihedral_phashes(right)[0]) <= 12
+    ok, m = verify_dihedral(left, right, 0, VerifyParams())
+    assert not ok, m
+
+
+@pytest.mark.parametrize("o", range(8))
+def test_dihedral_homography_maps_pixels(o):
+    rng = np.random.default_rng(o)
+    src = rng.integers(0, 255, size=(6, 10), dtype=np.uint8)
+    dst = dihedral(src, o)
+    mat = dihedral_homography((10, 6), (dst.shape[1], dst.shape[0]), o)
+    for y in range(6):
+        for x in range(10):
+            # pixel centre (x+0.5, y+0.5) maps to the centre of the same pixel in dst
+            u, v, w = mat @ np.array([x + 0.5, y + 0.5, 1.0])
+            assert dst[int(v / w), int(u / w)] == src[y, x]
+
+
+def test_dihedral_homography_scales():
+    mat = dihedral_homography((400, 200), (50, 100), 1)  # rotate 90 cw, then 1/4
+    assert np.allclose(mat @ [0, 0, 1], [50, 0, 1])
+    assert np.allclose(mat @ [400, 200, 1], [0, 100, 1])
+
+
+def test_aspect_ratio_check():
+    assert aspect_matches((512, 512), (51, 51), 0)
+    assert aspect_matches((640, 427), (128, 192), 1)  # rotated 90 and scaled 0.3
+    assert not aspect_matches((640, 427), (640, 300), 0)  # a crop is not a resize
+    assert DIHEDRAL[5] == (1, 1)
