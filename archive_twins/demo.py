@@ -162,6 +162,25 @@ def build_demo_archive(root: str | os.PathLike) -> dict:
         ["masters/chelsea.tif", "masters/chelsea_deflate.tif.tif", "masters/chelsea_resaved.TIF"]
     )
 
+    # Derivatives: resized, rotated, mirrored, greyscale copies of the masters.
+    from .hashing import dihedral
+
+    def derive(name: str, rel: str, scale: float, o: int = 0, grey: bool = False) -> None:
+        arr = masters[name]
+        h, w = arr.shape[:2]
+        arr = cv2.resize(arr, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+        if grey:
+            arr = np.repeat(cv2.cvtColor(arr, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
+        save(dihedral(arr, o), tmp / rel, **({"Q": 80} if rel.endswith(".jpg") else {}))
+        truth["copies"].append([f"masters/{name}.tif", rel])
+
+    truth["copies"] = []
+    derive("astronaut", "web/astronaut_small.jpg", 0.5)
+    derive("rocket", "web/rocket_portrait.jpg", 0.6, o=1)
+    derive("rocket", "press/rocket_upside_down.png", 0.3, o=2)
+    derive("chelsea", "press/chelsea_mirrored.jpg", 0.8, o=4)
+    derive("immunohistochemistry", "web/ihc_grey.jpg", 0.7, grey=True)
+
     # Stray and broken files.
     full = (tmp / "web" / "astronaut.jpg").read_bytes()
     (tmp / "incoming").mkdir(parents=True, exist_ok=True)

@@ -72,25 +72,39 @@ def hashes_to_array(hexes: list[list[str]]) -> np.ndarray:
 
 
 def hamming_search(
-    queries: np.ndarray, index: np.ndarray, max_dist: int, budget: int = 1 << 22
+    queries: np.ndarray, index: np.ndarray, max_dist: int, q_tile: int = 128, i_tile: int = 1024
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """All (query, item, orientation) with Hamming(query, index[item, o]) <= max_dist.
 
-    Brute force with XOR + popcount, chunked so the working set stays near `budget`
-    hash comparisons (~32 MB); this is the inner loop of a matching block.
+    Brute force with XOR + popcount over tiles of q_tile queries x i_tile items, in
+    preallocated buffers that stay in cache (about 4x faster than whole-row numpy
+    broadcasting); this is the inner loop of a matching block.
     """
-    qs, its, os_, ds = [], [], [], []
-    n_index = max(1, index.size)
-    step = max(1, budget // n_index)
-    for start in range(0, len(queries), step):
-        q = queries[start : start + step]
-        d = np.bitwise_count(q[:, None, None] ^ index[None, :, :])
-        qi, ii, oi = np.nonzero(d <= max_dist)
-        qs.append(qi + start)
-        its.append(ii)
-        os_.append(oi)
-        ds.append(d[qi, ii, oi])
+    index = np.ascontiguousarray(index, dtype=np.uint64)
+    queries = np.ascontiguousarray(queries, dtype=np.uint64)
+    n_o = index.shape[1] if index.ndim == 2 else 1
+    flat = index.reshape(-1)
+    xor = np.empty((q_tile, i_tile * n_o), np.uint64)
+    cnt = np.empty((q_tile, i_tile * n_o), np.uint8)
+    hit = np.empty((q_tile, i_tile * n_o), bool)
+    qs, cols, ds = [], [], []
+    for i0 in range(0, len(index), i_tile):
+        blk = flat[i0 * n_o : (i0 + i_tile) * n_o]
+        for q0 in range(0, len(queries), q_tile):
+            qq = queries[q0 : q0 + q_tile]
+            x = xor[: len(qq), : len(blk)]
+            c = cnt[: len(qq), : len(blk)]
+            np.bitwise_xor(qq[:, None], blk[None, :], out=x)
+            np.bitwise_count(x, out=c)
+            h = hit[: len(qq), : len(blk)]
+            np.less_equal(c, max_dist, out=h)
+            if h.any():
+                qi, ci = np.nonzero(h)
+                qs.append(qi + q0)
+                cols.append(ci + i0 * n_o)
+                ds.append(c[qi, ci])
     if not qs:
         e = np.zeros(0, np.int64)
-        return e, e, e, e.astype(np.uint8)
-    return np.concatenate(qs), np.concatenate(its), np.concatenate(os_), np.concatenate(ds)
+        return e, e, e, np.zeros(0, np.uint8)
+    col = np.concatenate(cols)
+    return np.concatenate(qs), col // n_o, col % n_o, np.concatenate(ds)

@@ -129,17 +129,24 @@ def candidates(
 
 
 class ThumbCache:
-    """Thumbnails of the content store, decoded once per job (small, ≤ 800 px)."""
+    """Thumbnails of the content store, decoded once per job and kept at the size
+    verification works at (≤ max_side), so 2,048 cached images stay under 400 MB."""
 
-    def __init__(self, store: str | os.PathLike):
+    def __init__(self, store: str | os.PathLike, max_side: int = 256, size: int = 2048):
         self.store = Path(store)
-        self.get = lru_cache(maxsize=4096)(self._load)
+        self.max_side = max_side
+        self.get = lru_cache(maxsize=size)(self._load)
 
     def _load(self, sha: str) -> np.ndarray:
         path = self.store / sha[:2] / f"{sha}.jpg"
         arr = cv2.imread(os.fspath(path), cv2.IMREAD_COLOR)
         if arr is None:
             raise FileNotFoundError(path)
+        h, w = arr.shape[:2]
+        f = self.max_side / max(h, w)
+        if f < 1:
+            size = (max(1, round(w * f)), max(1, round(h * f)))
+            arr = cv2.resize(arr, size, interpolation=cv2.INTER_AREA)
         return cv2.cvtColor(arr, cv2.COLOR_BGR2RGB)
 
 
@@ -215,7 +222,7 @@ def match_block(
     previous = previous or {}
     by_key = {i.key: i for i in items_a} | {i.key: i for i in items_b}
     cands = candidates(items_a, items_b, same, params.max_hamming)
-    thumbs = ThumbCache(store)
+    thumbs = ThumbCache(store, max_side=params.verify.compare_size)
     rows, stats = [], {"candidates": len(cands), "verified": 0, "reused": 0, "found": 0}
     fp = params.fingerprint()
     for (kx, ky), orients in sorted(cands.items()):

@@ -51,7 +51,7 @@ def test_hamming_search_equals_naive():
     index = rng.integers(0, 2**63, size=(300, 8), dtype=np.uint64)
     queries = index[rng.choice(300, 50), rng.integers(0, 8, 50)] ^ np.uint64(0b1011)
     queries = np.concatenate([queries, rng.integers(0, 2**63, size=20, dtype=np.uint64)])
-    qi, ii, oi, di = hamming_search(queries, index, 6, budget=1000)
+    qi, ii, oi, di = hamming_search(queries, index, 6, q_tile=7, i_tile=13)
     got = set(zip(qi.tolist(), ii.tolist(), oi.tolist(), di.tolist(), strict=True))
     naive = set()
     for q in range(len(queries)):
