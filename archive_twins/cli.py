@@ -67,6 +67,7 @@ def run_aggregate(smk: Any) -> None:
 
 def run_match(smk: Any) -> None:
     """Rule match_block."""
+    from .geometry import GeoParams
     from .match import MatchParams, run_match_block
 
     log = _logging(smk.log[0])
@@ -79,6 +80,24 @@ def run_match(smk: Any) -> None:
         smk.output.pairs,
         smk.params.store,
         MatchParams(max_hamming=int(smk.params.max_hamming)),
+        list(smk.input.features) if smk.params.geometric else None,
+        GeoParams() if smk.params.geometric else None,
+    )
+    stats["seconds"] = round(time.perf_counter() - t0, 3)
+    log.info("STATS %s", json.dumps(stats, sort_keys=True))
+
+
+def run_features(smk: Any) -> None:
+    """Rule features_shard."""
+    from .features import FeatureParams, run_features_shard
+
+    log = _logging(smk.log[0])
+    t0 = time.perf_counter()
+    stats = run_features_shard(
+        smk.input.records,
+        smk.output.features,
+        smk.params.store,
+        FeatureParams(max_side=int(smk.params.max_side), n_features=int(smk.params.n_features)),
     )
     stats["seconds"] = round(time.perf_counter() - t0, 3)
     log.info("STATS %s", json.dumps(stats, sort_keys=True))

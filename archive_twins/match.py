@@ -20,6 +20,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .features import load_features
+from .geometry import GeoParams, shortlist, verify_geometric
 from .hashing import DIHEDRAL, hamming_search, hashes_to_array, inverse
 from .util import read_jsonl, write_jsonl
 from .verify import (
@@ -207,26 +209,91 @@ def verify_candidate(
     }
 
 
+def geo_copy(g: dict, by_key: dict[str, Item]) -> dict:
+    """A geometric verdict in the copy-record format; dihedral-looking fits are
+    reported as resize/rotate90i with their exact parameters."""
+    src, dst = by_key[g["key1"]], by_key[g["key2"]]
+    k_near = round(g["angle"] / 90) % 4
+    o = 4 * g["mirrored"] + k_near
+    dihedral_h = dihedral_homography((src.width, src.height), (dst.width, dst.height), o)
+    corners = np.array(
+        [[0, 0, 1], [src.width, 0, 1], [0, src.height, 1], [src.width, src.height, 1]], float
+    ).T
+    fitted = g["hmat"] @ corners
+    fitted = fitted[:2] / fitted[2]
+    exact = dihedral_h @ corners
+    err = np.abs(fitted - exact[:2]).max() / max(dst.width, dst.height)
+    near_dihedral = err < 0.01 and g["area_fraction"] > 0.98
+    if near_dihedral:
+        ow, _ = oriented_size(src.width, src.height, o)
+        hom, scale, angle, crop = (
+            dihedral_h,
+            dst.width / ow,
+            90 * k_near,
+            (0.0, 0.0, float(src.width), float(src.height)),
+        )
+        mirror_only = k_near == 0 and g["mirrored"]
+        kind = (
+            "other" if g["colour_change"] or mirror_only else ("rotate90i" if k_near else "resize")
+        )
+    else:
+        hom, scale, angle, crop, kind = g["hmat"], g["scale"], g["angle"], g["crop"], "other"
+    return {
+        "key1": src.key,
+        "key2": dst.key,
+        "kind": kind,
+        "scale": round(float(scale), 6),
+        "angle": round(float(angle), 3) % 360,
+        "mirrored": int(g["mirrored"]),
+        "crop_x": round(crop[0], 2),
+        "crop_y": round(crop[1], 2),
+        "crop_w": round(crop[2], 2),
+        "crop_h": round(crop[3], 2),
+        "homography": homography_json(hom),
+        "inliers": g["inliers"],
+        "score": round(g["score"], 4),
+        "method": "sift" if g["accepted_by"] == "pixels" else "sift-geometry",
+        "hamming": None,
+        "colour_change": bool(g["colour_change"]),
+        "area_fraction": round(crop[2] * crop[3] / (src.width * src.height), 4),
+        "metrics": {name: round(float(v), 4) for name, v in g["metrics"].items()},
+    }
+
+
 def match_block(
     items_a: list[Item],
     items_b: list[Item],
     same: bool,
     store: str | os.PathLike,
     params: MatchParams,
-    previous: dict[tuple[str, str], dict] | None = None,
+    previous: dict[tuple, dict] | None = None,
+    feats: dict[str, dict] | None = None,
+    geo: GeoParams | None = None,
 ) -> tuple[list[dict], dict]:
     """Verified copy relations between two blocks (or within one), plus counts.
 
-    `previous` maps (key1, key2) of earlier verdicts (found or rejected) to reuse.
+    Stage 1 (phash) finds resize/rotate90i/mirror copies; stage 2 (sift), when
+    features are given, looks for crops and other deformations among the pairs stage 1
+    did not find. `previous` maps (pair, stage) of earlier verdicts to reuse.
     """
     previous = previous or {}
     by_key = {i.key: i for i in items_a} | {i.key: i for i in items_b}
     cands = candidates(items_a, items_b, same, params.max_hamming)
     thumbs = ThumbCache(store, max_side=params.verify.compare_size)
-    rows, stats = [], {"candidates": len(cands), "verified": 0, "reused": 0, "found": 0}
+    rows: list[dict] = []
+    stats = {
+        "candidates": len(cands),
+        "verified": 0,
+        "reused": 0,
+        "found": 0,
+        "geo_candidates": 0,
+        "geo_verified": 0,
+        "geo_found": 0,
+    }
     fp = params.fingerprint()
+    found_pairs = set()
     for (kx, ky), orients in sorted(cands.items()):
-        old = previous.get((kx, ky))
+        old = previous.get(((kx, ky), "phash"))
         if old is not None and old.get("params") == fp:
             stats["reused"] += 1
             verdict = old
@@ -237,8 +304,61 @@ def match_block(
             except FileNotFoundError as exc:
                 log.warning("thumbnail missing, candidate skipped: %s", exc)
                 continue
-            verdict = {"pair": [kx, ky], "params": fp, "copy": found}
-        stats["found"] += verdict["copy"] is not None
+            verdict = {"pair": [kx, ky], "stage": "phash", "params": fp, "copy": found}
+        if verdict["copy"] is not None:
+            stats["found"] += 1
+            found_pairs.add((kx, ky))
+        rows.append(verdict)
+    if geo is None or feats is None:
+        return rows, stats
+    gfp = geo.fingerprint()
+    fa = [i for i in items_a if i.key in feats]
+    fb = fa if same else [i for i in items_b if i.key in feats]
+    sl = shortlist(
+        [i.key for i in fa],
+        [feats[i.key] for i in fa],
+        [i.key for i in fb],
+        [feats[i.key] for i in fb],
+        same,
+        geo,
+    )
+    for pair, _sim in sorted(sl.items()):
+        if pair in found_pairs:
+            continue
+        stats["geo_candidates"] += 1
+        old = previous.get((pair, "geo"))
+        if old is not None and old.get("params") == gfp:
+            stats["reused"] += 1
+            verdict = old
+        else:
+            stats["geo_verified"] += 1
+            x, y = by_key[pair[0]], by_key[pair[1]]
+            try:
+                g = verify_geometric(
+                    {
+                        "key": x.key,
+                        "width": x.width,
+                        "height": x.height,
+                        "rank": x.rank(),
+                        "feat": feats[x.key],
+                    },
+                    {
+                        "key": y.key,
+                        "width": y.width,
+                        "height": y.height,
+                        "rank": y.rank(),
+                        "feat": feats[y.key],
+                    },
+                    thumbs.get(x.sha256),
+                    thumbs.get(y.sha256),
+                    geo,
+                )
+            except FileNotFoundError as exc:
+                log.warning("thumbnail missing, candidate skipped: %s", exc)
+                continue
+            copy = geo_copy(g, by_key) if g is not None else None
+            verdict = {"pair": list(pair), "stage": "geo", "params": gfp, "copy": copy}
+        stats["geo_found"] += verdict["copy"] is not None
         rows.append(verdict)
     return rows, stats
 
@@ -260,12 +380,19 @@ def run_match_block(
     output: str | os.PathLike,
     store: str | os.PathLike,
     params: MatchParams,
+    features: list[str] | None = None,
+    geo: GeoParams | None = None,
 ) -> dict:
     """Bring one block pair's output up to date (reusing its previous verdicts)."""
-    previous = {tuple(r["pair"]): r for r in read_jsonl(output)}
+    previous = {(tuple(r["pair"]), r.get("stage", "phash")): r for r in read_jsonl(output)}
     items_a = load_items(records_a)
     items_b = items_a if same else load_items(records_b)
-    rows, stats = match_block(items_a, items_b, same, store, params, previous)
+    feats = None
+    if features is not None:
+        feats = {}
+        for path in features:
+            feats.update(load_features(path))
+    rows, stats = match_block(items_a, items_b, same, store, params, previous, feats, geo)
     write_jsonl(output, rows)
     stats["items_a"], stats["items_b"] = len(items_a), len(items_b)
     return stats

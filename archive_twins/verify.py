@@ -37,14 +37,18 @@ def _prep(arr: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarra
     return grey, lab
 
 
-def compare(src: np.ndarray, dst: np.ndarray, params: VerifyParams) -> dict:
-    """Compare two images already in the same orientation (and aspect ratio).
+def compare(
+    src: np.ndarray, dst: np.ndarray, params: VerifyParams, mask: np.ndarray | None = None
+) -> dict:
+    """Compare two images already aligned on the same frame (dst's).
 
     src's grey levels are fitted to dst's (gain and offset, so contrast and
     brightness changes do not count); then, block by block, the residual is measured
     against the block's own structure (mean absolute deviation plus a noise floor).
     A copy leaves a residual far below the structure everywhere; a different object,
     however small, leaves one as large as the structure in the blocks it covers.
+    With `mask` (dst-sized, nonzero where src has content) only the overlap counts:
+    blocks less than 90% inside it are skipped.
     """
     h, w = dst.shape[:2]
     long_side = min(params.compare_size, max(h, w), max(src.shape[:2]))
@@ -52,31 +56,51 @@ def compare(src: np.ndarray, dst: np.ndarray, params: VerifyParams) -> dict:
     size = (max(8, round(w * f)), max(8, round(h * f)))
     ga, la = _prep(src, size)
     gb, lb = _prep(dst, size)
-    am, bm = ga.mean(), gb.mean()
-    gain = float(((ga - am) * (gb - bm)).mean() / (((ga - am) ** 2).mean() + 1e-6))
+    if mask is None:
+        inside = np.ones(ga.shape, bool)
+    else:
+        inside = cv2.resize(mask.astype(np.float32), size, interpolation=cv2.INTER_AREA) > 0.999
+    if inside.sum() < 64:
+        return {
+            "max_block_ratio": np.inf,
+            "mean_residual": np.inf,
+            "corr": 0.0,
+            "gain": 0.0,
+            "chroma_diff": 0.0,
+            "tone_diff": 0.0,
+            "blocks": 0,
+        }
+    a_in, b_in = ga[inside], gb[inside]
+    am, bm = a_in.mean(), b_in.mean()
+    gain = float(((a_in - am) * (b_in - bm)).mean() / (((a_in - am) ** 2).mean() + 1e-6))
     fitted = gain * (ga - am) + bm
     resid = np.abs(fitted - gb)
     n = min(params.grid, max(2, min(size) // 8))
-    worst = 0.0
+    worst, used = 0.0, 0
     for r in np.array_split(np.arange(size[1]), n):
         for c in np.array_split(np.arange(size[0]), n):
             blk = np.ix_(r, c)
+            if inside[blk].mean() < 0.9:
+                continue
+            used += 1
             fa, fb = fitted[blk], gb[blk]
             structure = (np.abs(fa - fa.mean()).mean() + np.abs(fb - fb.mean()).mean()) / 2
             worst = max(worst, float(resid[blk].mean() / (structure + params.noise_floor)))
-    za = (ga - am) / (ga.std() + 1e-6)
-    zb = (gb - bm) / (gb.std() + 1e-6)
-    chroma = float(np.abs(la[..., 1:] - lb[..., 1:]).mean())
+    za = (a_in - am) / (a_in.std() + 1e-6)
+    zb = (b_in - bm) / (b_in.std() + 1e-6)
+    la_in, lb_in = la[inside], lb[inside]
+    chroma = float(np.abs(la_in[:, 1:] - lb_in[:, 1:]).mean())
     tone = float(
-        abs(la[..., 0].mean() - lb[..., 0].mean()) + abs(la[..., 0].std() - lb[..., 0].std())
+        abs(la_in[:, 0].mean() - lb_in[:, 0].mean()) + abs(la_in[:, 0].std() - lb_in[:, 0].std())
     )
     return {
-        "max_block_ratio": worst,
-        "mean_residual": float(resid.mean()),
+        "max_block_ratio": worst if used else np.inf,
+        "mean_residual": float(resid[inside].mean()),
         "corr": float((za * zb).mean()),
         "gain": gain,
         "chroma_diff": chroma * 100 / 255,
         "tone_diff": tone * 100 / 255,
+        "blocks": used,
     }
 
 

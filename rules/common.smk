@@ -37,6 +37,15 @@ def block_records(block):
     ]
 
 
+def block_features(b1, b2):
+    """Feature files of the shards of two matching blocks (none if disabled)."""
+    if not config["geometric"]:
+        return []
+    shards = set(shards_of_block(int(b1), N_SHARDS, N_BLOCKS))
+    shards |= set(shards_of_block(int(b2), N_SHARDS, N_BLOCKS))
+    return [f"{RESULTS}/features/shard-{s:04d}.npz" for s in sorted(shards)]
+
+
 if not workflow.remote_exec and not workflow.subprocess_exec:
     if ARCHIVE == DEMO_ARCHIVE and not Path(ARCHIVE).exists():
         from archive_twins.demo import build_demo_archive

@@ -21,3 +21,23 @@ rule decode_shard:
         max_pixels=config["max_pixels"],
     script:
         "../scripts/decode_shard.py"
+
+
+rule features_shard:
+    input:
+        records=f"{RESULTS}/shards/shard-{{shard}}.jsonl",
+    output:
+        features=update(f"{RESULTS}/features/shard-{{shard}}.npz"),
+    log:
+        f"{RESULTS}/logs/features_shard/{{shard}}.log",
+    conda:
+        "../envs/archive-twins.yaml"
+    threads: 1
+    resources:
+        **rule_resources("features_shard"),
+    params:
+        store=f"{RESULTS}/thumbs",
+        max_side=config["features"]["max_side"],
+        n_features=config["features"]["n_features"],
+    script:
+        "../scripts/features_shard.py"

@@ -10,6 +10,7 @@ rule match_block:
     input:
         a=lambda wc: block_records(wc.b1),
         b=lambda wc: block_records(wc.b2),
+        features=lambda wc: block_features(wc.b1, wc.b2),
     output:
         pairs=update(f"{RESULTS}/pairs/block-{{b1}}-{{b2}}.jsonl"),
     log:
@@ -22,5 +23,6 @@ rule match_block:
     params:
         store=f"{RESULTS}/thumbs",
         max_hamming=config["max_hamming"],
+        geometric=config["geometric"],
     script:
         "../scripts/match_block.py"

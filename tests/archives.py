@@ -253,8 +253,14 @@ def build_copies_archive(root: Path) -> dict:
             for q in fam[i + 1 :]:
                 expected.append(_expected(p, q))
 
-    # Hard negatives: nothing below may be reported as a copy of anything. The studio
-    # shots are small objects on one background: most of their pHashes are within the
+    build_hard_negatives(root)
+    return {"pairs": expected}
+
+
+def build_hard_negatives(root: Path) -> None:
+    """Images no copy detector may pair: different small objects on one studio
+    background, a stereo pair (same scene, another viewpoint), similar textures."""
+    # The studio shots are small objects on one background: most of their pHashes are within the
     # candidate threshold of each other, so only pixel verification rejects them.
     objects = {n: photo(n)[60:300, 60:300] for n in ("coins", "moon", "camera")}
     objects["clock"] = photo("clock")[40:260, 80:300]
@@ -265,4 +271,158 @@ def build_copies_archive(root: Path) -> dict:
     save(photo("motorcycle_right"), root / "stereo" / "motorcycle_right.jpg", Q=90)
     save(photo("brick"), root / "textures" / "brick.png")
     save(photo("gravel"), root / "textures" / "gravel.png")
+
+
+def _scale_h(s: float) -> np.ndarray:
+    return np.diag([s, s, 1.0])
+
+
+def _warp(arr: np.ndarray, hmat: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    return cv2.warpPerspective(
+        arr,
+        hmat,
+        size,
+        flags=cv2.INTER_AREA,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=(255, 255, 255),
+    )
+
+
+def geometric_copy(arr: np.ndarray, spec: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Apply one known transform; return the copy and the true homography (orig->copy)."""
+    h, w = arr.shape[:2]
+    kind = spec["t"]
+    s = spec.get("scale", 1.0)
+    if kind == "crop":
+        x, y, cw, ch = spec["box"]
+        hmat = _scale_h(s) @ np.array([[1, 0, -x], [0, 1, -y], [0, 0, 1.0]])
+        size = (round(cw * s), round(ch * s))
+    elif kind == "rotate":
+        rot = cv2.getRotationMatrix2D((w / 2, h / 2), -spec["deg"], 1.0)  # cv2: ccw positive
+        hmat = _scale_h(s) @ np.vstack([rot, [0, 0, 1]])
+        size = (round(w * s), round(h * s))
+    elif kind == "perspective":
+        src = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+        dx, dy = spec["shift"]
+        dst = np.float32(
+            [[dx * w, dy * h], [w - dx * w * 0.3, 0], [w, h - dy * h], [dx * w * 0.5, h]]
+        )
+        hmat = _scale_h(s) @ cv2.getPerspectiveTransform(src, dst).astype(float)
+        size = (round(w * s), round(h * s))
+    elif kind in ("colour", "contrast", "jpeg"):
+        hmat = _scale_h(s)
+        size = (round(w * s), round(h * s))
+    elif kind == "border":
+        pad = spec["pad"]
+        hmat = np.array([[s, 0, pad], [0, s, pad], [0, 0, 1.0]])
+        size = (round(w * s) + 2 * pad, round(h * s) + 2 * pad + 40)
+    else:
+        raise ValueError(kind)
+    out = _warp(arr, hmat, size)
+    if kind == "colour":
+        hsv = cv2.cvtColor(out, cv2.COLOR_RGB2HSV).astype(np.int32)
+        hsv[..., 0] = (hsv[..., 0] + 25) % 180
+        hsv[..., 1] = np.clip(hsv[..., 1] * 1.4, 0, 255)
+        out = cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2RGB)
+    if kind == "contrast":
+        out = np.clip(out.astype(np.float32) * 1.5 - 50, 0, 255).astype(np.uint8)
+    if kind == "border":
+        cv2.putText(
+            out,
+            "Inv. 1987.221 (c) Museum",
+            (pad, size[1] - 14),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.6,
+            (30, 30, 30),
+            1,
+            cv2.LINE_AA,
+        )
+    if spec.get("grey"):
+        out = grey(out)
+    return out, hmat
+
+
+# original -> [(label, transform spec, extension, save options)]
+GEOMETRIC = {
+    "astronaut": [
+        ("crop30", {"t": "crop", "box": (150, 100, 240, 336)}, ".jpg", {"Q": 85}),
+        ("rot12", {"t": "rotate", "deg": 12, "scale": 0.8}, ".jpg", {"Q": 85}),
+    ],
+    "coffee": [
+        ("crop50_small", {"t": "crop", "box": (100, 60, 360, 267), "scale": 0.7}, ".png", {}),
+        ("colour", {"t": "colour", "scale": 0.85}, ".jpg", {"Q": 85}),
+    ],
+    "chelsea": [
+        ("crop70", {"t": "crop", "box": (40, 20, 378, 251)}, ".jpg", {"Q": 90}),
+        (
+            "perspective",
+            {"t": "perspective", "shift": (0.08, 0.06), "scale": 0.9},
+            ".jpg",
+            {"Q": 85},
+        ),
+    ],
+    "rocket": [
+        ("rot5", {"t": "rotate", "deg": -5, "scale": 0.9}, ".png", {}),
+        ("border", {"t": "border", "pad": 30, "scale": 0.6}, ".jpg", {"Q": 85}),
+    ],
+    "hubble_deep_field": [
+        ("crop90", {"t": "crop", "box": (30, 25, 950, 826)}, ".jpg", {"Q": 90}),
+        ("rot20_grey", {"t": "rotate", "deg": 20, "scale": 0.7, "grey": True}, ".jpg", {"Q": 80}),
+    ],
+    "immunohistochemistry": [
+        ("contrast", {"t": "contrast", "scale": 0.8}, ".jpg", {"Q": 85}),
+        (
+            "crop40_persp",
+            {"t": "crop", "box": (200, 150, 280, 300), "scale": 0.9},
+            ".jpg",
+            {"Q": 40},
+        ),
+    ],
+    "retina": [
+        (
+            "crop35_small",
+            {"t": "crop", "box": (300, 400, 800, 625), "scale": 0.5},
+            ".jpg",
+            {"Q": 80},
+        ),
+        ("jpeg_q10", {"t": "jpeg", "scale": 0.6}, ".jpg", {"Q": 10}),
+    ],
+}
+
+
+def build_geometric_archive(root: Path) -> dict:
+    """Originals of real photographs and copies under crops (30-90% of the area),
+    rotations by 5-20 degrees, perspective, colour/contrast changes, borders with a
+    caption and strong JPEG; plus the hard negatives of `build_copies_archive`.
+
+    Returns the expected (original, copy) pairs with the true homography and crop box.
+    """
+    from archive_twins.geometry import crop_box
+
+    expected = []
+    for name, copies in GEOMETRIC.items():
+        arr = photo(name)
+        h, w = arr.shape[:2]
+        orig = save(arr, root / "masters" / f"{name}.png")
+        for label, spec, ext, opts in copies:
+            out, hmat = geometric_copy(arr, spec)
+            rel = f"derivatives/{name}_{label}{ext}"
+            save(out, root / rel, **opts)
+            if spec["t"] == "crop":
+                box = tuple(float(v) for v in spec["box"])
+            else:
+                box = crop_box(hmat, w, h, out.shape[1], out.shape[0])
+            kind = "resize" if spec["t"] == "jpeg" else "other"
+            expected.append(
+                {
+                    "file1": orig.relative_to(root).as_posix(),
+                    "file2": rel,
+                    "kind": kind,
+                    "box": box,
+                    "size1": (w, h),
+                    "hmat": hmat.tolist(),
+                    "area": box[2] * box[3] / (w * h),
+                }
+            )
+    build_hard_negatives(root / "negatives")
     return {"pairs": expected}

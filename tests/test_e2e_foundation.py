@@ -135,6 +135,7 @@ def test_logs_per_rule(run):
     assert sorted(p.name for p in (results / "logs").iterdir()) == [
         "aggregate",
         "decode_shard",
+        "features_shard",
         "match_block",
     ]
     assert len(list((results / "logs" / "decode_shard").glob("*.log"))) == 3

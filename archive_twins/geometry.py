@@ -1,0 +1,314 @@
+"""Copies under crops, small rotations, perspective and colour changes.
+
+Retrieval: every raster is a bag of visual words (RootSIFT quantised with the fixed
+vocabulary, plus the words of its mirror image); tf-idf vectors are compared with a
+sparse product, and each raster keeps a short list of its most similar rasters.
+Verification: ratio-test descriptor matches, a RANSAC homography (rotations by any
+angle, including 90/180/270, come out of SIFT's rotation invariance; mirrors from
+mirrored descriptors), then the pixel check of the hash stage on the overlap, so a
+second photograph of the same object from another viewpoint, whose background plane
+fits a homography, is still rejected.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from scipy import sparse
+
+from .features import mirror_descriptors, root_sift
+from .verify import VerifyParams, compare, photometric_change
+
+N_WORDS = 1024
+
+
+@dataclass(frozen=True)
+class GeoParams:
+    """Retrieval and verification thresholds (tuned on tests/ photographs, README)."""
+
+    shortlist: int = 8
+    min_similarity: float = 0.04
+    ratio: float = 0.82
+    min_inliers: int = 12
+    reproj_frac: float = 0.012
+    min_overlap: float = 0.08
+    # Warping resamples once more than a dihedral alignment, so the pixel check of a
+    # geometric fit allows a worst block ratio of 0.8 (a stereo pair warped with its
+    # best homography scores 2.1).
+    max_block_ratio: float = 0.8
+    # Colour changes that grey levels cannot follow (hue shifts, clipped contrast) are
+    # accepted on geometric evidence alone: a colour/tone change was measured and the
+    # homography explains nearly all matches.
+    strong_inliers: int = 40
+    strong_inlier_ratio: float = 0.8
+    verify: VerifyParams = VerifyParams()
+
+    def fingerprint(self) -> str:
+        """Part of the verdict cache key."""
+        return f"g1:{self}"
+
+
+def bovw(word_lists: list[np.ndarray], idf: np.ndarray) -> sparse.csr_matrix:
+    """Rows of L2-normalised sqrt(tf) * idf vectors."""
+    rows, cols, vals = [], [], []
+    for i, words in enumerate(word_lists):
+        if len(words) == 0:
+            continue
+        w, c = np.unique(words.astype(np.int64), return_counts=True)
+        v = np.sqrt(c) * idf[w]
+        v /= np.linalg.norm(v) + 1e-9
+        rows.append(np.full(len(w), i))
+        cols.append(w)
+        vals.append(v)
+    if not rows:
+        return sparse.csr_matrix((len(word_lists), N_WORDS), dtype=np.float32)
+    return sparse.csr_matrix(
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+        shape=(len(word_lists), N_WORDS),
+        dtype=np.float32,
+    )
+
+
+def idf_of(word_lists: list[np.ndarray]) -> np.ndarray:
+    """Inverse document frequency over the rasters of a matching job."""
+    df = np.zeros(N_WORDS)
+    for words in word_lists:
+        df[np.unique(words.astype(np.int64))] += 1
+    return np.log((len(word_lists) + 1) / (df + 1)) + 1
+
+
+def shortlist(
+    keys_a: list[str],
+    feats_a: list[dict],
+    keys_b: list[str],
+    feats_b: list[dict],
+    same: bool,
+    params: GeoParams,
+) -> dict[tuple[str, str], float]:
+    """Candidate pairs (key order) with their best tf-idf similarity (plain or mirrored).
+
+    Every raster of both sides is a query and keeps its `shortlist` best answers.
+    """
+    if not feats_a or not feats_b:
+        return {}
+    idf = idf_of([f["words"] for f in feats_a] + ([] if same else [f["words"] for f in feats_b]))
+    a = bovw([f["words"] for f in feats_a], idf)
+    am = bovw([f["mwords"] for f in feats_a], idf)
+    b = a if same else bovw([f["words"] for f in feats_b], idf)
+    sim = (a @ b.T).toarray()
+    sim = np.maximum(sim, (am @ b.T).toarray())
+    if same:
+        np.fill_diagonal(sim, 0)
+    out: dict[tuple[str, str], float] = {}
+    k = params.shortlist
+    for axis in (1, 0):
+        s = sim if axis == 1 else sim.T
+        qk, ik = (keys_a, keys_b) if axis == 1 else (keys_b, keys_a)
+        if s.shape[1] == 0:
+            continue
+        top = np.argsort(-s, axis=1)[:, :k]
+        for qi in range(s.shape[0]):
+            for j in top[qi]:
+                v = float(s[qi, j])
+                if v < params.min_similarity or qk[qi] == ik[j]:
+                    continue
+                pair = tuple(sorted((qk[qi], ik[j])))
+                out[pair] = max(out.get(pair, 0.0), v)
+    return out
+
+
+def _good_matches(da: np.ndarray, db: np.ndarray, ratio: float) -> list[tuple[int, int]]:
+    if len(da) < 2 or len(db) < 2:
+        return []
+    matcher = cv2.BFMatcher(cv2.NORM_L2)
+    knn = matcher.knnMatch(root_sift(da), root_sift(db), k=2)
+    return [(m.queryIdx, m.trainIdx) for m, n in knn if m.distance < ratio * n.distance]
+
+
+def _poly_area(pts: np.ndarray) -> float:
+    if len(pts) < 3:
+        return 0.0
+    return float(abs(cv2.contourArea(pts.astype(np.float32))))
+
+
+def _frame(w: float, h: float) -> np.ndarray:
+    return np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float32)
+
+
+def _project(hmat: np.ndarray, pts: np.ndarray) -> np.ndarray:
+    return cv2.perspectiveTransform(pts.reshape(-1, 1, 2).astype(np.float64), hmat).reshape(-1, 2)
+
+
+def coverage(hmat: np.ndarray, wa: int, ha: int, wb: int, hb: int) -> float:
+    """Fraction of B's frame covered by A's frame mapped through hmat."""
+    quad = _project(hmat, _frame(wa, ha)).astype(np.float32)
+    if not cv2.isContourConvex(quad.reshape(-1, 1, 2)):
+        return 0.0
+    inter, _ = cv2.intersectConvexConvex(quad, _frame(wb, hb))
+    return inter / (wb * hb)
+
+
+def decompose(hmat: np.ndarray, wa: int, ha: int) -> tuple[float, float, bool]:
+    """Local scale, clockwise angle (degrees) and mirror flag of hmat at A's centre."""
+    cx, cy = wa / 2, ha / 2
+    d = 1.0
+    p = _project(hmat, np.array([[cx, cy], [cx + d, cy], [cx, cy + d]]))
+    jac = np.column_stack([p[1] - p[0], p[2] - p[0]]) / d
+    det = float(np.linalg.det(jac))
+    mirrored = det < 0
+    scale = math.sqrt(abs(det))
+    j = jac.copy()
+    if mirrored:
+        j[:, 0] = -j[:, 0]  # undo the left-right mirror that precedes the rotation
+    angle = math.degrees(math.atan2(j[1, 0], j[0, 0])) % 360  # y down: positive = clockwise
+    return scale, angle, mirrored
+
+
+def fit(
+    fa: dict,
+    fb: dict,
+    size_a: tuple[int, int],
+    size_b: tuple[int, int],
+    mirror_first: bool,
+    params: GeoParams,
+) -> tuple[np.ndarray, int, int] | None:
+    """RANSAC homography A->B (full-resolution coordinates): (H, inliers, matches)."""
+    best = None
+    for mirrored in (True, False) if mirror_first else (False, True):
+        da = mirror_descriptors(fa["desc"]) if mirrored else fa["desc"]
+        good = _good_matches(da, fb["desc"], params.ratio)
+        if len(good) < params.min_inliers:
+            continue
+        pa = fa["xy"][[g[0] for g in good]].astype(np.float64)
+        pb = fb["xy"][[g[1] for g in good]].astype(np.float64)
+        cv2.setRNGSeed(12345)
+        thresh = params.reproj_frac * max(size_b)
+        hmat, mask = cv2.findHomography(pa, pb, cv2.RANSAC, thresh, maxIters=4000, confidence=0.999)
+        if hmat is None:
+            continue
+        inliers = int(mask.sum())
+        det = np.linalg.det(hmat[:2, :2])
+        if inliers < params.min_inliers or (det < 0) != mirrored:
+            continue
+        if best is None or inliers > best[1]:
+            best = (hmat, inliers, len(good))
+    return best
+
+
+def warp_check(
+    thumb_a: np.ndarray,
+    thumb_b: np.ndarray,
+    hmat: np.ndarray,
+    size_a: tuple[int, int],
+    size_b: tuple[int, int],
+    params: GeoParams,
+) -> dict:
+    """Warp A's thumbnail onto B's and compare pixels on the overlap."""
+    ha_t, wa_t = thumb_a.shape[:2]
+    hb_t, wb_t = thumb_b.shape[:2]
+    sa = np.diag([wa_t / size_a[0], ha_t / size_a[1], 1.0])
+    sb = np.diag([wb_t / size_b[0], hb_t / size_b[1], 1.0])
+    ht = sb @ hmat @ np.linalg.inv(sa)
+    warped = cv2.warpPerspective(thumb_a, ht, (wb_t, hb_t), flags=cv2.INTER_AREA)
+    mask = cv2.warpPerspective(
+        np.full((ha_t, wa_t), 255, np.uint8), ht, (wb_t, hb_t), flags=cv2.INTER_NEAREST
+    )
+    mask = cv2.erode(mask, np.ones((3, 3), np.uint8)) > 0
+    return compare(warped, thumb_b, params.verify, mask)
+
+
+def crop_box(hmat: np.ndarray, wa: int, ha: int, wb: int, hb: int) -> tuple[float, ...]:
+    """Bounding box, in A's pixels, of the part of A that appears in B."""
+    inv = np.linalg.inv(hmat)
+    quad = _project(inv, _frame(wb, hb)).astype(np.float32)
+    inter, poly = cv2.intersectConvexConvex(quad, _frame(wa, ha))
+    if poly is None or inter <= 0:
+        return 0.0, 0.0, float(wa), float(ha)
+    poly = poly.reshape(-1, 2)
+    x0, y0 = poly.min(axis=0)
+    x1, y1 = poly.max(axis=0)
+    return float(x0), float(y0), float(x1 - x0), float(y1 - y0)
+
+
+def verify_geometric(
+    a: dict,
+    b: dict,
+    thumbs_a: np.ndarray,
+    thumbs_b: np.ndarray,
+    params: GeoParams,
+) -> dict | None:
+    """Full verification of a shortlisted pair. `a`/`b` carry key, size, rank, features.
+
+    Returns the copy relation with file1 = the source (see `source_first`), or None.
+    """
+    size_a, size_b = (a["width"], a["height"]), (b["width"], b["height"])
+    found = fit(a["feat"], b["feat"], size_a, size_b, False, params)
+    if found is None:
+        return None
+    hmat, inliers, matches = found
+    # A's frame must land as a convex quadrilateral covering enough of B
+    cov_b = coverage(hmat, *size_a, *size_b)
+    cov_a = coverage(np.linalg.inv(hmat), *size_b, *size_a)
+    if min(cov_a, cov_b) < params.min_overlap:
+        return None
+    m = warp_check(thumbs_a, thumbs_b, hmat, size_a, size_b, params)
+    colour = photometric_change(m, params.verify)
+    if m["blocks"] < 4:
+        return None
+    if m["max_block_ratio"] <= params.max_block_ratio:
+        accepted_by = "pixels"
+    elif (
+        colour
+        and inliers >= params.strong_inliers
+        and inliers >= params.strong_inlier_ratio * matches
+    ):
+        accepted_by = "geometry"
+    else:
+        return None
+    scale, angle, mirrored = decompose(hmat, *size_a)
+    src_is_a = source_first(scale, cov_a, cov_b, a["rank"], b["rank"])
+    if not src_is_a:
+        a, b, size_a, size_b = b, a, size_b, size_a
+        hmat = np.linalg.inv(hmat)
+        scale, angle, mirrored = decompose(hmat, *size_a)
+        cov_a, cov_b = cov_b, cov_a
+    hmat = hmat / hmat[2, 2]
+    box = crop_box(hmat, *size_a, *size_b)
+    return {
+        "key1": a["key"],
+        "key2": b["key"],
+        "hmat": hmat,
+        "scale": scale,
+        "angle": angle,
+        "mirrored": int(mirrored),
+        "crop": box,
+        "area_fraction": box[2] * box[3] / (size_a[0] * size_a[1]),
+        "inliers": inliers,
+        "matches": matches,
+        "score": inliers / max(1, matches),
+        "colour_change": colour,
+        "accepted_by": accepted_by,
+        "metrics": m,
+        "coverage": (cov_a, cov_b),
+    }
+
+
+def source_first(scale: float, cov_a: float, cov_b: float, rank_a: tuple, rank_b: tuple) -> bool:
+    """Whether A (not B) is the source of a geometric copy relation.
+
+    1. Different resolution (scale off 1 by > 5%): the higher-resolution image.
+    2. One frame shows all of the other and more: the larger view (B is a crop of A).
+    3. Otherwise: more pixels, deeper, lossless, larger file (the hash stage's rank).
+    """
+    if scale < 0.95:
+        return True
+    if scale > 1 / 0.95:
+        return False
+    if cov_b >= 0.97 and cov_a < 0.97:
+        return True
+    if cov_a >= 0.97 and cov_b < 0.97:
+        return False
+    return rank_a >= rank_b

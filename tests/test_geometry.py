@@ -1,0 +1,107 @@
+"""Geometric stage: features, mirrored descriptors, RANSAC fit, crop box, direction."""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+import pytest
+
+from archive_twins.demo import photo
+from archive_twins.features import (
+    FeatureParams,
+    extract,
+    mirror_descriptors,
+    quantise,
+    vocabulary,
+)
+from archive_twins.geometry import (
+    GeoParams,
+    crop_box,
+    decompose,
+    fit,
+    source_first,
+    verify_geometric,
+)
+
+
+def feats(arr):
+    h, w = arr.shape[:2]
+    f = extract(arr, (w, h), FeatureParams())
+    f["words"] = quantise(f["desc"])
+    f["mwords"] = quantise(mirror_descriptors(f["desc"]))
+    return f
+
+
+def side(arr, key, rank=(0,)):
+    h, w = arr.shape[:2]
+    return {"key": key, "width": w, "height": h, "rank": rank, "feat": feats(arr)}
+
+
+def test_vocabulary_is_shipped_and_fixed():
+    v = vocabulary()
+    assert v.shape == (1024, 128)
+    words = quantise(extract(photo("coffee"), (600, 400), FeatureParams())["desc"])
+    assert len(np.unique(words)) > 100  # the vocabulary spreads real descriptors
+
+
+def test_crop_box_of_a_translation():
+    hmat = np.array([[1, 0, -40.0], [0, 1, -30], [0, 0, 1]])
+    assert crop_box(hmat, 400, 300, 100, 50) == pytest.approx((40, 30, 100, 50))
+
+
+@pytest.mark.parametrize("deg, mirrored", [(30, False), (-10, False), (90, True), (200, True)])
+def test_decompose(deg, mirrored):
+    t = math.radians(deg)
+    rot = np.array([[math.cos(t), -math.sin(t), 0], [math.sin(t), math.cos(t), 0], [0, 0, 1]])
+    flip = np.diag([-1.0, 1, 1]) if mirrored else np.eye(3)
+    scale, angle, m = decompose(np.diag([0.5, 0.5, 1]) @ rot @ flip, 200, 100)
+    assert scale == pytest.approx(0.5)
+    assert angle == pytest.approx(deg % 360)
+    assert m == mirrored
+
+
+def test_mirrored_descriptors_fit_a_mirror():
+    a = photo("astronaut")
+    b = np.ascontiguousarray(a[:, ::-1])
+    fa, fb = feats(a), feats(b)
+    found = fit(fa, fb, (512, 512), (512, 512), False, GeoParams())
+    assert found is not None
+    hmat, inliers, _ = found
+    assert inliers >= 50
+    assert np.linalg.det(hmat[:2, :2]) < 0
+    x, y, w = cv2.perspectiveTransform(np.array([[[100.0, 200.0]]]), hmat)[0, 0].tolist() + [1]
+    assert (x, y) == pytest.approx((412, 200), abs=2)
+
+
+def test_mirrored_crop_is_found_with_its_box():
+    a = photo("chelsea")
+    crop = np.ascontiguousarray(a[50:250, 100:400][:, ::-1])
+    res = verify_geometric(side(a, "a", (2,)), side(crop, "b", (1,)), a, crop, GeoParams())
+    assert res is not None
+    assert res["key1"] == "a" and res["mirrored"] == 1
+    assert res["crop"] == pytest.approx((100, 50, 300, 200), abs=4)
+    assert res["area_fraction"] == pytest.approx(300 * 200 / (451 * 300), abs=0.02)
+
+
+def test_different_photographs_are_not_fitted():
+    a, b = photo("coffee"), photo("rocket")
+    assert verify_geometric(side(a, "a"), side(b, "b"), a, b, GeoParams()) is None
+
+
+def test_stereo_pair_fits_a_homography_but_is_rejected():
+    left, right = photo("motorcycle_left"), photo("motorcycle_right")
+    found = fit(
+        feats(left), feats(right), left.shape[1::-1], right.shape[1::-1], False, GeoParams()
+    )
+    assert found is not None and found[1] >= 40  # the background plane fits
+    assert verify_geometric(side(left, "l"), side(right, "r"), left, right, GeoParams()) is None
+
+
+def test_source_rules():
+    assert source_first(0.5, 1.0, 0.3, (1,), (2,))  # A has more resolution
+    assert not source_first(2.0, 1.0, 1.0, (2,), (1,))
+    assert source_first(1.0, 0.4, 1.0, (1,), (2,))  # B is a crop of A
+    assert not source_first(1.0, 1.0, 0.4, (2,), (1,))  # A is a crop of B
+    assert source_first(1.0, 0.9, 0.9, (2,), (1,))  # otherwise the rank decides
