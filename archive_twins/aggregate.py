@@ -138,11 +138,12 @@ def build_tables(
            FROM g JOIN f USING (pixel_hash) ORDER BY 1, 2""",
     )
     # Copies are found between distinct rasters (pixel hashes); each is reported once,
-    # between the lowest file_ids holding those rasters.
+    # between the first filenames holding those rasters (not the lowest file_ids, which
+    # depend on the order files arrived in, so a rerun equals a fresh run).
     rep = dict(
         _query(
             con,
-            """SELECT pixel_hash, min(file_id) FROM f
+            """SELECT pixel_hash, arg_min(file_id, filename) FROM f
                WHERE status = 'ok' AND pixel_hash IS NOT NULL GROUP BY pixel_hash""",
         )
     )

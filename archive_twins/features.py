@@ -161,14 +161,34 @@ def save_features(path: str | os.PathLike, feats: dict[str, dict], fp: str) -> N
         )
 
 
+def _raster_path(store: Path, key: str) -> Path:
+    return store / "by-raster" / key[:2] / f"{key}.npz"
+
+
+def _load_raster(path: Path, fp: str) -> dict | None:
+    try:
+        z = np.load(path, allow_pickle=False)
+        if str(z["params"]) != fp:
+            return None
+        return {name: z[name] for name in ("xy", "desc", "words", "mwords")} | {"params": fp}
+    except (FileNotFoundError, ValueError, OSError, KeyError):
+        return None
+
+
 def run_features_shard(
     records: str | os.PathLike,
     output: str | os.PathLike,
     store: str | os.PathLike,
     params: FeatureParams,
+    raster_store: str | os.PathLike | None = None,
 ) -> dict:
-    """Bring a shard's feature file up to date; extract only rasters not seen before."""
+    """Bring a shard's feature bundle up to date; extract only rasters never seen.
+
+    Features are also kept per raster (`raster_store/by-raster/`), so a raster that
+    moves to another shard, or a byte copy filed elsewhere, is not extracted again.
+    """
     fp = params.fingerprint()
+    rstore = Path(raster_store) if raster_store else Path(output).parent
     previous = {k: v for k, v in load_features(output).items() if v["params"] == fp}
     feats: dict[str, dict] = {}
     stats = {"rasters": 0, "reused": 0, "extracted": 0, "missing_thumb": 0}
@@ -177,8 +197,9 @@ def run_features_shard(
         if r["status"] != "ok" or not key or key in feats:
             continue
         stats["rasters"] += 1
-        if key in previous:
-            feats[key] = previous[key]
+        cached = previous.get(key) or _load_raster(_raster_path(rstore, key), fp)
+        if cached is not None:
+            feats[key] = cached
             stats["reused"] += 1
             continue
         thumb = Path(store) / r["sha256"][:2] / f"{r['sha256']}.jpg"
@@ -189,6 +210,8 @@ def run_features_shard(
         f = extract(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), (r["width"], r["height"]), params)
         f["words"] = quantise(f["desc"])
         f["mwords"] = quantise(mirror_descriptors(f["desc"]))
+        with atomic_open(_raster_path(rstore, key), "wb") as fh:
+            np.savez(fh, **f, params=np.array(fp))
         feats[key] = f
         stats["extracted"] += 1
     save_features(output, feats, fp)

@@ -80,6 +80,36 @@ def idf_of(word_lists: list[np.ndarray]) -> np.ndarray:
     return np.log((len(word_lists) + 1) / (df + 1)) + 1
 
 
+def _top_k(
+    q: sparse.csr_matrix,
+    qkeys: list[str],
+    idx: sparse.csr_matrix,
+    ikeys: list[str],
+    k: int,
+    min_sim: float,
+    out: dict[tuple[str, str], float],
+    chunk: int = 1024,
+) -> None:
+    """Each query row's k most similar index rows (>= min_sim), in row chunks so the
+    dense similarity block stays at chunk x len(index)."""
+    idx_t = idx.T.tocsc()
+    for start in range(0, q.shape[0], chunk):
+        sim = (q[start : start + chunk] @ idx_t).toarray()
+        kk = min(k, sim.shape[1])
+        if kk == 0:
+            return
+        top = np.argpartition(-sim, kk - 1, axis=1)[:, :kk]
+        for r in range(sim.shape[0]):
+            qk = qkeys[start + r]
+            for j in top[r]:
+                v = float(sim[r, j])
+                if v < min_sim or qk == ikeys[j]:
+                    continue
+                pair = (qk, ikeys[j]) if qk < ikeys[j] else (ikeys[j], qk)
+                if v > out.get(pair, 0.0):
+                    out[pair] = v
+
+
 def shortlist(
     keys_a: list[str],
     feats_a: list[dict],
@@ -90,7 +120,8 @@ def shortlist(
 ) -> dict[tuple[str, str], float]:
     """Candidate pairs (key order) with their best tf-idf similarity (plain or mirrored).
 
-    Every raster of both sides is a query and keeps its `shortlist` best answers.
+    Every raster of both sides is a query and keeps its `shortlist` best answers
+    among the other side (its mirror image is a query too).
     """
     if not feats_a or not feats_b:
         return {}
@@ -98,25 +129,14 @@ def shortlist(
     a = bovw([f["words"] for f in feats_a], idf)
     am = bovw([f["mwords"] for f in feats_a], idf)
     b = a if same else bovw([f["words"] for f in feats_b], idf)
-    sim = (a @ b.T).toarray()
-    sim = np.maximum(sim, (am @ b.T).toarray())
-    if same:
-        np.fill_diagonal(sim, 0)
+    bm = am if same else bovw([f["mwords"] for f in feats_b], idf)
     out: dict[tuple[str, str], float] = {}
-    k = params.shortlist
-    for axis in (1, 0):
-        s = sim if axis == 1 else sim.T
-        qk, ik = (keys_a, keys_b) if axis == 1 else (keys_b, keys_a)
-        if s.shape[1] == 0:
-            continue
-        top = np.argsort(-s, axis=1)[:, :k]
-        for qi in range(s.shape[0]):
-            for j in top[qi]:
-                v = float(s[qi, j])
-                if v < params.min_similarity or qk[qi] == ik[j]:
-                    continue
-                pair = tuple(sorted((qk[qi], ik[j])))
-                out[pair] = max(out.get(pair, 0.0), v)
+    k, t = params.shortlist, params.min_similarity
+    _top_k(a, keys_a, b, keys_b, k, t, out)
+    _top_k(am, keys_a, b, keys_b, k, t, out)
+    if not same:
+        _top_k(b, keys_b, a, keys_a, k, t, out)
+        _top_k(bm, keys_b, a, keys_a, k, t, out)
     return out
 
 
