@@ -120,20 +120,15 @@ def load_features(path: str | os.PathLike) -> dict[str, dict]:
         z = np.load(path, allow_pickle=False)
     except (FileNotFoundError, ValueError, OSError):
         return {}
-    keys, off = z["keys"], z["offsets"]
     if "params" not in z.files:
         return {}
-    fp = str(z["params"])
+    # NpzFile reads an array from the archive on every z[name]: read each one once.
+    keys, off, fp = z["keys"], z["offsets"], str(z["params"])
+    arrays = {name: z[name] for name in ("xy", "desc", "words", "mwords")}
     out = {}
     for i, key in enumerate(keys.tolist()):
         s, e = off[i], off[i + 1]
-        out[key] = {
-            "xy": z["xy"][s:e],
-            "desc": z["desc"][s:e],
-            "words": z["words"][s:e],
-            "mwords": z["mwords"][s:e],
-            "params": fp,
-        }
+        out[key] = {name: arr[s:e] for name, arr in arrays.items()} | {"params": fp}
     return out
 
 

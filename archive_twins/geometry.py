@@ -87,7 +87,8 @@ def _top_k(
     ikeys: list[str],
     k: int,
     min_sim: float,
-    out: dict[tuple[str, str], float],
+    out: dict[tuple[str, str], tuple[float, bool]],
+    mirrored: bool,
     chunk: int = 1024,
 ) -> None:
     """Each query row's k most similar index rows (>= min_sim), in row chunks so the
@@ -106,8 +107,8 @@ def _top_k(
                 if v < min_sim or qk == ikeys[j]:
                     continue
                 pair = (qk, ikeys[j]) if qk < ikeys[j] else (ikeys[j], qk)
-                if v > out.get(pair, 0.0):
-                    out[pair] = v
+                if v > out.get(pair, (0.0, False))[0]:
+                    out[pair] = (v, mirrored)
 
 
 def shortlist(
@@ -117,8 +118,8 @@ def shortlist(
     feats_b: list[dict],
     same: bool,
     params: GeoParams,
-) -> dict[tuple[str, str], float]:
-    """Candidate pairs (key order) with their best tf-idf similarity (plain or mirrored).
+) -> dict[tuple[str, str], tuple[float, bool]]:
+    """Candidate pairs (key order) -> (best tf-idf similarity, whether mirrored won).
 
     Every raster of both sides is a query and keeps its `shortlist` best answers
     among the other side (its mirror image is a query too).
@@ -130,22 +131,38 @@ def shortlist(
     am = bovw([f["mwords"] for f in feats_a], idf)
     b = a if same else bovw([f["words"] for f in feats_b], idf)
     bm = am if same else bovw([f["mwords"] for f in feats_b], idf)
-    out: dict[tuple[str, str], float] = {}
+    out: dict[tuple[str, str], tuple[float, bool]] = {}
     k, t = params.shortlist, params.min_similarity
-    _top_k(a, keys_a, b, keys_b, k, t, out)
-    _top_k(am, keys_a, b, keys_b, k, t, out)
+    _top_k(a, keys_a, b, keys_b, k, t, out, False)
+    _top_k(am, keys_a, b, keys_b, k, t, out, True)
     if not same:
-        _top_k(b, keys_b, a, keys_a, k, t, out)
-        _top_k(bm, keys_b, a, keys_a, k, t, out)
+        _top_k(b, keys_b, a, keys_a, k, t, out, False)
+        _top_k(bm, keys_b, a, keys_a, k, t, out, True)
     return out
 
 
+def _rootsift(f: dict, mirrored: bool) -> np.ndarray:
+    """RootSIFT of a raster's descriptors (or of its mirror image), computed once."""
+    name = "_rs_mirror" if mirrored else "_rs"
+    if name not in f:
+        f[name] = root_sift(mirror_descriptors(f["desc"]) if mirrored else f["desc"])
+    return f[name]
+
+
 def _good_matches(da: np.ndarray, db: np.ndarray, ratio: float) -> list[tuple[int, int]]:
+    """Lowe's ratio test on unit-norm (RootSIFT) descriptors, with one BLAS product
+    (about 15x faster than OpenCV's brute-force matcher at 400 x 400)."""
     if len(da) < 2 or len(db) < 2:
         return []
-    matcher = cv2.BFMatcher(cv2.NORM_L2)
-    knn = matcher.knnMatch(root_sift(da), root_sift(db), k=2)
-    return [(m.queryIdx, m.trainIdx) for m, n in knn if m.distance < ratio * n.distance]
+    d2 = np.maximum(2.0 - 2.0 * (da @ db.T), 0.0)
+    two = np.argpartition(d2, 1, axis=1)[:, :2]
+    rows = np.arange(len(da))
+    first, second = d2[rows, two[:, 0]], d2[rows, two[:, 1]]
+    swap = second < first
+    best = np.where(swap, two[:, 1], two[:, 0])
+    d1, d2nd = np.minimum(first, second), np.maximum(first, second)
+    keep = np.sqrt(d1) < ratio * np.sqrt(d2nd)
+    return list(zip(rows[keep].tolist(), best[keep].tolist(), strict=True))
 
 
 def _poly_area(pts: np.ndarray) -> float:
@@ -198,15 +215,16 @@ def fit(
     """RANSAC homography A->B (full-resolution coordinates): (H, inliers, matches)."""
     best = None
     for mirrored in (True, False) if mirror_first else (False, True):
-        da = mirror_descriptors(fa["desc"]) if mirrored else fa["desc"]
-        good = _good_matches(da, fb["desc"], params.ratio)
+        if best is not None and best[1] >= 0.5 * best[2]:
+            break  # the hinted variant explains most matches: the other is not tried
+        good = _good_matches(_rootsift(fa, mirrored), _rootsift(fb, False), params.ratio)
         if len(good) < params.min_inliers:
             continue
         pa = fa["xy"][[g[0] for g in good]].astype(np.float64)
         pb = fb["xy"][[g[1] for g in good]].astype(np.float64)
         cv2.setRNGSeed(12345)
         thresh = params.reproj_frac * max(size_b)
-        hmat, mask = cv2.findHomography(pa, pb, cv2.RANSAC, thresh, maxIters=4000, confidence=0.999)
+        hmat, mask = cv2.findHomography(pa, pb, cv2.RANSAC, thresh, maxIters=2000, confidence=0.995)
         if hmat is None:
             continue
         inliers = int(mask.sum())
@@ -259,13 +277,14 @@ def verify_geometric(
     thumbs_a: np.ndarray,
     thumbs_b: np.ndarray,
     params: GeoParams,
+    mirror_first: bool = False,
 ) -> dict | None:
     """Full verification of a shortlisted pair. `a`/`b` carry key, size, rank, features.
 
     Returns the copy relation with file1 = the source (see `source_first`), or None.
     """
     size_a, size_b = (a["width"], a["height"]), (b["width"], b["height"])
-    found = fit(a["feat"], b["feat"], size_a, size_b, False, params)
+    found = fit(a["feat"], b["feat"], size_a, size_b, mirror_first, params)
     if found is None:
         return None
     hmat, inliers, matches = found

@@ -322,7 +322,7 @@ def match_block(
         same,
         geo,
     )
-    for pair, _sim in sorted(sl.items()):
+    for pair, (_sim, mirror_hint) in sorted(sl.items()):
         if pair in found_pairs:
             continue
         stats["geo_candidates"] += 1
@@ -352,6 +352,7 @@ def match_block(
                     thumbs.get(x.sha256),
                     thumbs.get(y.sha256),
                     geo,
+                    mirror_hint,
                 )
             except FileNotFoundError as exc:
                 log.warning("thumbnail missing, candidate skipped: %s", exc)

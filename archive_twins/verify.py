@@ -76,16 +76,10 @@ def compare(
     fitted = gain * (ga - am) + bm
     resid = np.abs(fitted - gb)
     n = min(params.grid, max(2, min(size) // 8))
-    worst, used = 0.0, 0
-    for r in np.array_split(np.arange(size[1]), n):
-        for c in np.array_split(np.arange(size[0]), n):
-            blk = np.ix_(r, c)
-            if inside[blk].mean() < 0.9:
-                continue
-            used += 1
-            fa, fb = fitted[blk], gb[blk]
-            structure = (np.abs(fa - fa.mean()).mean() + np.abs(fb - fb.mean()).mean()) / 2
-            worst = max(worst, float(resid[blk].mean() / (structure + params.noise_floor)))
+    ratios, coverage = block_ratios(fitted, gb, resid, inside, n, params.noise_floor)
+    usable = coverage >= 0.9
+    used = int(usable.sum())
+    worst = float(ratios[usable].max()) if used else 0.0
     za = (a_in - am) / (a_in.std() + 1e-6)
     zb = (b_in - bm) / (b_in.std() + 1e-6)
     la_in, lb_in = la[inside], lb[inside]
@@ -102,6 +96,39 @@ def compare(
         "tone_diff": tone * 100 / 255,
         "blocks": used,
     }
+
+
+def _block_sums(x: np.ndarray, r0: np.ndarray, c0: np.ndarray) -> np.ndarray:
+    return np.add.reduceat(np.add.reduceat(x, r0, axis=0), c0, axis=1)
+
+
+def block_ratios(
+    fitted: np.ndarray,
+    target: np.ndarray,
+    resid: np.ndarray,
+    inside: np.ndarray,
+    n: int,
+    floor: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per block of an n x n grid: mean residual / (mean structure + floor), and the
+    fraction of the block inside the overlap. Vectorised with reduceat."""
+    h, w = target.shape
+    rows = np.array_split(np.arange(h), n)
+    cols = np.array_split(np.arange(w), n)
+    r0 = np.array([r[0] for r in rows])
+    c0 = np.array([c[0] for c in cols])
+    counts = np.outer([len(r) for r in rows], [len(c) for c in cols]).astype(np.float64)
+    rsz = np.repeat(np.arange(n), [len(r) for r in rows])
+    csz = np.repeat(np.arange(n), [len(c) for c in cols])
+
+    def mad(x: np.ndarray) -> np.ndarray:
+        mean = _block_sums(x.astype(np.float64), r0, c0) / counts
+        return _block_sums(np.abs(x - mean[rsz][:, csz]), r0, c0) / counts
+
+    structure = (mad(fitted) + mad(target)) / 2
+    res = _block_sums(resid.astype(np.float64), r0, c0) / counts
+    cover = _block_sums(inside.astype(np.float64), r0, c0) / counts
+    return res / (structure + floor), cover
 
 
 def accepted(m: dict, params: VerifyParams) -> bool:
