@@ -24,6 +24,7 @@ def run_workflow(
     shards: int = 3,
     cores: int = 2,
     extra: list[str] | None = None,
+    options: list[str] | None = None,
     check: bool = True,
 ) -> subprocess.CompletedProcess:
     """`snakemake --cores N --config archive=... results=...` in its own working dir."""
@@ -40,6 +41,7 @@ def run_workflow(
         str(REPO / "config.yaml"),
         "--cores",
         str(cores),
+        *(options or []),
         "--config",
         f"archive={archive}",
         f"results={workdir / 'results'}",
