@@ -19,6 +19,7 @@ include: "rules/common.smk"
 include: "rules/decode.smk"
 include: "rules/match.smk"
 include: "rules/aggregate.smk"
+include: "rules/html.smk"
 
 
 rule all:
@@ -26,3 +27,4 @@ rule all:
     input:
         f"{RESULTS}/archive.sqlite",
         f"{RESULTS}/json",
+        f"{RESULTS}/html",

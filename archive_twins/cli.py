@@ -101,3 +101,12 @@ def run_features(smk: Any) -> None:
     )
     stats["seconds"] = round(time.perf_counter() - t0, 3)
     log.info("STATS %s", json.dumps(stats, sort_keys=True))
+
+
+def run_html(smk: Any) -> None:
+    """Rule html."""
+    from .html import build_html
+
+    log = _logging(smk.log[0])
+    counts = build_html(smk.input.json, smk.output.html, smk.params.archive)
+    log.info("pages %s", json.dumps(counts, sort_keys=True))

@@ -1,11 +1,33 @@
 #!/usr/bin/env bash
-# System services the test suite uses beyond Python: a single-node SLURM cluster.
+# What the test suite uses beyond Python, installed and started by the project:
+#  - a single-node SLURM cluster (tests/slurm/start_slurm.sh: slurm-wlm + munge),
+#  - Debian's Chromium and playwright-core (npm) for the HTML page tests.
 # Where root/apt is impossible the tests that need them skip with a message.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+status=0
+
 bash "$here/slurm/start_slurm.sh"
 case $? in
     0) ;;
     3) echo "setup_system: SLURM unavailable here; tests/test_slurm.py will be skipped" ;;
-    *) echo "setup_system: SLURM failed to start" >&2; exit 1 ;;
+    *) echo "setup_system: SLURM failed to start" >&2; status=1 ;;
 esac
+
+if [ ! -x /usr/bin/chromium ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null \
+            || { echo "setup_system: chromium install failed" >&2; status=1; }
+    else
+        echo "setup_system: no root/apt: tests/test_html.py will be skipped"
+    fi
+fi
+if command -v npm >/dev/null; then
+    (cd "$here/browser" && npm ci --no-audit --no-fund --silent) \
+        || { echo "setup_system: npm ci failed" >&2; status=1; }
+else
+    echo "setup_system: no npm: tests/test_html.py will be skipped"
+fi
+exit $status

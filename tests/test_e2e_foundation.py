@@ -136,6 +136,7 @@ def test_logs_per_rule(run):
         "aggregate",
         "decode_shard",
         "features_shard",
+        "html",
         "match_block",
     ]
     assert len(list((results / "logs" / "decode_shard").glob("*.log"))) == 3

@@ -1,0 +1,19 @@
+# Static review pages (side by side, flicker) from the JSON deliverable.
+
+
+rule html:
+    input:
+        json=f"{RESULTS}/json",
+    output:
+        html=directory(f"{RESULTS}/html"),
+    log:
+        f"{RESULTS}/logs/html/html.log",
+    conda:
+        "../envs/archive-twins.yaml"
+    threads: 1
+    resources:
+        **rule_resources("html"),
+    params:
+        archive=ARCHIVE,
+    script:
+        "../scripts/html.py"

@@ -1,0 +1,9 @@
+"""Snakemake script: static review pages from the JSON deliverable."""
+
+import sys
+
+sys.path.insert(0, snakemake.scriptdir + "/..")
+
+from archive_twins.cli import run_html  # noqa: E402
+
+run_html(snakemake)

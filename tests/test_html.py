@@ -1,0 +1,109 @@
+"""The review pages in a real headless Chromium (Debian's, driven by playwright-core):
+every page opens from disk, pages through, selects by keyboard, searches, flickers
+an aligned pair, and shows hostile filenames as text."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import REPO, run_workflow
+
+from archive_twins.demo import build_demo_archive, copy_bytes, photo, save
+
+pytestmark = pytest.mark.browser
+BROWSER = REPO / "tests" / "browser"
+EVIL = "<script>alert(\"x\")<!-- 'q' & <b>bold.jpg"
+EVIL_ERROR = "<img src=x onerror=alert(2)>.tif"
+
+
+@pytest.fixture(scope="module")
+def seen(tmp_path_factory):
+    if not shutil.which("node") or not (BROWSER / "node_modules" / "playwright-core").exists():
+        pytest.skip("node + playwright-core not installed (tests/setup_system.sh installs them)")
+    if not Path("/usr/bin/chromium").exists():
+        pytest.skip("Debian chromium not installed (tests/setup_system.sh installs it)")
+    root = tmp_path_factory.mktemp("html") / "archive"
+    build_demo_archive(root)
+    copy_bytes(root / "web" / "astronaut.jpg", root / "evil" / EVIL)
+    (root / "evil" / EVIL_ERROR).write_bytes(b"")
+    big = photo("hubble_deep_field")
+    for i in range(26):  # 26 more identical sets, disjoint tiles: the sets page has 2 pages
+        y, x = (i // 6) * 170, (i % 6) * 160
+        tile = np.ascontiguousarray(big[y : y + 120, x : x + 120])
+        p = save(tile, root / "tiles" / f"tile_{i:02d}.png")
+        copy_bytes(p, root / "tiles_copy" / p.name)
+    work = tmp_path_factory.mktemp("htmlwork")
+    run_workflow(root, work, shards=3)
+    shots = work / "screenshots"
+    shots.mkdir()
+    proc = subprocess.run(
+        ["node", str(BROWSER / "check_pages.mjs"), str(work / "results" / "html"), str(shots)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout), shots
+
+
+def test_no_script_runs_and_no_errors(seen):
+    out, _ = seen
+    assert out["dialogs"] == []
+    assert out["errors"] == []
+    assert out["index"]["scripts"] == 0
+    for name, page in out["pages"].items():
+        assert page["scripts"] == 2, name  # only data/<page>.js and assets/app.js
+
+
+def test_hostile_names_are_text(seen):
+    out, _ = seen
+    assert EVIL in out["pages"]["identical"]["text"] or EVIL in json.dumps(out["pages"])
+    assert f"evil/{EVIL_ERROR}" in out["index"]["errors"]
+
+
+def test_every_page_lists_its_items(seen):
+    out, _ = seen
+    summary = dict(r.split("\t") for r in out["index"]["summary"])
+    assert summary["copies: resize"] == "4" and summary["copies: rotate90i"] == "3"
+    for name, n in (("transform_resize", 4), ("transform_rotate90i", 3), ("transform_other", 2)):
+        assert out["pages"][name]["cards"] == n, name
+        assert out["pages"][name]["info"] == f"page 1 of 1 · {n} of {n} pairs"
+
+
+def test_paging_keyboard_and_search(seen):
+    out, _ = seen
+    sets = out["pages"]["identical"]
+    assert sets["cards"] == 24
+    assert sets["info"].startswith("page 1 of 2")
+    assert sets["afterNext"].startswith("page 2 of 2")
+    assert sets["afterKeyPrev"].startswith("page 1 of 2")
+    assert sets["selected"] == "1"  # 'j' moved the selection to the second card
+    assert sets["searchInfo"].startswith("page 1 of 1 · ")
+    assert sets["searchFirst"]
+
+
+def test_flicker_alternates_and_copy_is_aligned(seen):
+    out, _ = seen
+    for name in ("transform_resize", "transform_rotate90i", "transform_other"):
+        page = out["pages"][name]
+        assert {"visible", "hidden"} <= set(page["flickerStates"]), name
+        base, over = page["geometry"]["base"], page["geometry"]["overlay"]
+        # whole-frame copies: the aligned copy lands exactly on the source
+        assert np.allclose(base, over, atol=1.5), (name, base, over)
+        assert page["blend"]
+
+
+def test_screenshots_taken(seen):
+    _, shots = seen
+    names = {p.name for p in shots.glob("*.png")}
+    assert {
+        "index.png",
+        "identical.png",
+        "transform_resize_flicker.png",
+        "transform_other_blend.png",
+    } <= names
