@@ -204,6 +204,27 @@ def decompose(hmat: np.ndarray, wa: int, ha: int) -> tuple[float, float, bool]:
     return scale, angle, mirrored
 
 
+def _similarity_screen(
+    pa: np.ndarray, pb: np.ndarray, mirrored: bool, thresh: float, min_inliers: int
+) -> bool:
+    """Cheap first screen before the homography: do enough matches agree with one
+    rotation + scale + shift (2-point samples, loose threshold)? Unrelated pictures
+    rarely do, and RANSAC for a homography on their matches is the costliest step."""
+    src = pa * np.array([-1.0, 1.0]) if mirrored else pa
+    model, inl = cv2.estimateAffinePartial2D(
+        src,
+        pb,
+        method=cv2.RANSAC,
+        ransacReprojThreshold=thresh,
+        maxIters=500,
+        confidence=0.99,
+    )
+    if model is None:
+        return False
+    n = int(inl.sum())
+    return n >= min_inliers and n >= 0.2 * len(pa)
+
+
 def fit(
     fa: dict,
     fb: dict,
@@ -214,9 +235,9 @@ def fit(
 ) -> tuple[np.ndarray, int, int] | None:
     """RANSAC homography A->B (full-resolution coordinates): (H, inliers, matches)."""
     best = None
-    for mirrored in (True, False) if mirror_first else (False, True):
-        if best is not None and best[1] >= 0.5 * best[2]:
-            break  # the hinted variant explains most matches: the other is not tried
+    # Only the variant the retrieval preferred (mirrored words or plain) is matched:
+    # matching is the costliest step for the many unrelated candidates.
+    for mirrored in (mirror_first,):
         good = _good_matches(_rootsift(fa, mirrored), _rootsift(fb, False), params.ratio)
         if len(good) < params.min_inliers:
             continue
@@ -224,6 +245,8 @@ def fit(
         pb = fb["xy"][[g[1] for g in good]].astype(np.float64)
         cv2.setRNGSeed(12345)
         thresh = params.reproj_frac * max(size_b)
+        if not _similarity_screen(pa, pb, mirrored, 1.5 * thresh, params.min_inliers):
+            continue
         hmat, mask = cv2.findHomography(pa, pb, cv2.RANSAC, thresh, maxIters=2000, confidence=0.995)
         if hmat is None:
             continue

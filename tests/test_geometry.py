@@ -21,6 +21,7 @@ from archive_twins.geometry import (
     crop_box,
     decompose,
     fit,
+    shortlist,
     source_first,
     verify_geometric,
 )
@@ -66,7 +67,8 @@ def test_mirrored_descriptors_fit_a_mirror():
     a = photo("astronaut")
     b = np.ascontiguousarray(a[:, ::-1])
     fa, fb = feats(a), feats(b)
-    found = fit(fa, fb, (512, 512), (512, 512), False, GeoParams())
+    assert fit(fa, fb, (512, 512), (512, 512), False, GeoParams()) is None
+    found = fit(fa, fb, (512, 512), (512, 512), True, GeoParams())
     assert found is not None
     hmat, inliers, _ = found
     assert inliers >= 50
@@ -78,7 +80,13 @@ def test_mirrored_descriptors_fit_a_mirror():
 def test_mirrored_crop_is_found_with_its_box():
     a = photo("chelsea")
     crop = np.ascontiguousarray(a[50:250, 100:400][:, ::-1])
-    res = verify_geometric(side(a, "a", (2,)), side(crop, "b", (1,)), a, crop, GeoParams())
+    sa, sb = side(a, "a", (2,)), side(crop, "b", (1,))
+    # retrieval says the mirrored words match best: that is the variant matched
+    ((sim, mirror_hint),) = shortlist(
+        ["a"], [sa["feat"]], ["b"], [sb["feat"]], False, GeoParams()
+    ).values()
+    assert mirror_hint and sim > 0.3
+    res = verify_geometric(sa, sb, a, crop, GeoParams(), mirror_hint)
     assert res is not None
     assert res["key1"] == "a" and res["mirrored"] == 1
     assert res["crop"] == pytest.approx((100, 50, 300, 200), abs=4)
