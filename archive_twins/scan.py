@@ -65,18 +65,12 @@ def scan_archive(root: str | os.PathLike, follow_symlinks: bool = False) -> Scan
             continue
         for entry in entries:
             rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
-            try:
-                is_link = entry.is_symlink()
-                is_dir = entry.is_dir(follow_symlinks=follow_symlinks)
-            except OSError as exc:
-                result.skipped.append(
-                    {"filename": rel, "size_bytes": None, "reason": f"cannot stat: {exc}"}
-                )
-                continue
+            is_link = entry.is_symlink()
+            is_dir = _is_dir(entry, follow_symlinks)
             if is_dir:
                 stack.append(rel)
                 continue
-            if is_link and entry.is_dir(follow_symlinks=True):
+            if is_link and _is_dir(entry, True):
                 result.skipped.append(
                     {
                         "filename": rel,
@@ -89,6 +83,15 @@ def scan_archive(root: str | os.PathLike, follow_symlinks: bool = False) -> Scan
     result.images.sort(key=lambda r: r["path"])
     result.skipped.sort(key=lambda r: r["filename"])
     return result
+
+
+def _is_dir(entry: os.DirEntry, follow: bool) -> bool:
+    """is_dir that treats an unresolvable entry (symlink loop, vanished) as a file,
+    so that it is recorded with its stat error instead of aborting the scan."""
+    try:
+        return entry.is_dir(follow_symlinks=follow)
+    except OSError:
+        return False
 
 
 def _add_file(result: ScanResult, entry: os.DirEntry, rel: str) -> None:

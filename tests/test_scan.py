@@ -84,3 +84,11 @@ def test_manifests_rewritten_only_when_their_shard_changes(tmp_path):
             assert p.stat().st_mtime_ns == mtimes[p.name]
     entries = read_jsonl(out / f"shard-{changed[0]:04d}.jsonl")
     assert "new.png" in [e["path"] for e in entries]
+
+
+def test_file_symlink_loop_is_recorded_not_fatal(tmp_path):
+    os.symlink("b.jpg", tmp_path / "a.jpg")
+    os.symlink("a.jpg", tmp_path / "b.jpg")
+    res = scan_archive(tmp_path)
+    assert [r["path"] for r in res.images] == ["a.jpg", "b.jpg"]
+    assert all(r["scan_error"].startswith("cannot stat") for r in res.images)
