@@ -204,6 +204,14 @@ def decompose(hmat: np.ndarray, wa: int, ha: int) -> tuple[float, float, bool]:
     return scale, angle, mirrored
 
 
+def _well_conditioned(hmat: np.ndarray) -> bool:
+    """A usable homography: invertible, not collapsing the image to a line, scale
+    within 1/50..50 (a degenerate RANSAC fit on clustered points fails this)."""
+    det = abs(float(np.linalg.det(hmat)))
+    lin = abs(float(np.linalg.det(hmat[:2, :2] / hmat[2, 2]))) if hmat[2, 2] else 0.0
+    return det > 1e-9 and 1 / 2500 < lin < 2500 and np.linalg.cond(hmat) < 1e9
+
+
 def _similarity_screen(
     pa: np.ndarray, pb: np.ndarray, mirrored: bool, thresh: float, min_inliers: int
 ) -> bool:
@@ -252,7 +260,7 @@ def fit(
             continue
         inliers = int(mask.sum())
         det = np.linalg.det(hmat[:2, :2])
-        if inliers < params.min_inliers or (det < 0) != mirrored:
+        if inliers < params.min_inliers or (det < 0) != mirrored or not _well_conditioned(hmat):
             continue
         if best is None or inliers > best[1]:
             best = (hmat, inliers, len(good))

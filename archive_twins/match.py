@@ -357,6 +357,10 @@ def match_block(
             except FileNotFoundError as exc:
                 log.warning("thumbnail missing, candidate skipped: %s", exc)
                 continue
+            except (np.linalg.LinAlgError, cv2.error, ValueError) as exc:
+                # a numerically degenerate fit is no copy; one pair never stops a job
+                log.warning("geometric check failed for %s: %s", pair, exc)
+                g = None
             copy = geo_copy(g, by_key) if g is not None else None
             verdict = {"pair": list(pair), "stage": "geo", "params": gfp, "copy": copy}
         stats["geo_found"] += verdict["copy"] is not None

@@ -100,7 +100,9 @@ def run(archive: Path, work: Path, cores: int, shards: int, blocks: int) -> floa
         f"match_blocks={blocks}",
     ]
     t0 = time.perf_counter()
-    subprocess.run(cmd, check=True, capture_output=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode:
+        sys.exit(f"workflow failed:\n{proc.stderr[-4000:]}")
     return time.perf_counter() - t0
 
 

@@ -113,3 +113,12 @@ def test_source_rules():
     assert source_first(1.0, 0.4, 1.0, (1,), (2,))  # B is a crop of A
     assert not source_first(1.0, 1.0, 0.4, (2,), (1,))  # A is a crop of B
     assert source_first(1.0, 0.9, 0.9, (2,), (1,))  # otherwise the rank decides
+
+
+def test_degenerate_homographies_are_refused():
+    from archive_twins.geometry import _well_conditioned
+
+    assert _well_conditioned(np.eye(3))
+    assert not _well_conditioned(np.zeros((3, 3)))
+    assert not _well_conditioned(np.array([[1.0, 2, 0], [2, 4, 0], [0, 0, 1]]))  # rank 2
+    assert not _well_conditioned(np.diag([1e-4, 1e-4, 1.0]))  # collapses the image
