@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sqlite3
 import tempfile
 from collections.abc import Sequence
@@ -18,7 +17,7 @@ from pathlib import Path
 import duckdb
 
 from .schema import COPY_KINDS, INDEXES, TABLES, columns
-from .util import atomic_open, display_name
+from .util import atomic_dir, atomic_open, display_name
 
 RECORD_COLUMNS = {
     "path": "VARCHAR",
@@ -237,20 +236,12 @@ def write_sqlite(tables: dict[str, list[tuple]], out: str | os.PathLike) -> None
 def write_json(tables: dict[str, list[tuple]], outdir: str | os.PathLike) -> None:
     """One `<table>.json` (array of objects) per table, written into a fresh directory."""
     outdir = Path(outdir)
-    outdir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.", dir=outdir.parent))
-    try:
+    with atomic_dir(outdir) as tmp:
         for name in TABLES:
             cols = columns(name)
             rows = [dict(zip(cols, r, strict=True)) for r in tables[name]]
             with open(tmp / f"{name}.json", "w", encoding="utf-8") as fh:
                 json.dump(rows, fh, ensure_ascii=False, separators=(",", ":"))
-        if outdir.exists():
-            shutil.rmtree(outdir)
-        os.replace(tmp, outdir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def aggregate(

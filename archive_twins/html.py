@@ -13,9 +13,10 @@ import html
 import json
 import os
 import shutil
-import tempfile
 from collections import Counter
 from pathlib import Path
+
+from .util import atomic_dir
 
 WEB = Path(__file__).parent / "web"
 
@@ -162,9 +163,8 @@ def build_html(
     archive = Path(archive).resolve()
     t = {p.stem: json.loads(p.read_text(encoding="utf-8")) for p in json_dir.glob("*.json")}
     files = {f["file_id"]: f for f in t["files"]}
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     counts = {}
-    try:
+    with atomic_dir(out_dir) as tmp:
         (tmp / "assets").mkdir()
         (tmp / "data").mkdir()
         shutil.copy(WEB / "app.js", tmp / "assets" / "app.js")
@@ -196,10 +196,4 @@ def build_html(
             (tmp / f"{name}.html").write_text(_skeleton(name, title), encoding="utf-8")
             counts[name] = len(items)
         (tmp / "index.html").write_text(_index_page(t, archive), encoding="utf-8")
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return counts

@@ -63,6 +63,14 @@ def report(name: str, secs: float, found: set[frozenset], truth: set[frozenset],
     )
 
 
+IM_THUMB = ["-colorspace", "sRGB", "-type", "truecolor", "-quality", "80", "-resize", "800x800>"]
+
+
+def imagemagick_thumb(src: Path, dst: Path) -> None:
+    """The seed's route: ImageMagick's page-0 sRGB 800 px JPEG q80 thumbnail."""
+    subprocess.run(["convert", f"{src}[0]", *IM_THUMB, str(dst)], capture_output=True)
+
+
 def stage(files: list[Path], tmp: Path) -> None:
     from archive_twins.decode import DecodeParams, analyse, sha256_file
 
@@ -81,22 +89,7 @@ def stage(files: list[Path], tmp: Path) -> None:
         return
     t0 = time.perf_counter()
     for i, f in enumerate(files):
-        subprocess.run(
-            [
-                "convert",
-                f"{f}[0]",
-                "-colorspace",
-                "sRGB",
-                "-type",
-                "truecolor",
-                "-quality",
-                "80",
-                "-resize",
-                "800x800>",
-                str(tmp / f"im_{i}.jpg"),
-            ],
-            capture_output=True,
-        )
+        imagemagick_thumb(f, tmp / f"im_{i}.jpg")
     im = time.perf_counter() - t0
     print(
         f"  ImageMagick convert {im:.2f} s; ratio ImageMagick / archive-twins = {im / ours:.2f}"
@@ -105,28 +98,12 @@ def stage(files: list[Path], tmp: Path) -> None:
 
 
 def ours(root: Path, tmp: Path) -> tuple[float, set[frozenset]]:
+    from archive_twins.runner import snakemake_cmd
+
     work = tmp / "work"
     t0 = time.perf_counter()
     subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "snakemake",
-            "--snakefile",
-            str(REPO / "Snakefile"),
-            "--directory",
-            str(work),
-            "--configfile",
-            str(REPO / "config.yaml"),
-            "--cores",
-            "2",
-            "--quiet",
-            "all",
-            "--config",
-            f"archive={root}",
-            f"results={work / 'results'}",
-            "shards=8",
-        ],
+        snakemake_cmd(root, work, 2, ["shards=8"], ["--quiet", "all"]),
         check=True,
         capture_output=True,
     )

@@ -35,27 +35,12 @@ def make_files(root: Path, n: int) -> None:
 
 
 def dry_run(archive: Path, work: Path, shards: int, blocks: int) -> tuple[float, float, str]:
-    cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "-n",
-        "--quiet",
-        "rules",
-        "--snakefile",
-        str(REPO / "Snakefile"),
-        "--directory",
-        str(work),
-        "--configfile",
-        str(REPO / "config.yaml"),
-        "--cores",
-        "2",
-        "--config",
-        f"archive={archive}",
-        f"results={work / 'results'}",
-        f"shards={shards}",
-        f"match_blocks={blocks}",
-    ]
+    sys.path.insert(0, str(REPO))
+    from archive_twins.runner import snakemake_cmd
+
+    cmd = snakemake_cmd(
+        archive, work, 2, [f"shards={shards}", f"match_blocks={blocks}"], ["-n", "--quiet", "rules"]
+    )
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
     secs = time.perf_counter() - t0

@@ -79,26 +79,11 @@ def make_archive(root: Path, n: int, seed: int, prefix: str, rng=None) -> list[P
 
 
 def run(archive: Path, work: Path, cores: int, shards: int, blocks: int) -> float:
-    cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--snakefile",
-        str(REPO / "Snakefile"),
-        "--directory",
-        str(work),
-        "--configfile",
-        str(REPO / "config.yaml"),
-        "--cores",
-        str(cores),
-        "--quiet",
-        "all",
-        "--config",
-        f"archive={archive}",
-        f"results={work / 'results'}",
-        f"shards={shards}",
-        f"match_blocks={blocks}",
-    ]
+    from archive_twins.runner import snakemake_cmd
+
+    cmd = snakemake_cmd(
+        archive, work, cores, [f"shards={shards}", f"match_blocks={blocks}"], ["--quiet", "all"]
+    )
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode:

@@ -47,6 +47,8 @@ def make_master(path: Path) -> None:
 
 
 def main() -> None:
+    from compare_bench import imagemagick_thumb
+
     tmp = Path(tempfile.mkdtemp(prefix="at-mem-"))
     try:
         master = tmp / "master.tif"
@@ -74,22 +76,7 @@ def main() -> None:
             in subprocess.run(["convert", "-version"], capture_output=True, text=True).stdout
         ):
             t0 = time.perf_counter()
-            subprocess.run(
-                [
-                    "convert",
-                    f"{master}[0]",
-                    "-colorspace",
-                    "sRGB",
-                    "-type",
-                    "truecolor",
-                    "-quality",
-                    "80",
-                    "-resize",
-                    "800x800>",
-                    str(tmp / "im.jpg"),
-                ],
-                check=True,
-            )
+            imagemagick_thumb(master, tmp / "im.jpg")
             secs = time.perf_counter() - t0
             peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
             print(

@@ -14,6 +14,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from archive_twins.runner import snakemake_cmd  # noqa: E402
 from archive_twins.schema import TABLES  # noqa: E402
 
 
@@ -29,25 +30,7 @@ def run_workflow(
 ) -> subprocess.CompletedProcess:
     """`snakemake --cores N --config archive=... results=...` in its own working dir."""
     workdir.mkdir(parents=True, exist_ok=True)
-    cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--snakefile",
-        str(REPO / "Snakefile"),
-        "--directory",
-        str(workdir),
-        "--configfile",
-        str(REPO / "config.yaml"),
-        "--cores",
-        str(cores),
-        *(options or []),
-        "--config",
-        f"archive={archive}",
-        f"results={workdir / 'results'}",
-        f"shards={shards}",
-        *(extra or []),
-    ]
+    cmd = snakemake_cmd(archive, workdir, cores, [f"shards={shards}", *(extra or [])], options)
     proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ})
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stderr[-6000:]}")

@@ -7,13 +7,13 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
-from conftest import REPO, read_tables, run_workflow
+from conftest import read_tables, run_workflow
 
 from archive_twins.demo import build_demo_archive
+from archive_twins.runner import snakemake_cmd
 
 pytestmark = pytest.mark.e2e
 
@@ -38,23 +38,7 @@ def test_sigkill_then_rerun_equals_clean_run(tmp_path, rule):
     build_demo_archive(archive)
     work = tmp_path / "killed"
     work.mkdir()
-    cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--snakefile",
-        str(REPO / "Snakefile"),
-        "--directory",
-        str(work),
-        "--configfile",
-        str(REPO / "config.yaml"),
-        "--cores",
-        "1",
-        "--config",
-        f"archive={archive}",
-        f"results={work / 'results'}",
-        "shards=4",
-    ]
+    cmd = snakemake_cmd(archive, work, cores=1, config=["shards=4"])
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     killed = None
     deadline = time.time() + 120
