@@ -5,6 +5,7 @@ their last complete version)."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -32,24 +33,33 @@ def job_pids(rule: str) -> list[int]:
     return pids
 
 
+def run_and_kill(cmd: list[str], rule: str) -> tuple[bool, subprocess.Popen, str]:
+    """Start the workflow and SIGKILL the first job of `rule` that appears."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    killed = False
+    deadline = time.time() + 120
+    while proc.poll() is None and time.time() < deadline and not killed:
+        pids = job_pids(rule)
+        if pids:
+            os.kill(pids[0], signal.SIGKILL)
+            killed = True
+        time.sleep(0.01)
+    out, _ = proc.communicate(timeout=300)
+    return killed, proc, out
+
+
 @pytest.mark.parametrize("rule", ["decode_shard", "match_block"])
 def test_sigkill_then_rerun_equals_clean_run(tmp_path, rule):
     archive = tmp_path / "archive"
     build_demo_archive(archive)
     work = tmp_path / "killed"
-    work.mkdir()
-    cmd = snakemake_cmd(archive, work, cores=1, config=["shards=4"])
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    killed = None
-    deadline = time.time() + 120
-    while proc.poll() is None and time.time() < deadline and killed is None:
-        pids = job_pids(rule)
-        if pids:
-            os.kill(pids[0], signal.SIGKILL)
-            killed = pids[0]
-        time.sleep(0.02)
-    out, _ = proc.communicate(timeout=300)
-    assert killed is not None, "no job to kill was seen"
+    for _attempt in range(3):  # the job may finish before it is seen: try again
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir()
+        killed, proc, out = run_and_kill(snakemake_cmd(archive, work, 1, ["shards=4"]), rule)
+        if killed:
+            break
+    assert killed, "no job to kill was seen"
     assert proc.returncode != 0, out[-2000:]
     assert not (work / "results" / "archive.sqlite").exists()
     run_workflow(archive, work, shards=4, cores=1, options=["--rerun-incomplete"])
