@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import logging
 import time
+from pathlib import Path
 from typing import Any
 
 from . import __version__
 from .aggregate import aggregate
 from .decode import DecodeParams
+from .features import FeatureParams, run_features_shard
 from .shard import process_shard
 
 
@@ -25,7 +27,10 @@ def _logging(logfile: str) -> logging.Logger:
 
 
 def run_decode_shard(smk: Any) -> None:
-    """Rule decode_shard. Logs a machine-readable STATS line for rerun accounting."""
+    """Rule decode_shard: per-file records, then features of new rasters.
+
+    Logs machine-readable STATS (decode) and FEATURES lines for rerun accounting.
+    """
     log = _logging(smk.log[0])
     params = DecodeParams(
         thumb_size=int(smk.params.thumb_size),
@@ -39,6 +44,20 @@ def run_decode_shard(smk: Any) -> None:
     summary = {k: v for k, v in vars(stats).items() if k != "decoded_paths"}
     summary["seconds"] = round(time.perf_counter() - t0, 3)
     log.info("STATS %s", json.dumps(summary, sort_keys=True))
+    t1 = time.perf_counter()
+    fparams = FeatureParams(
+        max_side=int(smk.params.feature_max_side), n_features=int(smk.params.n_features)
+    )
+    fstats = run_features_shard(
+        smk.output.records,
+        smk.output.features,
+        smk.params.store,
+        fparams,
+        Path(smk.output.features).parent,
+        enabled=bool(smk.params.geometric),
+    )
+    fstats["seconds"] = round(time.perf_counter() - t1, 3)
+    log.info("FEATURES %s", json.dumps(fstats, sort_keys=True))
 
 
 def run_aggregate(smk: Any) -> None:
@@ -82,22 +101,6 @@ def run_match(smk: Any) -> None:
         MatchParams(max_hamming=int(smk.params.max_hamming)),
         list(smk.input.features) if smk.params.geometric else None,
         GeoParams() if smk.params.geometric else None,
-    )
-    stats["seconds"] = round(time.perf_counter() - t0, 3)
-    log.info("STATS %s", json.dumps(stats, sort_keys=True))
-
-
-def run_features(smk: Any) -> None:
-    """Rule features_shard."""
-    from .features import FeatureParams, run_features_shard
-
-    log = _logging(smk.log[0])
-    t0 = time.perf_counter()
-    stats = run_features_shard(
-        smk.input.records,
-        smk.output.features,
-        smk.params.store,
-        FeatureParams(max_side=int(smk.params.max_side), n_features=int(smk.params.n_features)),
     )
     stats["seconds"] = round(time.perf_counter() - t0, 3)
     log.info("STATS %s", json.dumps(stats, sort_keys=True))

@@ -1,9 +1,9 @@
 """Local features (RootSIFT on thumbnails), a fixed visual vocabulary, and their store.
 
 Features are what the hash stage cannot use: they survive crops, small rotations,
-perspective and colour changes. They are extracted per shard from the thumbnails,
-kept in `{results}/features/shard-NNNN.npz` and reused on reruns for every raster
-that is still there.
+perspective and colour changes. The decode_shard job extracts them from the
+thumbnails of rasters never seen before, keeps them per raster and bundles them per
+shard in `{results}/features/shard-NNNN.npz` for the matching jobs.
 """
 
 from __future__ import annotations
@@ -176,6 +176,7 @@ def run_features_shard(
     store: str | os.PathLike,
     params: FeatureParams,
     raster_store: str | os.PathLike | None = None,
+    enabled: bool = True,
 ) -> dict:
     """Bring a shard's feature bundle up to date; extract only rasters never seen.
 
@@ -187,6 +188,9 @@ def run_features_shard(
     previous = {k: v for k, v in load_features(output).items() if v["params"] == fp}
     feats: dict[str, dict] = {}
     stats = {"rasters": 0, "reused": 0, "extracted": 0, "missing_thumb": 0}
+    if not enabled:  # geometric stage switched off: an empty bundle
+        save_features(output, {}, fp)
+        return stats
     for r in read_jsonl(records):
         key = r.get("pixel_hash")
         if r["status"] != "ok" or not key or key in feats:

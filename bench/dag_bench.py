@@ -59,7 +59,7 @@ def main() -> None:
         t0 = time.perf_counter()
         make_files(tmp / "archive", args.files)
         print(f"created {args.files} files in {time.perf_counter() - t0:.1f} s")
-        jobs = args.shards * 2 + args.blocks * (args.blocks + 1) // 2 + 2
+        jobs = args.shards + args.blocks * (args.blocks + 1) // 2 + 2
         secs, peak, out = dry_run(tmp / "archive", tmp / "work", args.shards, args.blocks)
         print(f"snakemake -n, first run: {secs:6.1f} s, peak RSS {peak:7.1f} MB, ~{jobs} jobs")
         secs2, peak2, _ = dry_run(tmp / "archive", tmp / "work", args.shards, args.blocks)

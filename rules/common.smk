@@ -38,9 +38,7 @@ def block_records(block):
 
 
 def block_features(b1, b2):
-    """Feature files of the shards of two matching blocks (none if disabled)."""
-    if not config["geometric"]:
-        return []
+    """Feature files of the shards of two matching blocks."""
     shards = set(shards_of_block(int(b1), N_SHARDS, N_BLOCKS))
     shards |= set(shards_of_block(int(b2), N_SHARDS, N_BLOCKS))
     return [f"{RESULTS}/features/shard-{s:04d}.npz" for s in sorted(shards)]

@@ -1,4 +1,6 @@
-# Per-shard stage: sha256, libvips decode of page 0, pixel hash, facts, thumbnail.
+# Per-shard stage: sha256, libvips decode of page 0, pixel hash, facts, thumbnail,
+# pHashes, and the RootSIFT features of the geometric stage: every per-file step in
+# one job per shard, so a rerun touches one job per changed shard.
 
 
 rule decode_shard:
@@ -6,6 +8,7 @@ rule decode_shard:
         manifest=f"{RESULTS}/manifest/shard-{{shard}}.jsonl",
     output:
         records=update(f"{RESULTS}/shards/shard-{{shard}}.jsonl"),
+        features=update(f"{RESULTS}/features/shard-{{shard}}.npz"),
     log:
         f"{RESULTS}/logs/decode_shard/{{shard}}.log",
     conda:
@@ -19,25 +22,8 @@ rule decode_shard:
         thumb_size=config["thumb_size"],
         thumb_quality=config["thumb_quality"],
         max_pixels=config["max_pixels"],
-    script:
-        "../scripts/decode_shard.py"
-
-
-rule features_shard:
-    input:
-        records=f"{RESULTS}/shards/shard-{{shard}}.jsonl",
-    output:
-        features=update(f"{RESULTS}/features/shard-{{shard}}.npz"),
-    log:
-        f"{RESULTS}/logs/features_shard/{{shard}}.log",
-    conda:
-        "../envs/archive-twins.yaml"
-    threads: 1
-    resources:
-        **rule_resources("features_shard"),
-    params:
-        store=f"{RESULTS}/thumbs",
-        max_side=config["features"]["max_side"],
+        geometric=config["geometric"],
+        feature_max_side=config["features"]["max_side"],
         n_features=config["features"]["n_features"],
     script:
-        "../scripts/features_shard.py"
+        "../scripts/decode_shard.py"

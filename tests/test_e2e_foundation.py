@@ -135,7 +135,6 @@ def test_logs_per_rule(run):
     assert sorted(p.name for p in (results / "logs").iterdir()) == [
         "aggregate",
         "decode_shard",
-        "features_shard",
         "html",
         "match_block",
     ]

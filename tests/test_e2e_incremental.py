@@ -39,14 +39,14 @@ def change_archive(root: Path) -> dict:
     return {"added": 3, "modified": 1, "removed": 1, "byte_copies": 1}
 
 
-def stats_since(results: Path, rule: str, since: float) -> list[dict]:
+def stats_since(results: Path, rule: str, since: float, tag: str = "STATS") -> list[dict]:
     out = []
     for log in sorted((results / "logs" / rule).glob("*.log")):
         if log.stat().st_mtime < since:
             continue  # written by the first run: this job did not run again
         for line in log.read_text().splitlines():
-            if " STATS " in line:
-                out.append(json.loads(line.split(" STATS ", 1)[1]))
+            if f" {tag} " in line:
+                out.append(json.loads(line.split(f" {tag} ", 1)[1]))
     return out
 
 
@@ -128,7 +128,7 @@ def test_work_is_proportional_to_the_change(runs):
     # only shards that hold a changed path ran, and they read nothing else
     assert 1 <= len(decode) <= changed + c["removed"] < SHARDS
     assert all(s["unchanged"] == s["files"] - s["hashed"] for s in decode)
-    feats = stats_since(runs["results"], "features_shard", runs["since"])
+    feats = stats_since(runs["results"], "decode_shard", runs["since"], "FEATURES")
     assert sum(s["extracted"] for s in feats) == changed - c["byte_copies"]
 
 
