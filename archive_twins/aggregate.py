@@ -97,8 +97,12 @@ def build_tables(
         raise ValueError("a path appears in more than one shard record")
     prev, next_id = load_registry(registry)
     ids, next_id = assign_file_ids(paths, prev, next_id)
-    con.execute("CREATE TABLE fid (path VARCHAR, file_id BIGINT)")
-    con.executemany("INSERT INTO fid VALUES (?, ?)", list(ids.items())) if ids else None
+    # Two list parameters unnested in one statement: row-by-row inserts would take
+    # seconds for a 262,000-file archive.
+    con.execute(
+        "CREATE TABLE fid AS SELECT unnest(?::VARCHAR[]) AS path, unnest(?::BIGINT[]) AS file_id",
+        [list(ids.keys()), list(ids.values())],
+    )
     con.execute("CREATE TABLE f AS SELECT fid.file_id, rec.* FROM rec JOIN fid USING (path)")
 
     t: dict[str, list[tuple]] = {}
