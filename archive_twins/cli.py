@@ -9,10 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .aggregate import aggregate
-from .decode import DecodeParams
-from .features import FeatureParams, run_features_shard
-from .shard import process_shard
+
+# Each rule imports only what it uses (duckdb, libvips, OpenCV, scipy): a job's
+# start-up is part of every rerun's cost.
 
 
 def _logging(logfile: str) -> logging.Logger:
@@ -31,6 +30,10 @@ def run_decode_shard(smk: Any) -> None:
 
     Logs machine-readable STATS (decode) and FEATURES lines for rerun accounting.
     """
+    from .decode import DecodeParams
+    from .features import FeatureParams, run_features_shard
+    from .shard import process_shard
+
     log = _logging(smk.log[0])
     params = DecodeParams(
         thumb_size=int(smk.params.thumb_size),
@@ -62,6 +65,8 @@ def run_decode_shard(smk: Any) -> None:
 
 def run_aggregate(smk: Any) -> None:
     """Rule aggregate."""
+    from .aggregate import aggregate
+
     log = _logging(smk.log[0])
     t0 = time.perf_counter()
     info = {
