@@ -98,7 +98,7 @@ def main() -> None:
     ap.add_argument("--images", type=int, default=3000)
     ap.add_argument("--cores", type=int, default=2)
     ap.add_argument("--shards", type=int, default=16)
-    ap.add_argument("--blocks", type=int, default=4)
+    ap.add_argument("--blocks", type=int, default=2)
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="at-incr-"))
