@@ -17,7 +17,7 @@ from pathlib import Path
 import duckdb
 
 from .schema import COPY_KINDS, INDEXES, TABLES, columns
-from .util import atomic_dir, atomic_open, display_name
+from .util import atomic_dir, atomic_open, display_name, read_jsonl
 
 RECORD_COLUMNS = {
     "path": "VARCHAR",
@@ -156,7 +156,7 @@ def build_tables(
     ]
     t["skipped_files"] = [
         (display_name(r["filename"]), r["size_bytes"], r["reason"])
-        for r in _read_jsonl_plain(skipped)
+        for r in read_jsonl(skipped, missing_ok=False)
     ]
     t["run_info"] = sorted(info.items())
     return t, {"next_id": next_id, "ids": ids}
@@ -166,7 +166,7 @@ def load_copies(pair_files: Sequence[str]) -> list[dict]:
     """Verified copies from the matching jobs, one per unordered pair of rasters."""
     seen: dict[frozenset, dict] = {}
     for path in sorted(pair_files):
-        for verdict in _read_jsonl_plain(path):
+        for verdict in read_jsonl(path, missing_ok=False):
             c = verdict.get("copy")
             if c is not None:
                 seen.setdefault(frozenset((c["key1"], c["key2"])), c)
@@ -207,11 +207,6 @@ def copy_tables(copies: list[dict], rep: dict[str, int]) -> dict[str, list[tuple
             (r[0], r[1], r[param[kind]] if kind in param else r[14]) for r in rows if r[2] == kind
         ]
     return out
-
-
-def _read_jsonl_plain(path: str | os.PathLike) -> list[dict]:
-    with open(path, encoding="ascii") as fh:
-        return [json.loads(line) for line in fh if line.strip()]
 
 
 def write_sqlite(tables: dict[str, list[tuple]], out: str | os.PathLike) -> None:

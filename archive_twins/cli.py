@@ -44,7 +44,7 @@ def run_decode_shard(smk: Any) -> None:
     stats = process_shard(
         smk.input.manifest, smk.output.records, smk.params.archive, smk.params.store, params
     )
-    summary = {k: v for k, v in vars(stats).items() if k != "decoded_paths"}
+    summary = dict(vars(stats))
     summary["seconds"] = round(time.perf_counter() - t0, 3)
     log.info("STATS %s", json.dumps(summary, sort_keys=True))
     t1 = time.perf_counter()

@@ -72,6 +72,15 @@ def extract(thumb_rgb: np.ndarray, full_wh: tuple[int, int], params: FeaturePara
     return {"xy": xy, "desc": np.clip(np.rint(desc), 0, 255).astype(np.uint8)}
 
 
+def describe(thumb_rgb: np.ndarray, full_wh: tuple[int, int], params: FeatureParams) -> dict:
+    """Everything the geometric stage keeps of a raster: keypoints, descriptors and
+    the visual words of the image and of its mirror image."""
+    f = extract(thumb_rgb, full_wh, params)
+    f["words"] = quantise(f["desc"])
+    f["mwords"] = quantise(mirror_descriptors(f["desc"]))
+    return f
+
+
 @cache
 def vocabulary() -> np.ndarray:
     """The fixed visual vocabulary (RootSIFT centroids); shipped with the package so
@@ -206,9 +215,7 @@ def run_features_shard(
         if bgr is None:
             stats["missing_thumb"] += 1
             continue
-        f = extract(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), (r["width"], r["height"]), params)
-        f["words"] = quantise(f["desc"])
-        f["mwords"] = quantise(mirror_descriptors(f["desc"]))
+        f = describe(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), (r["width"], r["height"]), params)
         with atomic_open(_raster_path(rstore, key), "wb") as fh:
             np.savez(fh, **f, params=np.array(fp))
         feats[key] = f

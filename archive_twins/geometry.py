@@ -165,12 +165,6 @@ def _good_matches(da: np.ndarray, db: np.ndarray, ratio: float) -> list[tuple[in
     return list(zip(rows[keep].tolist(), best[keep].tolist(), strict=True))
 
 
-def _poly_area(pts: np.ndarray) -> float:
-    if len(pts) < 3:
-        return 0.0
-    return float(abs(cv2.contourArea(pts.astype(np.float32))))
-
-
 def _frame(w: float, h: float) -> np.ndarray:
     return np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float32)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from .decode import DecodeParams, analyse, sha256_file
@@ -48,7 +48,6 @@ class ShardStats:
     decoded: int = 0
     content_reused: int = 0
     errors: int = 0
-    decoded_paths: list[str] = field(default_factory=list)
 
 
 def content_paths(store: Path, sha: str) -> tuple[Path, Path]:
@@ -137,7 +136,6 @@ def _process_file(
     log.info("decode %s", display_name(path))
     decoded, _pixels = analyse(abspath, os.fspath(thumb_path), params)
     stats.decoded += 1
-    stats.decoded_paths.append(display_name(path))
     rec.update(decoded)
     with atomic_open(meta_path, "w", encoding="ascii") as fh:
         json.dump({**decoded, "params": fp}, fh, sort_keys=True)

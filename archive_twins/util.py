@@ -80,12 +80,15 @@ def write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> None:
             fh.write("\n")
 
 
-def read_jsonl(path: str | os.PathLike) -> list[dict]:
-    """Read JSON lines written by `write_jsonl`; a missing file reads as empty."""
+def read_jsonl(path: str | os.PathLike, missing_ok: bool = True) -> list[dict]:
+    """Read JSON lines written by `write_jsonl`; a missing file reads as empty
+    unless `missing_ok` is false."""
     try:
         with open(path, encoding="ascii") as fh:
             return [json.loads(line) for line in fh if line.strip()]
     except FileNotFoundError:
+        if not missing_ok:
+            raise
         return []
 
 

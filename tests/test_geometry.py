@@ -11,8 +11,8 @@ import pytest
 from archive_twins.demo import photo
 from archive_twins.features import (
     FeatureParams,
+    describe,
     extract,
-    mirror_descriptors,
     quantise,
     vocabulary,
 )
@@ -29,10 +29,7 @@ from archive_twins.geometry import (
 
 def feats(arr):
     h, w = arr.shape[:2]
-    f = extract(arr, (w, h), FeatureParams())
-    f["words"] = quantise(f["desc"])
-    f["mwords"] = quantise(mirror_descriptors(f["desc"]))
-    return f
+    return describe(arr, (w, h), FeatureParams())
 
 
 def side(arr, key, rank=(0,)):
