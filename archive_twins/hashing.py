@@ -11,8 +11,8 @@ import imagehash
 import numpy as np
 from PIL import Image
 
-# Orientation index o = 4*m + k: mirror left-right first if m, then rotate k*90 clockwise.
-DIHEDRAL = [(k, m) for m in (0, 1) for k in range(4)]
+from .dihedral import DIHEDRAL, compose, dihedral, inverse  # noqa: F401 (re-exported)
+
 _PIL_OPS = {
     (0, 0): None,
     (1, 0): Image.Transpose.ROTATE_270,  # PIL rotates counter-clockwise
@@ -23,30 +23,6 @@ _PIL_OPS = {
     (2, 1): Image.Transpose.FLIP_TOP_BOTTOM,
     (3, 1): Image.Transpose.TRANSPOSE,
 }
-
-
-def dihedral(arr: np.ndarray, o: int) -> np.ndarray:
-    """Orientation `o` of an image array (same convention as the hashes)."""
-    k, m = DIHEDRAL[o]
-    if m:
-        arr = arr[:, ::-1]
-    return np.ascontiguousarray(np.rot90(arr, -k))
-
-
-def compose(o1: int, o2: int) -> int:
-    """Orientation of applying o1 then o2."""
-    probe = np.arange(6).reshape(2, 3)
-    target = dihedral(dihedral(probe, o1), o2)
-    for o in range(8):
-        cand = dihedral(probe, o)
-        if cand.shape == target.shape and (cand == target).all():
-            return o
-    raise AssertionError("dihedral group is closed")
-
-
-def inverse(o: int) -> int:
-    """Orientation undoing `o`."""
-    return next(i for i in range(8) if compose(o, i) == 0)
 
 
 def dihedral_phashes(pixels: np.ndarray) -> list[str]:

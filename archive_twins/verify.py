@@ -14,7 +14,13 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .hashing import DIHEDRAL, dihedral
+from .dihedral import (  # noqa: F401 (re-exported)
+    DIHEDRAL,
+    aspect_matches,
+    dihedral,
+    dihedral_homography,
+    oriented_size,
+)
 
 
 @dataclass(frozen=True)
@@ -139,37 +145,6 @@ def accepted(m: dict, params: VerifyParams) -> bool:
 def photometric_change(m: dict, params: VerifyParams) -> bool:
     """Colour, greyscale or tone change beyond what re-encoding does."""
     return m["chroma_diff"] > params.colour_tol or m["tone_diff"] > params.tone_tol
-
-
-def oriented_size(w: int, h: int, o: int) -> tuple[int, int]:
-    """Size of a w x h image after orientation o."""
-    k, _ = DIHEDRAL[o]
-    return (h, w) if k % 2 else (w, h)
-
-
-def aspect_matches(src_wh: tuple[int, int], dst_wh: tuple[int, int], o: int) -> bool:
-    """Whether dst can be src in orientation o, uniformly scaled (rounding allowed)."""
-    sw, sh = oriented_size(*src_wh, o)
-    dw, dh = dst_wh
-    # dst's height predicted from its width, with a pixel of rounding on either side
-    pred = sh * dw / sw
-    tol = max(1.0, 0.01 * dh) + sh / sw
-    return abs(pred - dh) <= tol
-
-
-def dihedral_homography(src_wh: tuple[int, int], dst_wh: tuple[int, int], o: int) -> np.ndarray:
-    """3x3 matrix mapping src pixel coordinates to dst for mirror/rotation/scale."""
-    w, h = src_wh
-    k, m = DIHEDRAL[o]
-    mat = np.eye(3)
-    if m:
-        mat = np.array([[-1, 0, w], [0, 1, 0], [0, 0, 1.0]]) @ mat
-    cw, ch = w, h
-    for _ in range(k):
-        mat = np.array([[0, -1, ch], [1, 0, 0], [0, 0, 1.0]]) @ mat
-        cw, ch = ch, cw
-    scale = np.diag([dst_wh[0] / cw, dst_wh[1] / ch, 1.0])
-    return scale @ mat
 
 
 def homography_json(mat: np.ndarray) -> str:
