@@ -35,6 +35,7 @@ RECORD_COLUMNS = {
     "pixel_hash": "VARCHAR",
     "thumb_w": "INTEGER",
     "thumb_h": "INTEGER",
+    "blank": "BOOLEAN",
     "status": "VARCHAR",
     "error": "VARCHAR",
 }
@@ -112,7 +113,7 @@ def build_tables(
         """SELECT file_id, filename, size_bytes, sha256, format, width, height, n_pages,
                   bits_per_sample, bands, status, error, interpretation, pixel_hash, mtime_ns,
                   CASE WHEN status = 'ok' THEN 'thumbs/' || sha256[1:2] || '/' || sha256 || '.jpg'
-                  END AS thumb, thumb_w, thumb_h
+                  END AS thumb, thumb_w, thumb_h, CAST(blank AS INTEGER) AS blank
            FROM f ORDER BY file_id""",
     )
     # Byte-identical sets. Empty files are not "copies" of each other: skip size 0.

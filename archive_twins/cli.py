@@ -89,23 +89,59 @@ def run_aggregate(smk: Any) -> None:
     log.info("done in %.2f s", time.perf_counter() - t0)
 
 
-def run_match(smk: Any) -> None:
-    """Rule match_block."""
-    from .geometry import GeoParams
-    from .match import MatchParams, run_match_block
+def _retrieval(matching: dict) -> Any:
+    from .retrieval import RetrievalParams
+
+    return RetrievalParams(
+        max_hamming=int(matching["max_hamming"]),
+        query_features=int(matching["query_features"]),
+        min_votes=int(matching["min_votes"]),
+    )
+
+
+def run_index(smk: Any) -> None:
+    """Rule index: one item per distinct raster and the inverted file of words."""
+    from .retrieval import build_index
 
     log = _logging(smk.log[0])
     t0 = time.perf_counter()
-    b1, b2 = smk.wildcards.b1, smk.wildcards.b2
-    stats = run_match_block(
-        list(smk.input.a),
-        list(smk.input.b),
-        b1 == b2,
+    stats = build_index(
+        list(smk.input.records),
+        list(smk.input.signatures),
+        smk.output.index,
+        _retrieval(smk.params.matching),
+    )
+    stats["seconds"] = round(time.perf_counter() - t0, 3)
+    log.info("STATS %s", json.dumps(stats, sort_keys=True))
+
+
+def run_match(smk: Any) -> None:
+    """Rule match_chunk."""
+    from .features import FeatureParams
+    from .geometry import GeoParams
+    from .match import MatchParams, run_match_chunk
+
+    log = _logging(smk.log[0])
+    t0 = time.perf_counter()
+    fparams = FeatureParams(
+        max_side=int(smk.params.feature_settings["max_side"]),
+        n_features=int(smk.params.feature_settings["n_features"]),
+    )
+    geometric = bool(smk.params.matching["geometric"])
+    params = MatchParams(
+        retrieval=_retrieval(smk.params.matching),
+        geo=GeoParams() if geometric else None,
+        inputs={"decode": dict(smk.params.decode), "features": fparams.fingerprint()},
+    )
+    stats = run_match_chunk(
+        smk.input.index,
+        int(smk.wildcards.chunk),
+        int(smk.params.n_chunks),
         smk.output.pairs,
-        smk.params.store,
-        MatchParams(max_hamming=int(smk.params.max_hamming)),
-        list(smk.input.features) if smk.params.geometric else None,
-        GeoParams() if smk.params.geometric else None,
+        smk.params.thumbs,
+        smk.params.features,
+        params,
+        fparams.fingerprint(),
     )
     stats["seconds"] = round(time.perf_counter() - t0, 3)
     log.info("STATS %s", json.dumps(stats, sort_keys=True))

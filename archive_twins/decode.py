@@ -48,7 +48,7 @@ class DecodeParams:
 
     def fingerprint(self) -> str:
         """Short stable id of these settings, stored with cached results."""
-        raw = f"v2:{self.thumb_size}:{self.thumb_quality}:{self.max_pixels}"
+        raw = f"v3:{self.thumb_size}:{self.thumb_quality}:{self.max_pixels}"
         return hashlib.sha1(raw.encode()).hexdigest()[:12]
 
 
@@ -202,6 +202,27 @@ def vips_to_numpy(img: pyvips.Image) -> np.ndarray:
     return np.ndarray(buffer=mem, dtype=np.uint8, shape=(img.height, img.width, img.bands))
 
 
+# A plain or near-plain picture (blank page, grey card, black frame, a 1x1 px image):
+# at 64 px, the 0.5-99.5 percentile range of every channel is below this many levels.
+# Such images hold nothing to match and would all be "copies" of each other.
+BLANK_RANGE = 12
+
+
+def is_blank(pixels: np.ndarray) -> bool:
+    """Whether a thumbnail is plain or near-plain (see BLANK_RANGE)."""
+    import cv2
+
+    h, w = pixels.shape[:2]
+    f = min(1.0, 64 / max(h, w))
+    small = pixels
+    if f < 1:
+        size = (max(1, round(w * f)), max(1, round(h * f)))
+        small = cv2.resize(pixels, size, interpolation=cv2.INTER_AREA)
+    flat = small.reshape(-1, small.shape[2] if small.ndim == 3 else 1).astype(np.float32)
+    lo, hi = np.percentile(flat, [0.5, 99.5], axis=0)
+    return bool((hi - lo).max() < BLANK_RANGE)
+
+
 def analyse(path: str, thumb_path: str, params: DecodeParams) -> tuple[dict, np.ndarray | None]:
     """Decode one file; write its thumbnail; return facts and the thumbnail pixels.
 
@@ -220,6 +241,7 @@ def analyse(path: str, thumb_path: str, params: DecodeParams) -> tuple[dict, np.
         "thumb_w": None,
         "thumb_h": None,
         "phash": None,
+        "blank": None,
         "status": "ok",
         "error": None,
     }
@@ -257,6 +279,7 @@ def analyse(path: str, thumb_path: str, params: DecodeParams) -> tuple[dict, np.
         rec["thumb_w"], rec["thumb_h"] = thumb.width, thumb.height
         pixels = vips_to_numpy(thumb)
         rec["phash"] = dihedral_phashes(pixels)
+        rec["blank"] = is_blank(pixels)
         return rec, pixels
     except DecodeError as exc:
         rec.update(status="error", error=str(exc))

@@ -1,9 +1,12 @@
-"""Local features (RootSIFT on thumbnails), a fixed visual vocabulary, and their store.
+"""Local features (RootSIFT on thumbnails), a fixed fine visual vocabulary, and their store.
 
 Features are what the hash stage cannot use: they survive crops, small rotations,
 perspective and colour changes. The decode_shard job extracts them from the
-thumbnails of rasters never seen before, keeps them per raster and bundles them per
-shard in `{results}/features/shard-NNNN.npz` for the matching jobs.
+thumbnails of rasters never seen before and keeps them per raster
+(`{results}/features/by-raster/`, read pair by pair by the verification). What
+retrieval needs, the *signature* (each distinct fine visual word once, with the
+orientation and scale of its keypoint, for the image and for its mirror image), is
+bundled per shard in `{results}/features/shard-NNNN.npz` for the index job.
 """
 
 from __future__ import annotations
@@ -18,7 +21,9 @@ import numpy as np
 
 from .util import atomic_open, read_jsonl
 
-VOCAB_PATH = Path(__file__).parent / "data" / "vocab-1024.npy"
+VOCAB_PATH = Path(__file__).parent / "data" / "imi-2x2048.npy"
+HALF_WORDS = 2048
+N_WORDS = HALF_WORDS * HALF_WORDS
 
 # A mirror image's SIFT descriptor is the original's with the 4x4 grid's rows
 # reversed and the 8 orientation bins negated (found empirically for OpenCV's SIFT).
@@ -38,7 +43,7 @@ class FeatureParams:
     def fingerprint(self) -> str:
         """Changing these re-extracts every raster."""
         return (
-            f"sift2:{self.max_side}:{self.n_features}:{self.contrast_threshold}:{VOCAB_PATH.name}"
+            f"sift3:{self.max_side}:{self.n_features}:{self.contrast_threshold}:{VOCAB_PATH.name}"
         )
 
 
@@ -64,117 +69,193 @@ def extract(thumb_rgb: np.ndarray, full_wh: tuple[int, int], params: FeaturePara
     sift = cv2.SIFT_create(nfeatures=params.n_features, contrastThreshold=params.contrast_threshold)
     kps, desc = sift.detectAndCompute(grey, None)
     if desc is None or not kps:
-        return {"xy": np.zeros((0, 2), np.float32), "desc": np.zeros((0, 128), np.uint8)}
-    kps, desc = kps[: params.n_features], desc[: params.n_features]
+        return {
+            "xy": np.zeros((0, 2), np.float32),
+            "desc": np.zeros((0, 128), np.uint8),
+            "angle": np.zeros(0, np.float32),
+            "size": np.zeros(0, np.float32),
+        }
+    # strongest first (OpenCV's retainBest only partitions), so that a prefix of the
+    # keypoints is the strongest ones; ties keep OpenCV's order
+    order = sorted(range(len(kps)), key=lambda i: -kps[i].response)[: params.n_features]
+    kps, desc = [kps[i] for i in order], desc[order]
     sx, sy = full_wh[0] / grey.shape[1], full_wh[1] / grey.shape[0]
     xy = np.array([k.pt for k in kps], np.float32)
     xy = (xy + 0.5) * np.array([sx, sy], np.float32)  # pixel centres -> continuous coords
-    return {"xy": xy, "desc": np.clip(np.rint(desc), 0, 255).astype(np.uint8)}
+    return {
+        "xy": xy,
+        "desc": np.clip(np.rint(desc), 0, 255).astype(np.uint8),
+        # orientation in degrees (OpenCV's convention) and size relative to the frame's
+        # longer side, so that a resized copy has the same sizes
+        "angle": np.array([k.angle for k in kps], np.float32),
+        "size": np.array([k.size for k in kps], np.float32) / max(grey.shape),
+    }
 
 
 def describe(thumb_rgb: np.ndarray, full_wh: tuple[int, int], params: FeatureParams) -> dict:
-    """Everything the geometric stage keeps of a raster: keypoints, descriptors and
-    the visual words of the image and of its mirror image."""
+    """Everything the geometric stage keeps of a raster: keypoints, descriptors, and
+    the signature retrieval indexes (see `signature`)."""
     f = extract(thumb_rgb, full_wh, params)
-    f["words"] = quantise(f["desc"])
-    f["mwords"] = quantise(mirror_descriptors(f["desc"]))
+    f.update(signature(f))
     return f
 
 
 @cache
 def vocabulary() -> np.ndarray:
-    """The fixed visual vocabulary (RootSIFT centroids); shipped with the package so
-    every machine, shard and rerun quantises the same way."""
+    """The fixed fine vocabulary: two codebooks of 2,048 centroids, one for each half
+    of a RootSIFT descriptor (an inverted multi-index, Babenko & Lempitsky), so a
+    word is one of 1,048,576 cells. Shipped with the package, so every machine,
+    shard and rerun quantises the same way."""
     return np.load(VOCAB_PATH).astype(np.float32)
 
 
+def _nearest(x: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    # argmin ||x - c||^2 = argmax (x.c - |c|^2/2)
+    return (x @ centres.T - 0.5 * (centres * centres).sum(axis=1)[None, :]).argmax(axis=1)
+
+
 def quantise(desc: np.ndarray) -> np.ndarray:
-    """Nearest visual word of each (uint8 SIFT) descriptor."""
+    """Fine visual word (0..N_WORDS-1) of each uint8 SIFT descriptor."""
     if len(desc) == 0:
-        return np.zeros(0, np.int16)
+        return np.zeros(0, np.uint32)
     v = vocabulary()
     d = root_sift(desc)
-    # argmin ||d - v||^2 = argmax (d.v - |v|^2/2)
-    scores = d @ v.T - 0.5 * (v * v).sum(axis=1)[None, :]
-    return scores.argmax(axis=1).astype(np.int16)
+    a = _nearest(d[:, :64], v[0])
+    b = _nearest(d[:, 64:], v[1])
+    return (a * HALF_WORDS + b).astype(np.uint32)
 
 
-def build_vocabulary(k: int = 1024, seed: int = 0) -> np.ndarray:
-    """k-means on RootSIFT descriptors of the bundled photographs (run once, shipped)."""
+def angle_code(angle: np.ndarray) -> np.ndarray:
+    """Keypoint orientation as one byte (1.4 degree steps)."""
+    return (np.rint(np.asarray(angle, np.float64) * 256 / 360).astype(np.int64) % 256).astype(
+        np.uint8
+    )
+
+
+def scale_code(size: np.ndarray) -> np.ndarray:
+    """log2 of a keypoint's relative size in quarter octaves, as one signed byte."""
+    lg = np.log2(np.maximum(np.asarray(size, np.float64), 1e-6)) * 4
+    return np.clip(np.rint(lg), -127, 127).astype(np.int8)
+
+
+def signature(f: dict) -> dict:
+    """What retrieval indexes of a raster: each distinct fine word once (at its
+    strongest keypoint) with that keypoint's orientation and scale codes and its rank
+    (0 = strongest); the same for the mirror image, whose keypoints have mirrored
+    descriptors and orientation 180 - angle."""
+    out = {}
+    for prefix, desc, angle in (
+        ("", f["desc"], f["angle"]),
+        ("m", mirror_descriptors(f["desc"]), (180.0 - f["angle"]) % 360.0),
+    ):
+        words = quantise(desc)
+        uniq, first = np.unique(words, return_index=True)
+        out[prefix + "words"] = uniq.astype(np.uint32)
+        out[prefix + "ang"] = angle_code(angle[first])
+        out[prefix + "lsc"] = scale_code(f["size"][first])
+        out[prefix + "rank"] = first.astype(np.uint16)
+    return out
+
+
+SIG_FIELDS = ("words", "ang", "lsc", "rank", "mwords", "mang", "mlsc", "mrank")
+SIG_DTYPES = {"words": np.uint32, "ang": np.uint8, "lsc": np.int8, "rank": np.uint16}
+RASTER_FIELDS = ("xy", "desc", "angle", "size", *SIG_FIELDS)
+
+
+def build_vocabulary(k: int = HALF_WORDS, seed: int = 0) -> np.ndarray:
+    """Two k-means codebooks (one per descriptor half) on RootSIFT descriptors of the
+    photographs bundled with scikit-image, at three scales and mirrored (run once,
+    shipped). Neither the test nor the development photographs are used."""
     from .demo import PHOTOS, photo
 
     rng = np.random.default_rng(seed)
     descs = []
     params = FeatureParams(max_side=800, n_features=3000)
-    names = [*PHOTOS, "motorcycle_left", "clock", "cell", "page", "text", "horse"]
+    names = [*PHOTOS, "motorcycle_left", "clock", "cell", "page", "text", "horse", "cat"]
     for name in names:
         arr = photo(name)
-        for scale in (1.0, 0.6):
+        for scale in (1.0, 0.6, 0.35):
             h, w = arr.shape[:2]
-            img = cv2.resize(arr, (round(w * scale), round(h * scale)), cv2.INTER_AREA)
+            size = (max(8, round(w * scale)), max(8, round(h * scale)))
+            img = cv2.resize(arr, size, interpolation=cv2.INTER_AREA)
             desc = extract(img, (w, h), params)["desc"]
             descs.append(desc)
             descs.append(mirror_descriptors(desc))
     data = root_sift(np.concatenate(descs))
     data = data[rng.permutation(len(data))]
-    criteria = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 50, 1e-4)
-    cv2.setRNGSeed(seed)
-    _, _, centres = cv2.kmeans(data, k, None, criteria, 3, cv2.KMEANS_PP_CENTERS)
-    return centres.astype(np.float16)
+    criteria = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 30, 1e-4)
+    books = []
+    for half in (data[:, :64], data[:, 64:]):
+        cv2.setRNGSeed(seed)
+        _, _, centres = cv2.kmeans(
+            np.ascontiguousarray(half), k, None, criteria, 1, cv2.KMEANS_PP_CENTERS
+        )
+        books.append(centres)
+    return np.stack(books).astype(np.float16)
 
 
-def load_features(path: str | os.PathLike) -> dict[str, dict]:
-    """Per-raster features of one shard file: {pixel_hash: {xy, desc, words, mwords}}."""
+def load_signatures(path: str | os.PathLike) -> dict[str, dict]:
+    """Signatures of one shard bundle: {sha256: {words, ang, lsc, rank, mwords, ...}}."""
     try:
         z = np.load(path, allow_pickle=False)
     except (FileNotFoundError, ValueError, OSError):
         return {}
-    if "params" not in z.files:
+    if "params" not in z.files or "moffsets" not in z.files:
         return {}
     # NpzFile reads an array from the archive on every z[name]: read each one once.
-    keys, off, fp = z["keys"], z["offsets"], str(z["params"])
-    arrays = {name: z[name] for name in ("xy", "desc", "words", "mwords")}
+    keys, fp = z["keys"], str(z["params"])
+    off, moff = z["offsets"], z["moffsets"]
+    arrays = {name: z[name] for name in SIG_FIELDS}
     out = {}
     for i, key in enumerate(keys.tolist()):
-        s, e = off[i], off[i + 1]
-        out[key] = {name: arr[s:e] for name, arr in arrays.items()} | {"params": fp}
+        rec: dict = {"params": fp}
+        for name, arr in arrays.items():
+            o = moff if name.startswith("m") else off
+            rec[name] = arr[o[i] : o[i + 1]]
+        out[key] = rec
     return out
 
 
-def save_features(path: str | os.PathLike, feats: dict[str, dict], fp: str) -> None:
-    """Write one shard's features (concatenated arrays + offsets) atomically."""
-    keys = sorted(feats)
-    sizes = [len(feats[k]["xy"]) for k in keys]
-    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+def save_signatures(path: str | os.PathLike, sigs: dict[str, dict], fp: str) -> None:
+    """Write one shard's signatures (concatenated arrays + offsets) atomically."""
+    keys = sorted(sigs)
 
-    def cat(name: str, shape: tuple, dtype: type) -> np.ndarray:
+    def offsets(name: str) -> np.ndarray:
+        sizes = [len(sigs[k][name]) for k in keys]
+        return np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+
+    def cat(name: str) -> np.ndarray:
+        dtype = SIG_DTYPES[name.removeprefix("m")]
         if not keys:
-            return np.zeros(shape, dtype)
-        return np.concatenate([feats[k][name] for k in keys]).astype(dtype)
+            return np.zeros(0, dtype)
+        return np.concatenate([sigs[k][name] for k in keys]).astype(dtype)
 
     with atomic_open(path, "wb") as fh:
         np.savez(
             fh,
             keys=np.array(keys, dtype="U64"),
-            offsets=offsets,
-            xy=cat("xy", (0, 2), np.float32),
-            desc=cat("desc", (0, 128), np.uint8),
-            words=cat("words", (0,), np.int16),
-            mwords=cat("mwords", (0,), np.int16),
+            offsets=offsets("words"),
+            moffsets=offsets("mwords"),
             params=np.array(fp),
+            **{name: cat(name) for name in SIG_FIELDS},
         )
 
 
-def _raster_path(store: Path, key: str) -> Path:
-    return store / "by-raster" / key[:2] / f"{key}.npz"
+def raster_path(store: str | os.PathLike, sha: str) -> Path:
+    """Where the full features of a file content's thumbnail live (by sha256: two
+    files with the same pixels but other bytes may have slightly different
+    thumbnails, and the matching uses the thumbnail of one chosen file)."""
+    return Path(store) / "by-content" / sha[:2] / f"{sha}.npz"
 
 
-def _load_raster(path: Path, fp: str) -> dict | None:
+def load_raster(store: str | os.PathLike, sha: str, fp: str) -> dict | None:
+    """Full features (keypoints, descriptors, signature) of a file content, or None
+    when missing or extracted with other settings."""
     try:
-        z = np.load(path, allow_pickle=False)
-        if str(z["params"]) != fp:
-            return None
-        return {name: z[name] for name in ("xy", "desc", "words", "mwords")} | {"params": fp}
+        with np.load(raster_path(store, sha), allow_pickle=False) as z:
+            if str(z["params"]) != fp:
+                return None
+            return {name: z[name] for name in RASTER_FIELDS} | {"params": fp}
     except (FileNotFoundError, ValueError, OSError, KeyError):
         return None
 
@@ -187,40 +268,46 @@ def run_features_shard(
     raster_store: str | os.PathLike | None = None,
     enabled: bool = True,
 ) -> dict:
-    """Bring a shard's feature bundle up to date; extract only rasters never seen.
+    """Bring a shard's signature bundle (keyed by sha256) up to date; extract only
+    contents never seen.
 
-    Features are also kept per raster (`raster_store/by-raster/`), so a raster that
+    Full features are kept per content (`raster_store/by-content/`), so a file that
     moves to another shard, or a byte copy filed elsewhere, is not extracted again.
     """
     fp = params.fingerprint()
     rstore = Path(raster_store) if raster_store else Path(output).parent
-    previous = {k: v for k, v in load_features(output).items() if v["params"] == fp}
-    feats: dict[str, dict] = {}
+    previous = {k: v for k, v in load_signatures(output).items() if v["params"] == fp}
+    sigs: dict[str, dict] = {}
     stats = {"rasters": 0, "reused": 0, "extracted": 0, "missing_thumb": 0}
     if not enabled:  # geometric stage switched off: an empty bundle
-        save_features(output, {}, fp)
+        save_signatures(output, {}, fp)
         return stats
     for r in read_jsonl(records):
-        key = r.get("pixel_hash")
-        if r["status"] != "ok" or not key or key in feats:
+        key = r.get("sha256")
+        if r["status"] != "ok" or not key or key in sigs or r.get("blank"):
             continue
         stats["rasters"] += 1
-        cached = previous.get(key) or _load_raster(_raster_path(rstore, key), fp)
-        if cached is not None:
-            feats[key] = cached
+        cached = previous.get(key)
+        if cached is not None and raster_path(rstore, key).exists():
+            sigs[key] = cached
             stats["reused"] += 1
             continue
-        thumb = Path(store) / r["sha256"][:2] / f"{r['sha256']}.jpg"
+        full = load_raster(rstore, key, fp)
+        if full is not None:
+            sigs[key] = {name: full[name] for name in SIG_FIELDS}
+            stats["reused"] += 1
+            continue
+        thumb = Path(store) / key[:2] / f"{key}.jpg"
         bgr = cv2.imread(os.fspath(thumb), cv2.IMREAD_COLOR)
         if bgr is None:
             stats["missing_thumb"] += 1
             continue
         f = describe(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), (r["width"], r["height"]), params)
-        with atomic_open(_raster_path(rstore, key), "wb") as fh:
+        with atomic_open(raster_path(rstore, key), "wb") as fh:
             np.savez(fh, **f, params=np.array(fp))
-        feats[key] = f
+        sigs[key] = {name: f[name] for name in SIG_FIELDS}
         stats["extracted"] += 1
-    save_features(output, feats, fp)
+    save_signatures(output, sigs, fp)
     return stats
 
 

@@ -1,10 +1,8 @@
-"""Copies under crops, small rotations, perspective and colour changes.
+"""Verification of copies under crops, small rotations, perspective and colour changes.
 
-Retrieval: every raster is a bag of visual words (RootSIFT quantised with the fixed
-vocabulary, plus the words of its mirror image); tf-idf vectors are compared with a
-sparse product, and each raster keeps a short list of its most similar rasters.
-Verification: ratio-test descriptor matches, a RANSAC homography (rotations by any
-angle, including 90/180/270, come out of SIFT's rotation invariance; mirrors from
+Candidates come from the word index (retrieval.py). Verification: ratio-test
+descriptor matches, a RANSAC homography (rotations by any angle, including
+90/180/270, come out of SIFT's rotation invariance; mirrors from
 mirrored descriptors), then the pixel check of the hash stage on the overlap, so a
 second photograph of the same object from another viewpoint, whose background plane
 fits a homography, is still rejected.
@@ -17,20 +15,15 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from scipy import sparse
 
 from .features import mirror_descriptors, root_sift
 from .verify import VerifyParams, compare, photometric_change
 
-N_WORDS = 1024
-
 
 @dataclass(frozen=True)
 class GeoParams:
-    """Retrieval and verification thresholds (tuned on tests/ photographs, README)."""
+    """Verification thresholds (tuned on tests/ photographs, README)."""
 
-    shortlist: int = 8
-    min_similarity: float = 0.04
     ratio: float = 0.82
     min_inliers: int = 12
     reproj_frac: float = 0.012
@@ -49,96 +42,6 @@ class GeoParams:
     def fingerprint(self) -> str:
         """Part of the verdict cache key."""
         return f"g1:{self}"
-
-
-def bovw(word_lists: list[np.ndarray], idf: np.ndarray) -> sparse.csr_matrix:
-    """Rows of L2-normalised sqrt(tf) * idf vectors."""
-    rows, cols, vals = [], [], []
-    for i, words in enumerate(word_lists):
-        if len(words) == 0:
-            continue
-        w, c = np.unique(words.astype(np.int64), return_counts=True)
-        v = np.sqrt(c) * idf[w]
-        v /= np.linalg.norm(v) + 1e-9
-        rows.append(np.full(len(w), i))
-        cols.append(w)
-        vals.append(v)
-    if not rows:
-        return sparse.csr_matrix((len(word_lists), N_WORDS), dtype=np.float32)
-    return sparse.csr_matrix(
-        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-        shape=(len(word_lists), N_WORDS),
-        dtype=np.float32,
-    )
-
-
-def idf_of(word_lists: list[np.ndarray]) -> np.ndarray:
-    """Inverse document frequency over the rasters of a matching job."""
-    df = np.zeros(N_WORDS)
-    for words in word_lists:
-        df[np.unique(words.astype(np.int64))] += 1
-    return np.log((len(word_lists) + 1) / (df + 1)) + 1
-
-
-def _top_k(
-    q: sparse.csr_matrix,
-    qkeys: list[str],
-    idx: sparse.csr_matrix,
-    ikeys: list[str],
-    k: int,
-    min_sim: float,
-    out: dict[tuple[str, str], tuple[float, bool]],
-    mirrored: bool,
-    chunk: int = 1024,
-) -> None:
-    """Each query row's k most similar index rows (>= min_sim), in row chunks so the
-    dense similarity block stays at chunk x len(index)."""
-    idx_t = idx.T.tocsc()
-    for start in range(0, q.shape[0], chunk):
-        sim = (q[start : start + chunk] @ idx_t).toarray()
-        kk = min(k, sim.shape[1])
-        if kk == 0:
-            return
-        top = np.argpartition(-sim, kk - 1, axis=1)[:, :kk]
-        for r in range(sim.shape[0]):
-            qk = qkeys[start + r]
-            for j in top[r]:
-                v = float(sim[r, j])
-                if v < min_sim or qk == ikeys[j]:
-                    continue
-                pair = (qk, ikeys[j]) if qk < ikeys[j] else (ikeys[j], qk)
-                if v > out.get(pair, (0.0, False))[0]:
-                    out[pair] = (v, mirrored)
-
-
-def shortlist(
-    keys_a: list[str],
-    feats_a: list[dict],
-    keys_b: list[str],
-    feats_b: list[dict],
-    same: bool,
-    params: GeoParams,
-) -> dict[tuple[str, str], tuple[float, bool]]:
-    """Candidate pairs (key order) -> (best tf-idf similarity, whether mirrored won).
-
-    Every raster of both sides is a query and keeps its `shortlist` best answers
-    among the other side (its mirror image is a query too).
-    """
-    if not feats_a or not feats_b:
-        return {}
-    idf = idf_of([f["words"] for f in feats_a] + ([] if same else [f["words"] for f in feats_b]))
-    a = bovw([f["words"] for f in feats_a], idf)
-    am = bovw([f["mwords"] for f in feats_a], idf)
-    b = a if same else bovw([f["words"] for f in feats_b], idf)
-    bm = am if same else bovw([f["mwords"] for f in feats_b], idf)
-    out: dict[tuple[str, str], tuple[float, bool]] = {}
-    k, t = params.shortlist, params.min_similarity
-    _top_k(a, keys_a, b, keys_b, k, t, out, False)
-    _top_k(am, keys_a, b, keys_b, k, t, out, True)
-    if not same:
-        _top_k(b, keys_b, a, keys_a, k, t, out, False)
-        _top_k(bm, keys_b, a, keys_a, k, t, out, True)
-    return out
 
 
 def _rootsift(f: dict, mirrored: bool) -> np.ndarray:

@@ -1,140 +1,69 @@
-"""Matching jobs: find copies between the images of two blocks of shards.
+"""Matching jobs: verify the candidate copies of one chunk of the index.
 
-Each job loads the records of its two blocks, keeps one item per distinct page-0
-raster (files with the same pixels are already reported as identical or same-pixel
-sets), proposes candidates by Hamming distance between dihedral pHashes, and
-verifies every candidate on pixels before reporting it. Verified and rejected
-candidates are remembered in the job's output, so a rerun after an archive change
-only verifies pairs it has not seen.
+Each `match_chunk` job takes the rasters of its chunk (a contiguous range of pixel
+hashes) and asks the index for the pairs it owns (first raster in the chunk):
+resize/rotate90i/mirror candidates from the pHashes, then crop/rotation/perspective/
+colour candidates from the fine visual words. Every candidate is verified on pixels
+before it is reported. Verdicts are remembered in the job's output under a key made
+of everything they were computed from (both rasters' contents, the candidate
+evidence, every setting), so a rerun verifies only pairs it has not seen, and a
+reused verdict is exactly what a fresh run would compute.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections import OrderedDict
+from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from .features import load_features
-from .geometry import GeoParams, shortlist, verify_geometric
-from .hashing import DIHEDRAL, hamming_search, hashes_to_array, inverse
+from .dihedral import DIHEDRAL, dihedral_homography, inverse, nearest_dihedral, oriented_size
+from .features import load_raster
+from .geometry import GeoParams, verify_geometric
+from .retrieval import Index, Item, RetrievalParams
 from .util import read_jsonl, write_jsonl
 from .verify import (
     VerifyParams,
     aspect_matches,
-    dihedral_homography,
     homography_json,
-    oriented_size,
     photometric_change,
     verify_dihedral,
 )
 
 log = logging.getLogger("archive_twins.match")
 
-FORMAT_RANK = {"tiff": 3, "png": 2, "webp": 1, "jp2k": 1, "jpeg": 0, "gif": 0}
-
 
 @dataclass(frozen=True)
 class MatchParams:
-    """Candidate threshold and verification thresholds of the hash stage."""
+    """Everything a verdict depends on besides the two rasters."""
 
-    max_hamming: int = 12
+    retrieval: RetrievalParams = RetrievalParams()
     max_orientations: int = 2
     verify: VerifyParams = VerifyParams()
+    geo: GeoParams | None = GeoParams()
+    # fingerprints of the thumbnails and features the verdicts are computed from
+    inputs: dict = field(default_factory=dict)
 
     def fingerprint(self) -> str:
-        """Part of the pair cache key: changing a threshold re-verifies."""
-        return f"h1:{self.max_hamming}:{self.max_orientations}:{self.verify}"
-
-
-@dataclass(frozen=True)
-class Item:
-    """One distinct page-0 raster (a set of files with identical pixels)."""
-
-    key: str  # pixel hash
-    sha256: str
-    width: int
-    height: int
-    bits: int
-    format: str
-    size_bytes: int
-    phash: tuple[str, ...]
-
-    def rank(self) -> tuple:
-        """Which of two copies is the source: more pixels, deeper, lossless, larger."""
-        return (
-            self.width * self.height,
-            self.bits or 0,
-            FORMAT_RANK.get(self.format, 0),
-            self.size_bytes or 0,
-            self.key,
-        )
-
-
-def load_items(record_files: Iterable[str | os.PathLike]) -> list[Item]:
-    """Items of the given shard records: status ok, one per pixel hash."""
-    items: dict[str, Item] = {}
-    for path in record_files:
-        for r in read_jsonl(path):
-            if r["status"] != "ok" or not r.get("phash") or not r.get("pixel_hash"):
-                continue
-            it = Item(
-                key=r["pixel_hash"],
-                sha256=r["sha256"],
-                width=r["width"],
-                height=r["height"],
-                bits=r["bits_per_sample"],
-                format=r["format"],
-                size_bytes=r["size_bytes"],
-                phash=tuple(r["phash"]),
-            )
-            old = items.get(it.key)
-            if old is None or (it.size_bytes, it.sha256) > (old.size_bytes, old.sha256):
-                items[it.key] = it
-    return sorted(items.values(), key=lambda i: i.key)
-
-
-def candidates(
-    a: list[Item], b: list[Item], same: bool, max_dist: int
-) -> dict[tuple[str, str], dict[int, int]]:
-    """Candidate pairs (key_x < key_y) -> {orientation x->y: Hamming distance}.
-
-    Both directions are searched (x upright against y's 8 orientations and back),
-    since pHash is only approximately equivariant under resampling.
-    """
-    out: dict[tuple[str, str], dict[int, int]] = {}
-    if not a or not b:
-        return out
-    ha, hb = hashes_to_array([i.phash for i in a]), hashes_to_array([i.phash for i in b])
-    for qs, idx, qa, ia, flip in ((a, b, ha, hb, False), (b, a, hb, ha, True)):
-        if same and flip:
-            break  # within one block, x->y and y->x are both covered by one pass
-        qi, ii, oi, di = hamming_search(qa[:, 0], ia, max_dist)
-        for q, i, o, d in zip(qi.tolist(), ii.tolist(), oi.tolist(), di.tolist(), strict=True):
-            x, y = qs[q], idx[i]
-            if x.key == y.key:
-                continue
-            # the hit says: x upright ~ y in orientation o, i.e. x = o(y)
-            o_y_to_x = o
-            if x.key < y.key:
-                pair, o_xy = (x.key, y.key), inverse(o_y_to_x)
-            else:
-                pair, o_xy = (y.key, x.key), o_y_to_x
-            seen = out.setdefault(pair, {})
-            seen[o_xy] = min(d, seen.get(o_xy, 99))
-    return out
+        """Part of every verdict's cache key: changing any setting re-verifies."""
+        d = asdict(self)
+        d["retrieval"] = self.retrieval.fingerprint()
+        raw = json.dumps(d, sort_keys=True, default=str)
+        return hashlib.sha1(raw.encode()).hexdigest()[:16]
 
 
 class ThumbCache:
     """Thumbnails of the content store, decoded once per job and kept at the size
-    verification works at (≤ max_side), so 2,048 cached images stay under 400 MB."""
+    verification works at (≤ max_side), so 1,024 cached images stay under 200 MB."""
 
-    def __init__(self, store: str | os.PathLike, max_side: int = 256, size: int = 2048):
+    def __init__(self, store: str | os.PathLike, max_side: int = 256, size: int = 1024):
         self.store = Path(store)
         self.max_side = max_side
         self.get = lru_cache(maxsize=size)(self._load)
@@ -213,16 +142,10 @@ def geo_copy(g: dict, by_key: dict[str, Item]) -> dict:
     """A geometric verdict in the copy-record format; dihedral-looking fits are
     reported as resize/rotate90i with their exact parameters."""
     src, dst = by_key[g["key1"]], by_key[g["key2"]]
-    k_near = round(g["angle"] / 90) % 4
-    o = 4 * g["mirrored"] + k_near
-    dihedral_h = dihedral_homography((src.width, src.height), (dst.width, dst.height), o)
-    corners = np.array(
-        [[0, 0, 1], [src.width, 0, 1], [0, src.height, 1], [src.width, src.height, 1]], float
-    ).T
-    fitted = g["hmat"] @ corners
-    fitted = fitted[:2] / fitted[2]
-    exact = dihedral_h @ corners
-    err = np.abs(fitted - exact[:2]).max() / max(dst.width, dst.height)
+    src_wh, dst_wh = (src.width, src.height), (dst.width, dst.height)
+    o, err = nearest_dihedral(g["hmat"], src_wh, dst_wh, g["angle"], bool(g["mirrored"]))
+    k_near = DIHEDRAL[o][0]
+    dihedral_h = dihedral_homography(src_wh, dst_wh, o)
     near_dihedral = err < 0.01 and g["area_fraction"] > 0.98
     if near_dihedral:
         ow, _ = oriented_size(src.width, src.height, o)
@@ -260,144 +183,183 @@ def geo_copy(g: dict, by_key: dict[str, Item]) -> dict:
     }
 
 
-def match_block(
-    items_a: list[Item],
-    items_b: list[Item],
-    same: bool,
-    store: str | os.PathLike,
-    params: MatchParams,
-    previous: dict[tuple, dict] | None = None,
-    feats: dict[str, dict] | None = None,
-    geo: GeoParams | None = None,
-) -> tuple[list[dict], dict]:
-    """Verified copy relations between two blocks (or within one), plus counts.
+class FeatureCache:
+    """Full features of file contents, loaded on demand and kept for the most
+    recently used `size` contents (with their RootSIFT arrays), so memory does not
+    grow with the archive."""
 
-    Stage 1 (phash) finds resize/rotate90i/mirror copies; stage 2 (sift), when
-    features are given, looks for crops and other deformations among the pairs stage 1
-    did not find. `previous` maps (pair, stage) of earlier verdicts to reuse.
-    """
-    previous = previous or {}
-    by_key = {i.key: i for i in items_a} | {i.key: i for i in items_b}
-    cands = candidates(items_a, items_b, same, params.max_hamming)
-    thumbs = ThumbCache(store, max_side=params.verify.compare_size)
-    rows: list[dict] = []
-    stats = {
-        "candidates": len(cands),
-        "verified": 0,
-        "reused": 0,
-        "found": 0,
-        "geo_candidates": 0,
-        "geo_verified": 0,
-        "geo_found": 0,
-    }
+    def __init__(self, store: str | os.PathLike, fp: str, size: int = 512):
+        self.store, self.fp, self.size = store, fp, size
+        self.cache: OrderedDict[str, dict | None] = OrderedDict()
+
+    def get(self, sha: str) -> dict | None:
+        """Features of a file content, or None if they were never extracted."""
+        if sha in self.cache:
+            self.cache.move_to_end(sha)
+            return self.cache[sha]
+        f = load_raster(self.store, sha, self.fp)
+        self.cache[sha] = f
+        if len(self.cache) > self.size:
+            self.cache.popitem(last=False)
+        return f
+
+
+def verdict_key(stage: str, x: Item, y: Item, evidence: object, fp: str) -> str:
+    """Cache key of a verdict: stage, both rasters and the files whose thumbnails and
+    features were used, the candidate evidence, and the settings."""
+    raw = json.dumps([stage, x.key, x.sha256, y.key, y.sha256, evidence, fp], sort_keys=True)
+    return hashlib.sha1(raw.encode()).hexdigest()
+
+
+@dataclass
+class ChunkJob:
+    """What the stages of one chunk share."""
+
+    index: Index
+    lo: int
+    hi: int
+    params: MatchParams
+    thumbs: ThumbCache
+    feats: FeatureCache
+    previous: dict[str, dict]
+    rows: list[dict] = field(default_factory=list)
+    stats: dict[str, int] = field(default_factory=dict)
+
+
+def _hash_stage(job: ChunkJob) -> set[tuple[int, int]]:
+    """Resize / rotate90i / mirror: pHash candidates verified on aligned pixels."""
+    index, params, thumbs, previous, rows, stats = (
+        job.index,
+        job.params,
+        job.thumbs,
+        job.previous,
+        job.rows,
+        job.stats,
+    )
     fp = params.fingerprint()
-    found_pairs = set()
-    for (kx, ky), orients in sorted(cands.items()):
-        old = previous.get(((kx, ky), "phash"))
-        if old is not None and old.get("params") == fp:
+    found = set()
+    cands = index.hash_candidates(job.lo, job.hi, params.retrieval.max_hamming)
+    stats["candidates"] = len(cands)
+    for (i, j), orients in sorted(cands.items()):
+        x, y = index.item(i), index.item(j)
+        evidence = sorted(orients.items())
+        key = verdict_key("phash", x, y, evidence, fp)
+        verdict = previous.get(key)
+        if verdict is not None:
             stats["reused"] += 1
-            verdict = old
         else:
             stats["verified"] += 1
             try:
-                found = verify_candidate(by_key[kx], by_key[ky], orients, thumbs, params)
+                found_copy = verify_candidate(x, y, orients, thumbs, params)
             except FileNotFoundError as exc:
                 log.warning("thumbnail missing, candidate skipped: %s", exc)
                 continue
-            verdict = {"pair": [kx, ky], "stage": "phash", "params": fp, "copy": found}
+            verdict = {"pair": [x.key, y.key], "stage": "phash", "key": key, "copy": found_copy}
         if verdict["copy"] is not None:
             stats["found"] += 1
-            found_pairs.add((kx, ky))
+            found.add((i, j))
         rows.append(verdict)
-    if geo is None or feats is None:
-        return rows, stats
-    gfp = geo.fingerprint()
-    fa = [i for i in items_a if i.key in feats]
-    fb = fa if same else [i for i in items_b if i.key in feats]
-    sl = shortlist(
-        [i.key for i in fa],
-        [feats[i.key] for i in fa],
-        [i.key for i in fb],
-        [feats[i.key] for i in fb],
-        same,
-        geo,
+    return found
+
+
+def _geo_stage(job: ChunkJob, skip: set[tuple[int, int]]) -> None:
+    """Crops, small rotations, perspective, colour: word candidates verified by a
+    RANSAC homography and the pixel check on the warped overlap."""
+    index, params, thumbs, feats, previous, rows, stats = (
+        job.index,
+        job.params,
+        job.thumbs,
+        job.feats,
+        job.previous,
+        job.rows,
+        job.stats,
     )
-    for pair, (_sim, mirror_hint) in sorted(sl.items()):
-        if pair in found_pairs:
+    fp = params.fingerprint()
+    cands = index.word_candidates(job.lo, job.hi, params.retrieval)
+    for (i, j), (votes, mirrored) in sorted(cands.items()):
+        if (i, j) in skip:
             continue
         stats["geo_candidates"] += 1
-        old = previous.get((pair, "geo"))
-        if old is not None and old.get("params") == gfp:
+        x, y = index.item(i), index.item(j)
+        key = verdict_key("geo", x, y, [votes, mirrored], fp)
+        verdict = previous.get(key)
+        if verdict is not None:
             stats["reused"] += 1
-            verdict = old
         else:
             stats["geo_verified"] += 1
-            x, y = by_key[pair[0]], by_key[pair[1]]
-            try:
-                g = verify_geometric(
-                    {
-                        "key": x.key,
-                        "width": x.width,
-                        "height": x.height,
-                        "rank": x.rank(),
-                        "feat": feats[x.key],
-                    },
-                    {
-                        "key": y.key,
-                        "width": y.width,
-                        "height": y.height,
-                        "rank": y.rank(),
-                        "feat": feats[y.key],
-                    },
-                    thumbs.get(x.sha256),
-                    thumbs.get(y.sha256),
-                    geo,
-                    mirror_hint,
-                )
-            except FileNotFoundError as exc:
-                log.warning("thumbnail missing, candidate skipped: %s", exc)
-                continue
-            except (np.linalg.LinAlgError, cv2.error, ValueError) as exc:
-                # a numerically degenerate fit is no copy; one pair never stops a job
-                log.warning("geometric check failed for %s: %s", pair, exc)
-                g = None
-            copy = geo_copy(g, by_key) if g is not None else None
-            verdict = {"pair": list(pair), "stage": "geo", "params": gfp, "copy": copy}
+            copy = None
+            fx, fy = feats.get(x.sha256), feats.get(y.sha256)
+            if fx is not None and fy is not None:
+                try:
+                    g = verify_geometric(
+                        {
+                            "key": x.key,
+                            "width": x.width,
+                            "height": x.height,
+                            "rank": x.rank(),
+                            "feat": fx,
+                        },
+                        {
+                            "key": y.key,
+                            "width": y.width,
+                            "height": y.height,
+                            "rank": y.rank(),
+                            "feat": fy,
+                        },
+                        thumbs.get(x.sha256),
+                        thumbs.get(y.sha256),
+                        params.geo,
+                        mirrored,
+                    )
+                except FileNotFoundError as exc:
+                    log.warning("thumbnail missing, candidate skipped: %s", exc)
+                    continue
+                except (np.linalg.LinAlgError, cv2.error, ValueError) as exc:
+                    # a numerically degenerate fit is no copy; one pair never stops a job
+                    log.warning("geometric check failed for %s/%s: %s", x.key, y.key, exc)
+                    g = None
+                copy = geo_copy(g, {x.key: x, y.key: y}) if g is not None else None
+            verdict = {"pair": [x.key, y.key], "stage": "geo", "key": key, "copy": copy}
         stats["geo_found"] += verdict["copy"] is not None
         rows.append(verdict)
-    return rows, stats
 
 
-def block_of(shard: int, n_shards: int, n_blocks: int) -> int:
-    """Matching block of a shard: contiguous ranges of shards."""
-    return shard * n_blocks // n_shards
-
-
-def shards_of_block(block: int, n_shards: int, n_blocks: int) -> list[int]:
-    """Shards in a matching block."""
-    return [s for s in range(n_shards) if block_of(s, n_shards, n_blocks) == block]
-
-
-def run_match_block(
-    records_a: list[str],
-    records_b: list[str],
-    same: bool,
+def run_match_chunk(
+    index_dir: str | os.PathLike,
+    chunk: int,
+    n_chunks: int,
     output: str | os.PathLike,
-    store: str | os.PathLike,
+    thumb_store: str | os.PathLike,
+    feature_store: str | os.PathLike,
     params: MatchParams,
-    features: list[str] | None = None,
-    geo: GeoParams | None = None,
+    feature_fp: str = "",
 ) -> dict:
-    """Bring one block pair's output up to date (reusing its previous verdicts)."""
-    previous = {(tuple(r["pair"]), r.get("stage", "phash")): r for r in read_jsonl(output)}
-    items_a = load_items(records_a)
-    items_b = items_a if same else load_items(records_b)
-    feats = None
-    if features is not None:
-        feats = {}
-        for path in features:
-            feats.update(load_features(path))
-    rows, stats = match_block(items_a, items_b, same, store, params, previous, feats, geo)
-    write_jsonl(output, rows)
-    stats["items_a"], stats["items_b"] = len(items_a), len(items_b)
-    return stats
+    """Bring one chunk's verdicts up to date (reusing earlier verdicts by key)."""
+    index = Index(index_dir)
+    lo, hi = index.chunk_range(chunk, n_chunks)
+    previous = {r["key"]: r for r in read_jsonl(output) if "key" in r}
+    job = ChunkJob(
+        index,
+        lo,
+        hi,
+        params,
+        ThumbCache(thumb_store, max_side=params.verify.compare_size),
+        FeatureCache(feature_store, feature_fp),
+        previous,
+    )
+    job.stats.update(
+        items=index.n,
+        chunk_items=hi - lo,
+        candidates=0,
+        verified=0,
+        reused=0,
+        found=0,
+        geo_candidates=0,
+        geo_verified=0,
+        geo_found=0,
+    )
+    found = _hash_stage(job)
+    if params.geo is not None:
+        _geo_stage(job, found)
+    write_jsonl(output, job.rows)
+    return job.stats

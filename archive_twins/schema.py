@@ -27,6 +27,7 @@ TABLES: dict[str, list[tuple[str, str]]] = {
         ("thumb", "TEXT"),
         ("thumb_w", "INTEGER"),
         ("thumb_h", "INTEGER"),
+        ("blank", "INTEGER"),
     ],
     "identical_list": [("identical_set_id", "INTEGER NOT NULL"), ("file_id", "INTEGER NOT NULL")],
     "identical_list_stat": [("set_size", "INTEGER NOT NULL"), ("set_count", "INTEGER NOT NULL")],

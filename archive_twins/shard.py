@@ -33,6 +33,7 @@ DECODE_KEYS = (
     "thumb_w",
     "thumb_h",
     "phash",
+    "blank",
     "status",
     "error",
 )

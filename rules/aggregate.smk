@@ -5,7 +5,7 @@ rule aggregate:
     input:
         records=expand(f"{RESULTS}/shards/shard-{{shard}}.jsonl", shard=SHARDS),
         skipped=f"{RESULTS}/manifest/skipped.jsonl",
-        pairs=[f"{RESULTS}/pairs/block-{b1}-{b2}.jsonl" for b1, b2 in BLOCK_PAIRS],
+        pairs=expand(f"{RESULTS}/pairs/chunk-{{chunk}}.jsonl", chunk=CHUNKS),
     output:
         sqlite=f"{RESULTS}/archive.sqlite",
         json=directory(f"{RESULTS}/json"),

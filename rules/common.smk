@@ -10,15 +10,16 @@ from pathlib import Path
 
 sys.path.insert(0, workflow.basedir)
 
-from archive_twins.match import shards_of_block
 from archive_twins.scan import scan_archive, write_manifests
 
 ARCHIVE = config["archive"]
 RESULTS = config["results"].rstrip("/")
 N_SHARDS = int(config["shards"])
 SHARDS = [f"{i:04d}" for i in range(N_SHARDS)]
-N_BLOCKS = min(int(config["match_blocks"]), N_SHARDS)
-BLOCK_PAIRS = [(b1, b2) for b1 in range(N_BLOCKS) for b2 in range(b1, N_BLOCKS)]
+N_CHUNKS = int(config["match_chunks"])
+CHUNKS = [f"{i:04d}" for i in range(N_CHUNKS)]
+# What the thumbnails depend on: part of every matching verdict's cache key.
+DECODE_SETTINGS = {k: config[k] for k in ("thumb_size", "thumb_quality", "max_pixels")}
 DEMO_ARCHIVE = "demo/archive"
 
 
@@ -27,21 +28,6 @@ def rule_resources(name, **extra):
     res = dict(config["resources"].get(name, {}))
     res.update(extra)
     return res
-
-
-def block_records(block):
-    """Shard record files of a matching block."""
-    return [
-        f"{RESULTS}/shards/shard-{s:04d}.jsonl"
-        for s in shards_of_block(int(block), N_SHARDS, N_BLOCKS)
-    ]
-
-
-def block_features(b1, b2):
-    """Feature files of the shards of two matching blocks."""
-    shards = set(shards_of_block(int(b1), N_SHARDS, N_BLOCKS))
-    shards |= set(shards_of_block(int(b2), N_SHARDS, N_BLOCKS))
-    return [f"{RESULTS}/features/shard-{s:04d}.npz" for s in sorted(shards)]
 
 
 if not workflow.remote_exec and not workflow.subprocess_exec:
@@ -62,5 +48,4 @@ if not workflow.remote_exec and not workflow.subprocess_exec:
 
 wildcard_constraints:
     shard=r"\d{4}",
-    b1=r"\d+",
-    b2=r"\d+",
+    chunk=r"\d{4}",

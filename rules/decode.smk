@@ -22,7 +22,7 @@ rule decode_shard:
         thumb_size=config["thumb_size"],
         thumb_quality=config["thumb_quality"],
         max_pixels=config["max_pixels"],
-        geometric=config["geometric"],
+        geometric=config["matching"]["geometric"],
         feature_max_side=config["features"]["max_side"],
         n_features=config["features"]["n_features"],
     script:

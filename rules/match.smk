@@ -1,28 +1,53 @@
-# Chunked matching: one job per pair of blocks (b1 <= b2) of the hash matrix.
+# Matching: one index over the whole archive, then chunked verification.
 #
-# A block is a contiguous range of shards; a job compares every distinct image of
-# block b1 with every one of block b2 (or within the block when b1 == b2), so a
-# cluster can spread the n(n+1)/2 jobs, and a changed shard reruns only the n jobs
-# of its block.
+# `index` gathers one item per distinct raster (facts, pHashes) and an inverted file
+# of fine visual words from every shard. Each `match_chunk` job owns the pairs whose
+# first raster (by pixel hash) falls in its chunk, asks the index for their
+# candidates, and verifies them; which chunk a pair belongs to depends only on the
+# pair, so the results are the same for any number of shards or chunks.
 
 
-rule match_block:
+rule index:
     input:
-        a=lambda wc: block_records(wc.b1),
-        b=lambda wc: block_records(wc.b2),
-        features=lambda wc: block_features(wc.b1, wc.b2),
+        records=expand(f"{RESULTS}/shards/shard-{{shard}}.jsonl", shard=SHARDS),
+        signatures=expand(f"{RESULTS}/features/shard-{{shard}}.npz", shard=SHARDS),
     output:
-        pairs=update(f"{RESULTS}/pairs/block-{{b1}}-{{b2}}.jsonl"),
+        index=directory(f"{RESULTS}/index"),
     log:
-        f"{RESULTS}/logs/match_block/{{b1}}-{{b2}}.log",
+        f"{RESULTS}/logs/index/index.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/index.tsv"
     conda:
         "../envs/archive-twins.yaml"
     threads: 1
     resources:
-        **rule_resources("match_block"),
+        **rule_resources("index"),
     params:
-        store=f"{RESULTS}/thumbs",
-        max_hamming=config["max_hamming"],
-        geometric=config["geometric"],
+        matching=config["matching"],
     script:
-        "../scripts/match_block.py"
+        "../scripts/index.py"
+
+
+rule match_chunk:
+    input:
+        index=f"{RESULTS}/index",
+    output:
+        pairs=update(f"{RESULTS}/pairs/chunk-{{chunk}}.jsonl"),
+    log:
+        f"{RESULTS}/logs/match_chunk/{{chunk}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/match_chunk/{{chunk}}.tsv"
+    conda:
+        "../envs/archive-twins.yaml"
+    threads: 1
+    resources:
+        **rule_resources("match_chunk"),
+    params:
+        n_chunks=N_CHUNKS,
+        thumbs=f"{RESULTS}/thumbs",
+        features=f"{RESULTS}/features",
+        matching=config["matching"],
+        decode=DECODE_SETTINGS,
+        feature_settings=config["features"],
+    script:
+        "../scripts/match_chunk.py"

@@ -23,7 +23,7 @@ def found(tmp_path_factory):
     root = tmp_path_factory.mktemp("copies")
     truth = build_copies_archive(root)
     work = tmp_path_factory.mktemp("work")
-    run_workflow(root, work, shards=4, extra=["match_blocks=3"])
+    run_workflow(root, work, shards=4, extra=["match_chunks=3"])
     tables = read_json_tables(work / "results" / "json")
     names = {r["file_id"]: r["filename"] for r in tables["fileid_to_filename_map"]}
     pairs = [

@@ -136,7 +136,8 @@ def test_logs_per_rule(run):
         "aggregate",
         "decode_shard",
         "html",
-        "match_block",
+        "index",
+        "match_chunk",
     ]
     assert len(list((results / "logs" / "decode_shard").glob("*.log"))) == 3
 

@@ -23,7 +23,7 @@ def found(tmp_path_factory):
     root = tmp_path_factory.mktemp("geo")
     truth = build_geometric_archive(root)
     work = tmp_path_factory.mktemp("work")
-    run_workflow(root, work, shards=4, extra=["match_blocks=2"])
+    run_workflow(root, work, shards=4, extra=["match_chunks=2"])
     tables = read_json_tables(work / "results" / "json")
     names = {r["file_id"]: r["filename"] for r in tables["fileid_to_filename_map"]}
     pairs = {(names[p["file_id1"]], names[p["file_id2"]]): p for p in tables["copy_pairs"]}

@@ -48,7 +48,7 @@ def run_and_kill(cmd: list[str], rule: str) -> tuple[bool, subprocess.Popen, str
     return killed, proc, out
 
 
-@pytest.mark.parametrize("rule", ["decode_shard", "match_block"])
+@pytest.mark.parametrize("rule", ["decode_shard", "match_chunk"])
 def test_sigkill_then_rerun_equals_clean_run(tmp_path, rule):
     archive = tmp_path / "archive"
     build_demo_archive(archive)

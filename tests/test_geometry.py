@@ -10,6 +10,7 @@ import pytest
 
 from archive_twins.demo import photo
 from archive_twins.features import (
+    HALF_WORDS,
     FeatureParams,
     describe,
     extract,
@@ -21,10 +22,10 @@ from archive_twins.geometry import (
     crop_box,
     decompose,
     fit,
-    shortlist,
     source_first,
     verify_geometric,
 )
+from archive_twins.retrieval import RetrievalParams, pair_votes
 
 
 def feats(arr):
@@ -39,9 +40,9 @@ def side(arr, key, rank=(0,)):
 
 def test_vocabulary_is_shipped_and_fixed():
     v = vocabulary()
-    assert v.shape == (1024, 128)
+    assert v.shape == (2, HALF_WORDS, 64)  # one codebook per descriptor half
     words = quantise(extract(photo("coffee"), (600, 400), FeatureParams())["desc"])
-    assert len(np.unique(words)) > 100  # the vocabulary spreads real descriptors
+    assert len(np.unique(words)) > 300  # the fine words spread real descriptors
 
 
 def test_crop_box_of_a_translation():
@@ -78,11 +79,13 @@ def test_mirrored_crop_is_found_with_its_box():
     a = photo("chelsea")
     crop = np.ascontiguousarray(a[50:250, 100:400][:, ::-1])
     sa, sb = side(a, "a", (2,)), side(crop, "b", (1,))
-    # retrieval says the mirrored words match best: that is the variant matched
-    ((sim, mirror_hint),) = shortlist(
-        ["a"], [sa["feat"]], ["b"], [sb["feat"]], False, GeoParams()
-    ).values()
-    assert mirror_hint and sim > 0.3
+    # retrieval: the mirrored words of the crop agree with the photograph, the plain
+    # ones do not, so the mirrored variant is the one matched
+    rp = RetrievalParams()
+    mirrored_votes = pair_votes(sb["feat"], sa["feat"], rp, mirrored=True)
+    plain_votes = pair_votes(sb["feat"], sa["feat"], rp, mirrored=False)
+    assert mirrored_votes >= 3 * rp.min_votes > plain_votes
+    mirror_hint = mirrored_votes > plain_votes
     res = verify_geometric(sa, sb, a, crop, GeoParams(), mirror_hint)
     assert res is not None
     assert res["key1"] == "a" and res["mirrored"] == 1

@@ -36,7 +36,7 @@ def test_slurm_run_equals_local_run(cluster, tmp_path):
         archive,
         tmp_path / "slurm",
         shards=4,
-        extra=["match_blocks=2"],
+        extra=["match_chunks=2"],
         options=[
             "--profile",
             str(REPO / "profiles" / "slurm"),
@@ -51,7 +51,7 @@ def test_slurm_run_equals_local_run(cluster, tmp_path):
     assert "submitted with SLURM jobid" in out, out[-3000:]
     # the decode_shard jobs of the 4 shards ran as one grouped SLURM job
     assert "group_shards_decode_shard" in out
-    run_workflow(archive, tmp_path / "local", shards=4, extra=["match_blocks=2"])
+    run_workflow(archive, tmp_path / "local", shards=4, extra=["match_chunks=2"])
     a = read_tables(tmp_path / "slurm" / "results" / "archive.sqlite")
     b = read_tables(tmp_path / "local" / "results" / "archive.sqlite")
     for name in a:

@@ -1,4 +1,4 @@
-"""Snakemake script: verified copies between two blocks of shards."""
+"""Snakemake script: verified copies among the candidates of one chunk of the index."""
 
 import sys
 

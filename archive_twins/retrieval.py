@@ -1,0 +1,442 @@
+"""Candidate retrieval over the whole archive: one index per run, queried by chunks.
+
+The `index` job gathers, from every shard, one item per distinct page-0 raster (its
+size, rank facts and 8 dihedral pHashes) and an inverted file of fine visual words
+(each posting: raster, keypoint orientation and scale). `match_chunk` jobs then ask
+it, for the rasters of their chunk, which others may be copies:
+
+- **hash candidates**: exact Hamming search of the upright pHash against the 8
+  orientations of every other raster, both ways (pHash is only approximately
+  equivariant under resampling);
+- **word candidates**: shared fine words that agree on one rotation and one scale
+  change (weak geometric consistency, Jégou et al. 2008): the number of votes in the
+  best orientation/scale bin, for the image and its mirror image.
+
+Both criteria are functions of the two rasters alone (no top-k, no statistics over
+the archive), and a pair is examined by exactly one chunk (the chunk of its first
+key), so the candidates, and thus the results, do not depend on how the archive is
+split into shards or chunks, nor on what else the archive holds or held before.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .dihedral import inverse
+from .features import N_WORDS, load_signatures
+from .hashing import hamming_search
+from .util import atomic_dir, read_jsonl
+
+FORMAT_RANK = {"tiff": 3, "png": 2, "webp": 1, "jp2k": 1, "jpeg": 0, "gif": 0}
+
+
+@dataclass(frozen=True)
+class RetrievalParams:
+    """Candidate thresholds (fitted on scikit-image photographs and half of the
+    development photographs; see README, Matching)."""
+
+    # pHash Hamming distance (of 64 bits) in any of the 8 orientations
+    max_hamming: int = 12
+    # the strongest keypoints of the querying raster whose words are looked up
+    query_features: int = 150
+    # consistent votes (shared words in the best orientation/scale bin)
+    min_votes: int = 5
+    # orientation bins over 360 degrees and scale bin width in quarter octaves
+    angle_bins: int = 16
+    scale_bin: int = 2
+    # working set of one query batch (votes gathered at once; counts array cells)
+    batch_votes: int = 8_000_000
+    batch_cells: int = 1 << 25
+
+    def fingerprint(self) -> str:
+        """What changes the candidate set (batch sizes do not)."""
+        d = asdict(self)
+        d.pop("batch_votes")
+        d.pop("batch_cells")
+        return "r1:" + json.dumps(d, sort_keys=True)
+
+
+def chunk_of(key: str, n_chunks: int) -> int:
+    """Chunk of a raster: a contiguous range of pixel-hash values, so a chunk's
+    rasters are a contiguous range of the sorted index and the pairs it owns (first
+    key in the chunk) are with the rasters after it."""
+    return (int(key[:8], 16) * n_chunks) >> 32
+
+
+@dataclass(frozen=True)
+class Item:
+    """One distinct page-0 raster (a set of files with identical pixels)."""
+
+    key: str  # pixel hash
+    sha256: str  # the representative file's content (its thumbnail)
+    width: int
+    height: int
+    bits: int
+    format: str
+    size_bytes: int
+
+    def rank(self) -> tuple:
+        """Which of two copies is the source: more pixels, deeper, lossless, larger."""
+        return (
+            self.width * self.height,
+            self.bits or 0,
+            FORMAT_RANK.get(self.format, 0),
+            self.size_bytes or 0,
+            self.key,
+        )
+
+
+ITEM_ARRAYS = ("keys", "sha", "width", "height", "bits", "format", "size_bytes", "phash")
+QUERY_ARRAYS = ("qoff", "qwords", "qang", "qlsc", "mqoff", "mqwords", "mqang", "mqlsc")
+POSTING_ARRAYS = ("indptr", "post_id", "post_ang", "post_lsc")
+
+
+def collect_items(record_files: list[str]) -> dict[str, tuple]:
+    """One representative record per distinct raster (status ok, with hashes): the
+    largest file, then the highest sha256, so it does not depend on file names or
+    arrival order. Rasters whose representative is blank are left out."""
+    items: dict[str, tuple] = {}
+    for path in record_files:
+        for r in read_jsonl(path):
+            key = r.get("pixel_hash")
+            if r["status"] != "ok" or not key or not r.get("phash"):
+                continue
+            it = (
+                r["size_bytes"] or 0,
+                r["sha256"],
+                r["width"],
+                r["height"],
+                r["bits_per_sample"] or 0,
+                r["format"] or "",
+                tuple(r["phash"]),
+                bool(r.get("blank")),
+            )
+            old = items.get(key)
+            if old is None or it[:2] > old[:2]:
+                items[key] = it
+    return {k: v for k, v in items.items() if not v[7]}
+
+
+def _save(path: Path, arr: np.ndarray) -> None:
+    np.save(path, arr, allow_pickle=False)
+
+
+def build_index(
+    record_files: list[str],
+    signature_files: list[str],
+    out_dir: str | os.PathLike,
+    params: RetrievalParams,
+) -> dict:
+    """Write the index directory (atomically): items, query words and postings.
+
+    Two passes over the per-shard signature bundles (count, then fill memory-mapped
+    arrays), so memory holds one shard's signatures plus the per-item facts.
+    """
+    items = collect_items(record_files)
+    keys = sorted(items)
+    n = len(keys)
+    pos = {items[k][1]: i for i, k in enumerate(keys)}  # representative sha -> item
+    with atomic_dir(out_dir) as tmp:
+        _save(tmp / "keys.npy", np.array(keys, dtype="S40"))
+        _save(tmp / "sha.npy", np.array([items[k][1] for k in keys], dtype="S64"))
+        for j, name in ((2, "width"), (3, "height"), (4, "bits")):
+            _save(tmp / f"{name}.npy", np.array([items[k][j] for k in keys], dtype=np.int64))
+        _save(tmp / "size_bytes.npy", np.array([items[k][0] for k in keys], dtype=np.int64))
+        _save(tmp / "format.npy", np.array([items[k][5] for k in keys], dtype="S8"))
+        ph = np.zeros((n, 8), np.uint64)
+        for i, k in enumerate(keys):
+            ph[i] = [int(h, 16) for h in items[k][6]]
+        _save(tmp / "phash.npy", ph)
+        del items
+        stats = _build_postings(signature_files, pos, tmp, params)
+        stats["items"] = n
+        (tmp / "meta.json").write_text(
+            json.dumps({"items": n, "params": params.fingerprint(), **stats}, sort_keys=True)
+        )
+    return stats
+
+
+def _sig_batches(signature_files: list[str], pos: dict[str, int]):
+    """Each indexed raster's signature (its representative's) once, shard by shard:
+    (item index, sig)."""
+    seen = np.zeros(len(pos), bool)
+    for path in signature_files:
+        batch = []
+        for key, sig in sorted(load_signatures(path).items()):
+            i = pos.get(key)
+            if i is None or seen[i]:
+                continue
+            seen[i] = True
+            batch.append((i, sig))
+        yield batch
+
+
+def _build_postings(
+    signature_files: list[str], pos: dict[str, int], tmp: Path, params: RetrievalParams
+) -> dict:
+    n = len(pos)
+    counts = np.zeros(N_WORDS, np.int64)
+    qn = np.zeros(n, np.int64)
+    mqn = np.zeros(n, np.int64)
+    q = params.query_features
+    for batch in _sig_batches(signature_files, pos):
+        for i, sig in batch:
+            qn[i] = int((sig["rank"] < q).sum())
+            mqn[i] = int((sig["mrank"] < q).sum())
+        if batch:
+            counts += np.bincount(
+                np.concatenate([sig["words"] for _, sig in batch]).astype(np.int64),
+                minlength=N_WORDS,
+            )
+    indptr = np.zeros(N_WORDS + 1, np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    total = int(indptr[-1])
+    _save(tmp / "indptr.npy", indptr)
+
+    def mm(name: str, dtype: type, size: int) -> np.ndarray:
+        return np.lib.format.open_memmap(tmp / f"{name}.npy", "w+", dtype, (size,))
+
+    post_id, post_ang, post_lsc = (
+        mm("post_id", np.uint32, total),
+        mm("post_ang", np.uint8, total),
+        mm("post_lsc", np.int8, total),
+    )
+    qoff = np.concatenate([[0], np.cumsum(qn)]).astype(np.int64)
+    mqoff = np.concatenate([[0], np.cumsum(mqn)]).astype(np.int64)
+    _save(tmp / "qoff.npy", qoff)
+    _save(tmp / "mqoff.npy", mqoff)
+    qa = {
+        "qwords": mm("qwords", np.uint32, int(qoff[-1])),
+        "qang": mm("qang", np.uint8, int(qoff[-1])),
+        "qlsc": mm("qlsc", np.int8, int(qoff[-1])),
+        "mqwords": mm("mqwords", np.uint32, int(mqoff[-1])),
+        "mqang": mm("mqang", np.uint8, int(mqoff[-1])),
+        "mqlsc": mm("mqlsc", np.int8, int(mqoff[-1])),
+    }
+    cursor = indptr[:-1].copy()
+    for batch in _sig_batches(signature_files, pos):
+        if not batch:
+            continue
+        for i, sig in batch:
+            for prefix, off in (("", qoff), ("m", mqoff)):
+                sel = sig[prefix + "rank"] < q
+                s, e = off[i], off[i + 1]
+                qa[prefix + "qwords"][s:e] = sig[prefix + "words"][sel]
+                qa[prefix + "qang"][s:e] = sig[prefix + "ang"][sel]
+                qa[prefix + "qlsc"][s:e] = sig[prefix + "lsc"][sel]
+        words = np.concatenate([sig["words"] for _, sig in batch]).astype(np.int64)
+        ids = np.concatenate([np.full(len(sig["words"]), i, np.uint32) for i, sig in batch])
+        ang = np.concatenate([sig["ang"] for _, sig in batch])
+        lsc = np.concatenate([sig["lsc"] for _, sig in batch])
+        order = np.argsort(words, kind="stable")
+        ws = words[order]
+        first = np.searchsorted(ws, ws, side="left")
+        slot = cursor[ws] + (np.arange(len(ws)) - first)
+        post_id[slot], post_ang[slot], post_lsc[slot] = ids[order], ang[order], lsc[order]
+        np.add.at(cursor, ws, 1)
+    for arr in (post_id, post_ang, post_lsc, *qa.values()):
+        arr.flush()
+    return {"postings": total, "query_words": int(qoff[-1]), "mirror_query_words": int(mqoff[-1])}
+
+
+class Index:
+    """The index directory, memory-mapped: per-item facts in memory (a few hundred
+    bytes per raster), postings and query words paged in as used."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.meta = json.loads((self.path / "meta.json").read_text())
+
+        def load(name: str, mmap: bool = False) -> np.ndarray:
+            return np.load(self.path / f"{name}.npy", mmap_mode="r" if mmap else None)
+
+        self.keys = load("keys")
+        self.n = len(self.keys)
+        self.sha, self.width, self.height = load("sha"), load("width"), load("height")
+        self.bits, self.format, self.size_bytes = load("bits"), load("format"), load("size_bytes")
+        self.phash = load("phash")
+        self.indptr = load("indptr", True)
+        self.post = {name: load(name, True) for name in ("post_id", "post_ang", "post_lsc")}
+        self.query = {name: load(name, True) for name in QUERY_ARRAYS}
+
+    def key(self, i: int) -> str:
+        """Pixel hash of item i."""
+        return self.keys[i].decode()
+
+    def item(self, i: int) -> Item:
+        """The facts of item i as a record."""
+        return Item(
+            key=self.key(i),
+            sha256=self.sha[i].decode(),
+            width=int(self.width[i]),
+            height=int(self.height[i]),
+            bits=int(self.bits[i]),
+            format=self.format[i].decode(),
+            size_bytes=int(self.size_bytes[i]),
+        )
+
+    def chunk_range(self, chunk: int, n_chunks: int) -> tuple[int, int]:
+        """Item index range [lo, hi) of a chunk (items are sorted by key)."""
+        # the first prefix of chunk c is ceil(c * 2^32 / n), as in `chunk_of`
+        bounds = [-(-(c << 32) // n_chunks) for c in range(n_chunks + 1)]
+        lo = int(np.searchsorted(self.keys, _key_floor(bounds[chunk]), side="left"))
+        if chunk == n_chunks - 1:
+            return lo, self.n
+        return lo, int(np.searchsorted(self.keys, _key_floor(bounds[chunk + 1]), side="left"))
+
+    def hash_candidates(self, lo: int, hi: int, max_dist: int) -> dict[tuple[int, int], dict]:
+        """Pairs (i, j), lo <= i < hi, i < j, whose pHashes are within max_dist in some
+        orientation: {(i, j): {orientation taking i to j: Hamming distance}}."""
+        out: dict[tuple[int, int], dict[int, int]] = {}
+        if hi <= lo:
+            return out
+        ph = self.phash
+        # i upright against the 8 orientations of every later raster: i = o(j)
+        qi, ii, oi, di = hamming_search(ph[lo:hi, 0], ph[lo:], max_dist)
+        for q, j, o, d in zip(qi.tolist(), ii.tolist(), oi.tolist(), di.tolist(), strict=True):
+            i, j = q + lo, j + lo
+            if j > i:
+                seen = out.setdefault((i, j), {})
+                o_ij = inverse(o)
+                seen[o_ij] = min(d, seen.get(o_ij, 99))
+        # every later raster upright against the 8 orientations of i: j = o(i)
+        qi, ii, oi, di = hamming_search(ph[lo:, 0], ph[lo:hi], max_dist)
+        for q, i, o, d in zip(qi.tolist(), ii.tolist(), oi.tolist(), di.tolist(), strict=True):
+            j, i = q + lo, i + lo
+            if j > i:
+                seen = out.setdefault((i, j), {})
+                seen[o] = min(d, seen.get(o, 99))
+        return out
+
+    def word_candidates(
+        self, lo: int, hi: int, params: RetrievalParams
+    ) -> dict[tuple[int, int], tuple[int, bool]]:
+        """Pairs (i, j), lo <= i < hi, i < j, with at least `min_votes` geometrically
+        consistent shared words: {(i, j): (votes, whether i's mirror image won)}."""
+        out: dict[tuple[int, int], tuple[int, bool]] = {}
+        plen = None
+        for mirrored, prefix in ((False, ""), (True, "m")):
+            off = self.query[prefix + "qoff"]
+            words = self.query[prefix + "qwords"]
+            if hi <= lo or off[hi] == off[lo]:
+                continue
+            if plen is None:
+                plen = np.diff(self.indptr)
+            # votes each query will gather, to cut the chunk into bounded batches
+            qlen = np.zeros(hi - lo, np.int64)
+            nonempty = np.flatnonzero(np.diff(off[lo : hi + 1]) > 0)
+            if len(nonempty):
+                qw = np.asarray(words[off[lo] : off[hi]], np.int64)
+                sums = np.add.reduceat(plen[qw], (off[lo:hi] - off[lo])[nonempty].astype(np.int64))
+                qlen[nonempty] = sums
+            max_q = max(1, params.batch_cells // max(1, self.n))
+            b0 = lo
+            while b0 < hi:
+                b1, budget = b0, 0
+                while (
+                    b1 < hi
+                    and b1 - b0 < max_q
+                    and (b1 == b0 or budget + qlen[b1 - lo] <= params.batch_votes)
+                ):
+                    budget += int(qlen[b1 - lo])
+                    b1 += 1
+                self._vote_batch(b0, b1, prefix, plen, params, mirrored, out)
+                b0 = b1
+        return out
+
+    def _vote_batch(
+        self,
+        b0: int,
+        b1: int,
+        prefix: str,
+        plen: np.ndarray,
+        params: RetrievalParams,
+        mirrored: bool,
+        out: dict,
+    ) -> None:
+        off = np.asarray(self.query[prefix + "qoff"][b0 : b1 + 1], np.int64)
+        s, e = int(off[0]), int(off[-1])
+        if e == s:
+            return
+        qw = np.asarray(self.query[prefix + "qwords"][s:e], np.int64)
+        qa = np.asarray(self.query[prefix + "qang"][s:e])
+        qs = np.asarray(self.query[prefix + "qlsc"][s:e], np.int16)
+        qitem = np.repeat(np.arange(b0, b1, dtype=np.int64), np.diff(off))
+        lens = plen[qw]
+        total = int(lens.sum())
+        if total == 0:
+            return
+        rep = np.repeat(np.arange(len(qw), dtype=np.int64), lens)
+        starts = np.asarray(self.indptr[qw], np.int64) - (np.cumsum(lens) - lens)
+        p = starts[rep] + np.arange(total, dtype=np.int64)
+        db = np.asarray(self.post["post_id"][p], np.int64)
+        qi = qitem[rep]
+        keep = db > qi
+        p, db, qi, rep = p[keep], db[keep], qi[keep], rep[keep]
+        if len(db) == 0:
+            return
+        n = self.n
+        cell = (qi - b0) * n + db
+        counts = np.bincount(cell, minlength=(b1 - b0) * n)
+        sel = counts[cell] >= params.min_votes
+        if not sel.any():
+            return
+        cell, p, rep = cell[sel], p[sel], rep[sel]
+        box = box_keys(
+            np.asarray(self.post["post_ang"][p], np.int64) - qa[rep],
+            np.asarray(self.post["post_lsc"][p], np.int64) - qs[rep],
+            params,
+        )
+        n_box = params.angle_bins * BOX_SCALES
+        keys, box_counts = np.unique(np.tile(cell * n_box, 4) + box, return_counts=True)
+        pair_cell = keys // n_box
+        starts_idx = np.flatnonzero(np.r_[True, pair_cell[1:] != pair_cell[:-1]])
+        best = np.maximum.reduceat(box_counts, starts_idx)
+        for c, v in zip(pair_cell[starts_idx].tolist(), best.tolist(), strict=True):
+            if v < params.min_votes:
+                continue
+            i, j = b0 + c // n, c % n
+            old = out.get((i, j))
+            if old is None or v > old[0]:
+                out[(i, j)] = (int(v), mirrored)
+
+
+BOX_SCALES = 66
+
+
+def box_keys(dang: np.ndarray, dscale: np.ndarray, params: RetrievalParams) -> np.ndarray:
+    """The 2x2 boxes of (orientation, scale) bins each vote falls in, so a transform
+    on a bin edge is not split: 4 box ids per vote (all first boxes, then all
+    second ...). dang in 1/256 turns, dscale in quarter octaves."""
+    a_bins = params.angle_bins
+    abin = (np.asarray(dang, np.int64) % 256) * a_bins // 256
+    sbin = np.clip(np.floor_divide(np.asarray(dscale, np.int64), params.scale_bin), -32, 31) + 33
+    out = [((abin - da) % a_bins) * BOX_SCALES + (sbin - ds) for da in (0, 1) for ds in (0, 1)]
+    return np.concatenate(out)
+
+
+def pair_votes(query: dict, target: dict, params: RetrievalParams, mirrored: bool) -> int:
+    """Consistent votes of one query raster's signature against another's: the
+    reference the index's batched search must agree with (tests)."""
+    prefix = "m" if mirrored else ""
+    sel = query[prefix + "rank"] < params.query_features
+    qw, qa, qs = (query[prefix + n][sel] for n in ("words", "ang", "lsc"))
+    common, qi, ti = np.intersect1d(qw, target["words"], return_indices=True)
+    if len(common) == 0:
+        return 0
+    box = box_keys(
+        target["ang"][ti].astype(np.int64) - qa[qi].astype(np.int64),
+        target["lsc"][ti].astype(np.int64) - qs[qi].astype(np.int64),
+        params,
+    )
+    return int(np.unique(box, return_counts=True)[1].max())
+
+
+def _key_floor(prefix32: int) -> bytes:
+    """The smallest 40-hex-digit key whose first 8 digits are `prefix32`."""
+    return f"{prefix32:08x}".encode() + b"0" * 32

@@ -1,0 +1,155 @@
+"""The candidate index: batched search equals the pairwise definitions, for any split."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+
+import cv2
+import numpy as np
+import pytest
+
+from archive_twins.demo import photo
+from archive_twins.dihedral import dihedral, inverse
+from archive_twins.features import FeatureParams, describe, save_signatures
+from archive_twins.hashing import dihedral_phashes
+from archive_twins.retrieval import (
+    Index,
+    RetrievalParams,
+    build_index,
+    chunk_of,
+    pair_votes,
+)
+from archive_twins.util import write_jsonl
+
+
+def _images() -> dict[str, np.ndarray]:
+    a, c, r = photo("astronaut"), photo("chelsea"), photo("rocket")
+    h, w = c.shape[:2]
+    rot = cv2.warpAffine(c, cv2.getRotationMatrix2D((w / 2, h / 2), 12, 1.0), (w, h))
+    return {
+        "astronaut": a,
+        "astronaut_crop": np.ascontiguousarray(a[60:400, 100:480]),
+        "astronaut_rot90": dihedral(a, 1),
+        "chelsea": c,
+        "chelsea_rot12": rot,
+        "chelsea_mirror_crop": np.ascontiguousarray(c[40:260, 80:400][:, ::-1]),
+        "rocket": r,
+        "rocket_small": cv2.resize(r, (160, 107), interpolation=cv2.INTER_AREA),
+        "coffee": photo("coffee"),
+        "brick": photo("brick"),
+        "gravel": photo("gravel"),
+        "moon": photo("moon"),
+    }
+
+
+@pytest.fixture(scope="module")
+def index_dir(tmp_path_factory):
+    """Records and signatures of the images in 3 shards, and the index over them."""
+    root = tmp_path_factory.mktemp("index")
+    sigs, recs = {}, []
+    for name, img in _images().items():
+        key = hashlib.blake2b(name.encode(), digest_size=20).hexdigest()
+        sha = hashlib.sha256(name.encode()).hexdigest()
+        h, w = img.shape[:2]
+        sigs[sha] = describe(img, (w, h), FeatureParams())
+        recs.append(
+            {
+                "path": name,
+                "status": "ok",
+                "pixel_hash": key,
+                "sha256": sha,
+                "size_bytes": 1000,
+                "width": w,
+                "height": h,
+                "bits_per_sample": 8,
+                "format": "png",
+                "phash": dihedral_phashes(img),
+                "blank": False,
+                "name": name,
+            }
+        )
+    records, signatures = [], []
+    for s in range(3):
+        part = recs[s::3]
+        records.append(str(root / f"shard-{s}.jsonl"))
+        write_jsonl(records[-1], part)
+        signatures.append(str(root / f"shard-{s}.npz"))
+        save_signatures(signatures[-1], {r["sha256"]: sigs[r["sha256"]] for r in part}, "fp")
+    build_index(records, signatures, root / "index", RetrievalParams())
+    return root / "index", {r["pixel_hash"]: r for r in recs}, sigs
+
+
+def _names(index: Index, truth: dict, pairs) -> set:
+    return {(truth[index.key(i)]["name"], truth[index.key(j)]["name"]) for i, j in pairs}
+
+
+def test_word_candidates_equal_the_pairwise_definition(index_dir):
+    path, truth, sigs = index_dir
+    index, params = Index(path), RetrievalParams()
+    found = index.word_candidates(0, index.n, params)
+    expected = {}
+    for i, j in itertools.combinations(range(index.n), 2):
+        x, y = truth[index.key(i)], truth[index.key(j)]
+        for mirrored in (False, True):
+            v = pair_votes(sigs[x["sha256"]], sigs[y["sha256"]], params, mirrored)
+            if v >= params.min_votes and v > expected.get((i, j), (0,))[0]:
+                expected[(i, j)] = (v, mirrored)
+    assert found == expected
+    names = _names(index, truth, found)
+    for pair in [
+        ("astronaut", "astronaut_crop"),
+        ("chelsea", "chelsea_rot12"),
+        ("chelsea", "chelsea_mirror_crop"),
+        ("astronaut", "astronaut_rot90"),
+    ]:
+        assert pair in names or pair[::-1] in names, pair
+    assert not any("brick" in p and "gravel" in p for p in names)
+
+
+@pytest.mark.parametrize("n_chunks", [1, 2, 5, 16])
+def test_any_chunking_gives_the_same_candidates(index_dir, n_chunks):
+    path, _, _ = index_dir
+    index, params = Index(path), RetrievalParams()
+    whole_w = index.word_candidates(0, index.n, params)
+    whole_h = index.hash_candidates(0, index.n, params.max_hamming)
+    got_w, got_h, covered = {}, {}, []
+    for c in range(n_chunks):
+        lo, hi = index.chunk_range(c, n_chunks)
+        covered += list(range(lo, hi))
+        assert all(chunk_of(index.key(i), n_chunks) == c for i in range(lo, hi))
+        got_w.update(index.word_candidates(lo, hi, params))
+        got_h.update(index.hash_candidates(lo, hi, params.max_hamming))
+    assert covered == list(range(index.n))
+    assert got_w == whole_w
+    assert got_h == whole_h
+
+
+def test_hash_candidates_equal_brute_force(index_dir):
+    path, truth, _ = index_dir
+    index = Index(path)
+    found = index.hash_candidates(0, index.n, 12)
+    expected = {}
+    ph = index.phash
+    for i, j in itertools.combinations(range(index.n), 2):
+        orients = {}
+        for o in range(8):
+            # i upright ~ j in orientation o means i = o(j): orientation i->j is o^-1
+            d = int(np.bitwise_count(ph[i, 0] ^ ph[j, o]))
+            if d <= 12:
+                orients[inverse(o)] = min(d, orients.get(inverse(o), 99))
+            d = int(np.bitwise_count(ph[j, 0] ^ ph[i, o]))
+            if d <= 12:
+                orients[o] = min(d, orients.get(o, 99))
+        if orients:
+            expected[(i, j)] = orients
+    assert found == expected
+    names = _names(index, truth, found)
+    assert ("rocket", "rocket_small") in names or ("rocket_small", "rocket") in names
+    rot = [
+        o
+        for (i, j), o in found.items()
+        if {"astronaut", "astronaut_rot90"}
+        == {truth[index.key(i)]["name"], truth[index.key(j)]["name"]}
+    ]
+    assert rot and (1 in rot[0] or 3 in rot[0])
