@@ -110,6 +110,7 @@ def run_index(smk: Any) -> None:
         list(smk.input.signatures),
         smk.output.index,
         _retrieval(smk.params.matching),
+        smk.params.generations,
     )
     stats["seconds"] = round(time.perf_counter() - t0, 3)
     log.info("STATS %s", json.dumps(stats, sort_keys=True))

@@ -216,8 +216,6 @@ class ChunkJob:
     """What the stages of one chunk share."""
 
     index: Index
-    lo: int
-    hi: int
     params: MatchParams
     thumbs: ThumbCache
     feats: FeatureCache
@@ -226,102 +224,152 @@ class ChunkJob:
     stats: dict[str, int] = field(default_factory=dict)
 
 
-def _hash_stage(job: ChunkJob) -> set[tuple[int, int]]:
+def _verdict(stage: str, x: Item, y: Item, evidence: list, key: str | None, copy: dict | None):
+    return {
+        "pair": [x.key, y.key],
+        "stage": stage,
+        "evidence": evidence,
+        "key": key,
+        "copy": copy,
+    }
+
+
+def _hash_stage(job: ChunkJob, cands: dict[tuple[int, int], dict]) -> set[tuple[int, int]]:
     """Resize / rotate90i / mirror: pHash candidates verified on aligned pixels."""
-    index, params, thumbs, previous, rows, stats = (
-        job.index,
-        job.params,
-        job.thumbs,
-        job.previous,
-        job.rows,
-        job.stats,
-    )
+    index, params, stats = job.index, job.params, job.stats
     fp = params.fingerprint()
     found = set()
-    cands = index.hash_candidates(job.lo, job.hi, params.retrieval.max_hamming)
     stats["candidates"] = len(cands)
     for (i, j), orients in sorted(cands.items()):
         x, y = index.item(i), index.item(j)
-        evidence = sorted(orients.items())
+        evidence = sorted([int(o), int(d)] for o, d in orients.items())
         key = verdict_key("phash", x, y, evidence, fp)
-        verdict = previous.get(key)
+        verdict = job.previous.get(key)
         if verdict is not None:
             stats["reused"] += 1
         else:
             stats["verified"] += 1
             try:
-                found_copy = verify_candidate(x, y, orients, thumbs, params)
+                copy = verify_candidate(x, y, dict(evidence), job.thumbs, params)
             except FileNotFoundError as exc:
-                log.warning("thumbnail missing, candidate skipped: %s", exc)
+                log.warning("thumbnail missing, candidate not verified: %s", exc)
+                job.rows.append(_verdict("phash", x, y, evidence, None, None))
                 continue
-            verdict = {"pair": [x.key, y.key], "stage": "phash", "key": key, "copy": found_copy}
+            verdict = _verdict("phash", x, y, evidence, key, copy)
         if verdict["copy"] is not None:
             stats["found"] += 1
             found.add((i, j))
-        rows.append(verdict)
+        job.rows.append(verdict)
     return found
 
 
-def _geo_stage(job: ChunkJob, skip: set[tuple[int, int]]) -> None:
+def _geo_stage(
+    job: ChunkJob, cands: dict[tuple[int, int], tuple[int, bool]], skip: set[tuple[int, int]]
+) -> None:
     """Crops, small rotations, perspective, colour: word candidates verified by a
     RANSAC homography and the pixel check on the warped overlap."""
-    index, params, thumbs, feats, previous, rows, stats = (
-        job.index,
-        job.params,
-        job.thumbs,
-        job.feats,
-        job.previous,
-        job.rows,
-        job.stats,
-    )
+    index, params, stats = job.index, job.params, job.stats
     fp = params.fingerprint()
-    cands = index.word_candidates(job.lo, job.hi, params.retrieval)
     for (i, j), (votes, mirrored) in sorted(cands.items()):
         if (i, j) in skip:
             continue
         stats["geo_candidates"] += 1
         x, y = index.item(i), index.item(j)
-        key = verdict_key("geo", x, y, [votes, mirrored], fp)
-        verdict = previous.get(key)
-        if verdict is not None:
-            stats["reused"] += 1
-        else:
+        evidence = [int(votes), bool(mirrored)]
+        key = verdict_key("geo", x, y, evidence, fp)
+        verdict = job.previous.get(key)
+        if verdict is None:
             stats["geo_verified"] += 1
-            copy = None
-            fx, fy = feats.get(x.sha256), feats.get(y.sha256)
-            if fx is not None and fy is not None:
-                try:
-                    g = verify_geometric(
-                        {
-                            "key": x.key,
-                            "width": x.width,
-                            "height": x.height,
-                            "rank": x.rank(),
-                            "feat": fx,
-                        },
-                        {
-                            "key": y.key,
-                            "width": y.width,
-                            "height": y.height,
-                            "rank": y.rank(),
-                            "feat": fy,
-                        },
-                        thumbs.get(x.sha256),
-                        thumbs.get(y.sha256),
-                        params.geo,
-                        mirrored,
-                    )
-                except FileNotFoundError as exc:
-                    log.warning("thumbnail missing, candidate skipped: %s", exc)
-                    continue
-                except (np.linalg.LinAlgError, cv2.error, ValueError) as exc:
-                    # a numerically degenerate fit is no copy; one pair never stops a job
-                    log.warning("geometric check failed for %s/%s: %s", x.key, y.key, exc)
-                    g = None
-                copy = geo_copy(g, {x.key: x, y.key: y}) if g is not None else None
-            verdict = {"pair": [x.key, y.key], "stage": "geo", "key": key, "copy": copy}
+            try:
+                copy = _verify_geo(job, x, y, bool(mirrored))
+            except FileNotFoundError as exc:
+                log.warning("thumbnail missing, candidate not verified: %s", exc)
+                job.rows.append(_verdict("geo", x, y, evidence, None, None))
+                continue
+            verdict = _verdict("geo", x, y, evidence, key, copy)
+        else:
+            stats["reused"] += 1
         stats["geo_found"] += verdict["copy"] is not None
-        rows.append(verdict)
+        job.rows.append(verdict)
+
+
+def _verify_geo(job: ChunkJob, x: Item, y: Item, mirrored: bool) -> dict | None:
+    fx, fy = job.feats.get(x.sha256), job.feats.get(y.sha256)
+    if fx is None or fy is None:
+        return None
+
+    def side(it: Item, f: dict) -> dict:
+        return {"key": it.key, "width": it.width, "height": it.height, "rank": it.rank(), "feat": f}
+
+    try:
+        g = verify_geometric(
+            side(x, fx),
+            side(y, fy),
+            job.thumbs.get(x.sha256),
+            job.thumbs.get(y.sha256),
+            job.params.geo,
+            mirrored,
+        )
+    except (np.linalg.LinAlgError, cv2.error, ValueError) as exc:
+        # a numerically degenerate fit is no copy; one pair never stops a job
+        log.warning("geometric check failed for %s/%s: %s", x.key, y.key, exc)
+        return None
+    return geo_copy(g, {x.key: x, y.key: y}) if g is not None else None
+
+
+def _carried(index: Index, rows: list[dict], old: np.ndarray) -> tuple[dict, dict]:
+    """Candidates of the previous run between rasters that are still there and
+    unchanged: their evidence depends on the two rasters only, so it stands."""
+    hash_c: dict[tuple[int, int], dict] = {}
+    word_c: dict[tuple[int, int], tuple[int, bool]] = {}
+    for r in rows:
+        if "pair" not in r or "evidence" not in r:
+            continue
+        ij = [index.find(k) for k in r["pair"]]
+        if any(i is None or not old[i] for i in ij):
+            continue
+        i, j = ij
+        if r["stage"] == "phash":
+            hash_c[(i, j)] = {o: d for o, d in r["evidence"]}
+        else:
+            word_c[(i, j)] = (int(r["evidence"][0]), bool(r["evidence"][1]))
+    return hash_c, word_c
+
+
+def chunk_candidates(
+    index: Index,
+    lo: int,
+    hi: int,
+    params: MatchParams,
+    old: np.ndarray | None = None,
+    rows: list[dict] | None = None,
+) -> tuple[dict, dict, dict]:
+    """The hash and word candidates of the pairs a chunk owns.
+
+    With `old` (which items are unchanged since the chunk's previous run) and that
+    run's rows, only pairs involving a new raster are searched: new rasters of the
+    chunk against everything, unchanged ones against the new rasters only. Both
+    candidate criteria are functions of the pair, so this equals a full search.
+    """
+    rp = params.retrieval
+    geo = params.geo is not None
+    mine = np.arange(lo, hi, dtype=np.int64)
+    counts = {"queries_full": hi - lo, "queries_delta": 0}
+    if old is None or rows is None:
+        hash_c = index.hash_candidates(mine, rp.max_hamming)
+        word_c = index.word_candidates(mine, rp) if geo else {}
+        return hash_c, word_c, counts
+    hash_c, word_c = _carried(index, rows, old)
+    fresh, kept = mine[~old[lo:hi]], mine[old[lo:hi]]
+    added = np.flatnonzero(~old)
+    counts = {"queries_full": len(fresh), "queries_delta": len(kept)}
+    hash_c.update(index.hash_candidates(fresh, rp.max_hamming))
+    hash_c.update(index.hash_candidates(kept, rp.max_hamming, targets=added))
+    if geo:
+        word_c.update(index.word_candidates(fresh, rp))
+        if len(added) and len(kept):
+            word_c.update(index.word_candidates(kept, rp, index.postings_of(added)))
+    return hash_c, word_c, counts
 
 
 def run_match_chunk(
@@ -334,22 +382,41 @@ def run_match_chunk(
     params: MatchParams,
     feature_fp: str = "",
 ) -> dict:
-    """Bring one chunk's verdicts up to date (reusing earlier verdicts by key)."""
+    """Bring one chunk's verdicts up to date.
+
+    Earlier verdicts are reused by key; when the previous output was made for the same
+    chunk of the same settings and its index generation is still known, only pairs
+    involving rasters added or changed since then are searched.
+    """
     index = Index(index_dir)
     lo, hi = index.chunk_range(chunk, n_chunks)
-    previous = {r["key"]: r for r in read_jsonl(output) if "key" in r}
+    prev_rows = read_jsonl(output)
+    meta = {
+        "gen": index.meta["gen"],
+        "chunk": chunk,
+        "n_chunks": n_chunks,
+        "params": params.fingerprint(),
+    }
+    old = None
+    if prev_rows and "meta" in prev_rows[0]:
+        pm = prev_rows[0]["meta"]
+        if {k: pm.get(k) for k in ("chunk", "n_chunks", "params")} == {
+            k: meta[k] for k in ("chunk", "n_chunks", "params")
+        }:
+            old = index.unchanged_since(pm.get("gen"))
     job = ChunkJob(
         index,
-        lo,
-        hi,
         params,
         ThumbCache(thumb_store, max_side=params.verify.compare_size),
         FeatureCache(feature_store, feature_fp),
-        previous,
+        {r["key"]: r for r in prev_rows if r.get("key")},
     )
+    hash_c, word_c, counts = chunk_candidates(index, lo, hi, params, old, prev_rows)
     job.stats.update(
         items=index.n,
         chunk_items=hi - lo,
+        delta=old is not None,
+        **counts,
         candidates=0,
         verified=0,
         reused=0,
@@ -358,8 +425,8 @@ def run_match_chunk(
         geo_verified=0,
         geo_found=0,
     )
-    found = _hash_stage(job)
+    found = _hash_stage(job, hash_c)
     if params.geo is not None:
-        _geo_stage(job, found)
-    write_jsonl(output, job.rows)
+        _geo_stage(job, word_c, found)
+    write_jsonl(output, [{"meta": meta}, *job.rows])
     return job.stats

@@ -20,6 +20,7 @@ split into shards or chunks, nor on what else the archive holds or held before.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import asdict, dataclass
@@ -30,7 +31,7 @@ import numpy as np
 from .dihedral import inverse
 from .features import N_WORDS, load_signatures
 from .hashing import hamming_search
-from .util import atomic_dir, read_jsonl
+from .util import atomic_dir, atomic_open, read_jsonl
 
 FORMAT_RANK = {"tiff": 3, "png": 2, "webp": 1, "jp2k": 1, "jpeg": 0, "gif": 0}
 
@@ -93,7 +94,7 @@ class Item:
 
 ITEM_ARRAYS = ("keys", "sha", "width", "height", "bits", "format", "size_bytes", "phash")
 QUERY_ARRAYS = ("qoff", "qwords", "qang", "qlsc", "mqoff", "mqwords", "mqang", "mqlsc")
-POSTING_ARRAYS = ("indptr", "post_id", "post_ang", "post_lsc")
+ALL_ARRAYS = ("aoff", "awords", "aang", "alsc")
 
 
 def collect_items(record_files: list[str]) -> dict[str, tuple]:
@@ -131,6 +132,8 @@ def build_index(
     signature_files: list[str],
     out_dir: str | os.PathLike,
     params: RetrievalParams,
+    gens_dir: str | os.PathLike | None = None,
+    keep_gens: int = 8,
 ) -> dict:
     """Write the index directory (atomically): items, query words and postings.
 
@@ -152,12 +155,28 @@ def build_index(
         for i, k in enumerate(keys):
             ph[i] = [int(h, 16) for h in items[k][6]]
         _save(tmp / "phash.npy", ph)
+        items_sha = {k: items[k][1] for k in keys}
         del items
         stats = _build_postings(signature_files, pos, tmp, params)
         stats["items"] = n
-        (tmp / "meta.json").write_text(
-            json.dumps({"items": n, "params": params.fingerprint(), **stats}, sort_keys=True)
+        # The generation: which rasters (with which representative files) this index
+        # holds, so a chunk can tell what was added since its previous run.
+        identity = np.char.add(
+            np.array(keys, dtype="S40"), np.array([items_sha[k] for k in keys], dtype="S64")
         )
+        gen = hashlib.sha1(identity.tobytes() + params.fingerprint().encode()).hexdigest()[:16]
+        stats["gen"] = gen
+        if gens_dir is not None:
+            gdir = Path(gens_dir)
+            gdir.mkdir(parents=True, exist_ok=True)
+            with atomic_open(gdir / f"{gen}.npy", "wb") as fh:
+                np.save(fh, identity)
+            for old in sorted(gdir.glob("*.npy"), key=lambda p: p.stat().st_mtime)[:-keep_gens]:
+                old.unlink(missing_ok=True)
+        meta = {"params": params.fingerprint(), **stats}
+        if gens_dir is not None:
+            meta["gens_dir"] = os.path.abspath(gens_dir)
+        (tmp / "meta.json").write_text(json.dumps(meta, sort_keys=True))
     return stats
 
 
@@ -183,11 +202,13 @@ def _build_postings(
     counts = np.zeros(N_WORDS, np.int64)
     qn = np.zeros(n, np.int64)
     mqn = np.zeros(n, np.int64)
+    an = np.zeros(n, np.int64)
     q = params.query_features
     for batch in _sig_batches(signature_files, pos):
         for i, sig in batch:
             qn[i] = int((sig["rank"] < q).sum())
             mqn[i] = int((sig["mrank"] < q).sum())
+            an[i] = len(sig["words"])
         if batch:
             counts += np.bincount(
                 np.concatenate([sig["words"] for _, sig in batch]).astype(np.int64),
@@ -208,8 +229,10 @@ def _build_postings(
     )
     qoff = np.concatenate([[0], np.cumsum(qn)]).astype(np.int64)
     mqoff = np.concatenate([[0], np.cumsum(mqn)]).astype(np.int64)
+    aoff = np.concatenate([[0], np.cumsum(an)]).astype(np.int64)
     _save(tmp / "qoff.npy", qoff)
     _save(tmp / "mqoff.npy", mqoff)
+    _save(tmp / "aoff.npy", aoff)
     qa = {
         "qwords": mm("qwords", np.uint32, int(qoff[-1])),
         "qang": mm("qang", np.uint8, int(qoff[-1])),
@@ -217,6 +240,9 @@ def _build_postings(
         "mqwords": mm("mqwords", np.uint32, int(mqoff[-1])),
         "mqang": mm("mqang", np.uint8, int(mqoff[-1])),
         "mqlsc": mm("mqlsc", np.int8, int(mqoff[-1])),
+        "awords": mm("awords", np.uint32, int(aoff[-1])),
+        "aang": mm("aang", np.uint8, int(aoff[-1])),
+        "alsc": mm("alsc", np.int8, int(aoff[-1])),
     }
     cursor = indptr[:-1].copy()
     for batch in _sig_batches(signature_files, pos):
@@ -229,6 +255,12 @@ def _build_postings(
                 qa[prefix + "qwords"][s:e] = sig[prefix + "words"][sel]
                 qa[prefix + "qang"][s:e] = sig[prefix + "ang"][sel]
                 qa[prefix + "qlsc"][s:e] = sig[prefix + "lsc"][sel]
+            s, e = aoff[i], aoff[i + 1]
+            qa["awords"][s:e], qa["aang"][s:e], qa["alsc"][s:e] = (
+                sig["words"],
+                sig["ang"],
+                sig["lsc"],
+            )
         words = np.concatenate([sig["words"] for _, sig in batch]).astype(np.int64)
         ids = np.concatenate([np.full(len(sig["words"]), i, np.uint32) for i, sig in batch])
         ang = np.concatenate([sig["ang"] for _, sig in batch])
@@ -248,9 +280,10 @@ class Index:
     """The index directory, memory-mapped: per-item facts in memory (a few hundred
     bytes per raster), postings and query words paged in as used."""
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, gens_dir: str | os.PathLike | None = None):
         self.path = Path(path)
         self.meta = json.loads((self.path / "meta.json").read_text())
+        self.gens_dir = gens_dir if gens_dir is not None else self.meta.get("gens_dir")
 
         def load(name: str, mmap: bool = False) -> np.ndarray:
             return np.load(self.path / f"{name}.npy", mmap_mode="r" if mmap else None)
@@ -263,6 +296,28 @@ class Index:
         self.indptr = load("indptr", True)
         self.post = {name: load(name, True) for name in ("post_id", "post_ang", "post_lsc")}
         self.query = {name: load(name, True) for name in QUERY_ARRAYS}
+        self.all_words = {name: load(name, True) for name in ALL_ARRAYS}
+
+    def find(self, key: str) -> int | None:
+        """Item index of a pixel hash, or None."""
+        k = key.encode()
+        i = int(np.searchsorted(self.keys, k))
+        return i if i < self.n and self.keys[i] == k else None
+
+    def unchanged_since(self, gen: str | None) -> np.ndarray | None:
+        """Which items (same raster, same representative file) were already in index
+        generation `gen`; None when that generation is not known."""
+        if not gen or not self.gens_dir:
+            return None
+        try:
+            old = np.load(Path(self.gens_dir) / f"{gen}.npy")
+        except (FileNotFoundError, ValueError, OSError):
+            return None
+        return np.isin(self.identity(), old)
+
+    def identity(self) -> np.ndarray:
+        """Per item, pixel hash + representative sha256: what its candidates depend on."""
+        return np.char.add(self.keys, self.sha)
 
     def key(self, i: int) -> str:
         """Pixel hash of item i."""
@@ -289,107 +344,158 @@ class Index:
             return lo, self.n
         return lo, int(np.searchsorted(self.keys, _key_floor(bounds[chunk + 1]), side="left"))
 
-    def hash_candidates(self, lo: int, hi: int, max_dist: int) -> dict[tuple[int, int], dict]:
-        """Pairs (i, j), lo <= i < hi, i < j, whose pHashes are within max_dist in some
-        orientation: {(i, j): {orientation taking i to j: Hamming distance}}."""
+    def hash_candidates(
+        self, queries: np.ndarray, max_dist: int, targets: np.ndarray | None = None
+    ) -> dict[tuple[int, int], dict]:
+        """Pairs (i, j), i in `queries`, j > i (in `targets` if given), whose pHashes
+        are within max_dist in some orientation: {(i, j): {orientation taking i to j:
+        Hamming distance}}."""
         out: dict[tuple[int, int], dict[int, int]] = {}
-        if hi <= lo:
+        queries = np.asarray(queries, np.int64)
+        if len(queries) == 0:
+            return out
+        if targets is None:
+            targets = np.arange(int(queries.min()) + 1, self.n, dtype=np.int64)
+        targets = np.asarray(targets, np.int64)
+        if len(targets) == 0:
             return out
         ph = self.phash
         # i upright against the 8 orientations of every later raster: i = o(j)
-        qi, ii, oi, di = hamming_search(ph[lo:hi, 0], ph[lo:], max_dist)
-        for q, j, o, d in zip(qi.tolist(), ii.tolist(), oi.tolist(), di.tolist(), strict=True):
-            i, j = q + lo, j + lo
+        qi, ti, oi, di = hamming_search(ph[queries, 0], ph[targets], max_dist)
+        for i, j, o, d in zip(
+            queries[qi].tolist(), targets[ti].tolist(), oi.tolist(), di.tolist(), strict=True
+        ):
             if j > i:
                 seen = out.setdefault((i, j), {})
                 o_ij = inverse(o)
                 seen[o_ij] = min(d, seen.get(o_ij, 99))
         # every later raster upright against the 8 orientations of i: j = o(i)
-        qi, ii, oi, di = hamming_search(ph[lo:, 0], ph[lo:hi], max_dist)
-        for q, i, o, d in zip(qi.tolist(), ii.tolist(), oi.tolist(), di.tolist(), strict=True):
-            j, i = q + lo, i + lo
+        ti, qi, oi, di = hamming_search(ph[targets, 0], ph[queries], max_dist)
+        for i, j, o, d in zip(
+            queries[qi].tolist(), targets[ti].tolist(), oi.tolist(), di.tolist(), strict=True
+        ):
             if j > i:
                 seen = out.setdefault((i, j), {})
                 seen[o] = min(d, seen.get(o, 99))
         return out
 
+    def postings(self) -> Postings:
+        """The whole inverted file."""
+        return Postings(
+            np.asarray(self.indptr[:-1]),
+            np.diff(self.indptr),
+            self.post["post_id"],
+            self.post["post_ang"],
+            self.post["post_lsc"],
+        )
+
+    def postings_of(self, items: np.ndarray) -> Postings:
+        """An inverted file of only these items (the rasters added since a chunk's
+        last run), built from their item-major word lists."""
+        aoff = self.all_words["aoff"]
+        items = np.asarray(items, np.int64)
+        parts = [(int(aoff[i]), int(aoff[i + 1])) for i in items]
+        sizes = np.array([e - s for s, e in parts], np.int64)
+        take = np.concatenate([np.arange(s, e) for s, e in parts] or [np.zeros(0, np.int64)])
+        words = np.asarray(self.all_words["awords"][take], np.int64)
+        order = np.argsort(words, kind="stable")
+        ids = np.repeat(items, sizes)[order]
+        words = words[order]
+        starts = np.searchsorted(words, np.arange(N_WORDS), side="left")
+        lens = np.diff(np.append(starts, len(words)))
+        return Postings(
+            starts,
+            lens,
+            ids.astype(np.uint32),
+            np.asarray(self.all_words["aang"][take])[order],
+            np.asarray(self.all_words["alsc"][take])[order],
+        )
+
     def word_candidates(
-        self, lo: int, hi: int, params: RetrievalParams
+        self,
+        queries: np.ndarray,
+        params: RetrievalParams,
+        postings: Postings | None = None,
     ) -> dict[tuple[int, int], tuple[int, bool]]:
-        """Pairs (i, j), lo <= i < hi, i < j, with at least `min_votes` geometrically
-        consistent shared words: {(i, j): (votes, whether i's mirror image won)}."""
+        """Pairs (i, j), i in `queries`, j > i (among `postings`, default all), with at
+        least `min_votes` geometrically consistent shared words: {(i, j): (votes,
+        whether i's mirror image won)}."""
         out: dict[tuple[int, int], tuple[int, bool]] = {}
-        plen = None
+        queries = np.asarray(queries, np.int64)
+        if len(queries) == 0:
+            return out
+        post = postings if postings is not None else self.postings()
+        max_q = max(1, params.batch_cells // max(1, self.n))
         for mirrored, prefix in ((False, ""), (True, "m")):
             off = self.query[prefix + "qoff"]
-            words = self.query[prefix + "qwords"]
-            if hi <= lo or off[hi] == off[lo]:
-                continue
-            if plen is None:
-                plen = np.diff(self.indptr)
-            # votes each query will gather, to cut the chunk into bounded batches
-            qlen = np.zeros(hi - lo, np.int64)
-            nonempty = np.flatnonzero(np.diff(off[lo : hi + 1]) > 0)
-            if len(nonempty):
-                qw = np.asarray(words[off[lo] : off[hi]], np.int64)
-                sums = np.add.reduceat(plen[qw], (off[lo:hi] - off[lo])[nonempty].astype(np.int64))
-                qlen[nonempty] = sums
-            max_q = max(1, params.batch_cells // max(1, self.n))
-            b0 = lo
-            while b0 < hi:
+            s0, s1 = np.asarray(off[queries], np.int64), np.asarray(off[queries + 1], np.int64)
+            # votes each query will gather, to cut the queries into bounded batches
+            qlen = np.array(
+                [
+                    int(post.lens[np.asarray(self.query[prefix + "qwords"][a:b], np.int64)].sum())
+                    for a, b in zip(s0.tolist(), s1.tolist(), strict=True)
+                ],
+                np.int64,
+            )
+            b0 = 0
+            while b0 < len(queries):
                 b1, budget = b0, 0
                 while (
-                    b1 < hi
+                    b1 < len(queries)
                     and b1 - b0 < max_q
-                    and (b1 == b0 or budget + qlen[b1 - lo] <= params.batch_votes)
+                    and (b1 == b0 or budget + qlen[b1] <= params.batch_votes)
                 ):
-                    budget += int(qlen[b1 - lo])
+                    budget += int(qlen[b1])
                     b1 += 1
-                self._vote_batch(b0, b1, prefix, plen, params, mirrored, out)
+                self._vote_batch(
+                    queries[b0:b1], s0[b0:b1], s1[b0:b1], prefix, post, params, mirrored, out
+                )
                 b0 = b1
         return out
 
     def _vote_batch(
         self,
-        b0: int,
-        b1: int,
+        qitems: np.ndarray,
+        s0: np.ndarray,
+        s1: np.ndarray,
         prefix: str,
-        plen: np.ndarray,
+        post: Postings,
         params: RetrievalParams,
         mirrored: bool,
         out: dict,
     ) -> None:
-        off = np.asarray(self.query[prefix + "qoff"][b0 : b1 + 1], np.int64)
-        s, e = int(off[0]), int(off[-1])
-        if e == s:
+        take = np.concatenate(
+            [np.arange(a, b) for a, b in zip(s0.tolist(), s1.tolist(), strict=True)]
+        )
+        if len(take) == 0:
             return
-        qw = np.asarray(self.query[prefix + "qwords"][s:e], np.int64)
-        qa = np.asarray(self.query[prefix + "qang"][s:e])
-        qs = np.asarray(self.query[prefix + "qlsc"][s:e], np.int16)
-        qitem = np.repeat(np.arange(b0, b1, dtype=np.int64), np.diff(off))
-        lens = plen[qw]
+        qw = np.asarray(self.query[prefix + "qwords"][take], np.int64)
+        qa = np.asarray(self.query[prefix + "qang"][take], np.int64)
+        qs = np.asarray(self.query[prefix + "qlsc"][take], np.int64)
+        local = np.repeat(np.arange(len(qitems), dtype=np.int64), s1 - s0)
+        lens = post.lens[qw]
         total = int(lens.sum())
         if total == 0:
             return
         rep = np.repeat(np.arange(len(qw), dtype=np.int64), lens)
-        starts = np.asarray(self.indptr[qw], np.int64) - (np.cumsum(lens) - lens)
+        starts = post.starts[qw] - (np.cumsum(lens) - lens)
         p = starts[rep] + np.arange(total, dtype=np.int64)
-        db = np.asarray(self.post["post_id"][p], np.int64)
-        qi = qitem[rep]
-        keep = db > qi
-        p, db, qi, rep = p[keep], db[keep], qi[keep], rep[keep]
+        db = np.asarray(post.ids[p], np.int64)
+        ql = local[rep]
+        keep = db > qitems[ql]
+        p, db, ql, rep = p[keep], db[keep], ql[keep], rep[keep]
         if len(db) == 0:
             return
         n = self.n
-        cell = (qi - b0) * n + db
-        counts = np.bincount(cell, minlength=(b1 - b0) * n)
+        cell = ql * n + db
+        counts = np.bincount(cell, minlength=len(qitems) * n)
         sel = counts[cell] >= params.min_votes
         if not sel.any():
             return
         cell, p, rep = cell[sel], p[sel], rep[sel]
         box = box_keys(
-            np.asarray(self.post["post_ang"][p], np.int64) - qa[rep],
-            np.asarray(self.post["post_lsc"][p], np.int64) - qs[rep],
+            np.asarray(post.ang[p], np.int64) - qa[rep],
+            np.asarray(post.lsc[p], np.int64) - qs[rep],
             params,
         )
         n_box = params.angle_bins * BOX_SCALES
@@ -400,10 +506,22 @@ class Index:
         for c, v in zip(pair_cell[starts_idx].tolist(), best.tolist(), strict=True):
             if v < params.min_votes:
                 continue
-            i, j = b0 + c // n, c % n
+            i, j = int(qitems[c // n]), c % n
             old = out.get((i, j))
             if old is None or v > old[0]:
                 out[(i, j)] = (int(v), mirrored)
+
+
+@dataclass(frozen=True)
+class Postings:
+    """An inverted file: for word w, entries starts[w] .. starts[w] + lens[w] of the
+    raster ids, orientation codes and scale codes."""
+
+    starts: np.ndarray
+    lens: np.ndarray
+    ids: np.ndarray
+    ang: np.ndarray
+    lsc: np.ndarray
 
 
 BOX_SCALES = 66

@@ -24,6 +24,7 @@ rule index:
         **rule_resources("index"),
     params:
         matching=config["matching"],
+        generations=f"{RESULTS}/state/index-generations",
     script:
         "../scripts/index.py"
 

@@ -87,7 +87,7 @@ def _names(index: Index, truth: dict, pairs) -> set:
 def test_word_candidates_equal_the_pairwise_definition(index_dir):
     path, truth, sigs = index_dir
     index, params = Index(path), RetrievalParams()
-    found = index.word_candidates(0, index.n, params)
+    found = index.word_candidates(np.arange(index.n), params)
     expected = {}
     for i, j in itertools.combinations(range(index.n), 2):
         x, y = truth[index.key(i)], truth[index.key(j)]
@@ -111,15 +111,15 @@ def test_word_candidates_equal_the_pairwise_definition(index_dir):
 def test_any_chunking_gives_the_same_candidates(index_dir, n_chunks):
     path, _, _ = index_dir
     index, params = Index(path), RetrievalParams()
-    whole_w = index.word_candidates(0, index.n, params)
-    whole_h = index.hash_candidates(0, index.n, params.max_hamming)
+    whole_w = index.word_candidates(np.arange(index.n), params)
+    whole_h = index.hash_candidates(np.arange(index.n), params.max_hamming)
     got_w, got_h, covered = {}, {}, []
     for c in range(n_chunks):
         lo, hi = index.chunk_range(c, n_chunks)
         covered += list(range(lo, hi))
         assert all(chunk_of(index.key(i), n_chunks) == c for i in range(lo, hi))
-        got_w.update(index.word_candidates(lo, hi, params))
-        got_h.update(index.hash_candidates(lo, hi, params.max_hamming))
+        got_w.update(index.word_candidates(np.arange(lo, hi), params))
+        got_h.update(index.hash_candidates(np.arange(lo, hi), params.max_hamming))
     assert covered == list(range(index.n))
     assert got_w == whole_w
     assert got_h == whole_h
@@ -128,7 +128,7 @@ def test_any_chunking_gives_the_same_candidates(index_dir, n_chunks):
 def test_hash_candidates_equal_brute_force(index_dir):
     path, truth, _ = index_dir
     index = Index(path)
-    found = index.hash_candidates(0, index.n, 12)
+    found = index.hash_candidates(np.arange(index.n), 12)
     expected = {}
     ph = index.phash
     for i, j in itertools.combinations(range(index.n), 2):
@@ -153,3 +153,52 @@ def test_hash_candidates_equal_brute_force(index_dir):
         == {truth[index.key(i)]["name"], truth[index.key(j)]["name"]}
     ]
     assert rot and (1 in rot[0] or 3 in rot[0])
+
+
+@pytest.mark.parametrize("n_chunks", [1, 3])
+def test_delta_search_equals_a_full_search(index_dir, tmp_path, n_chunks):
+    """A chunk rerun that searches only pairs involving added rasters, carrying the
+    rest from its previous rows, finds exactly the candidates of a full search."""
+    from archive_twins.match import MatchParams, chunk_candidates
+    from archive_twins.util import read_jsonl
+
+    path, truth, _ = index_dir
+    full = Index(path)
+    root = path.parent
+    records = sorted(str(p) for p in root.glob("shard-*.jsonl"))
+    signatures = sorted(str(p) for p in root.glob("shard-*.npz"))
+    # the earlier archive lacked four rasters, among them copies and originals
+    dropped = {"astronaut_crop", "chelsea", "rocket_small", "moon"}
+    earlier = []
+    for i, path_ in enumerate(records):
+        rows = [r for r in read_jsonl(path_) if r["name"] not in dropped]
+        earlier.append(str(tmp_path / f"earlier-{i}.jsonl"))
+        write_jsonl(earlier[-1], rows)
+    build_index(earlier, signatures, tmp_path / "old", RetrievalParams(), tmp_path / "gens")
+    old_index = Index(tmp_path / "old")
+    build_index(records, signatures, tmp_path / "new", RetrievalParams(), tmp_path / "gens")
+    new_index = Index(tmp_path / "new")
+    assert new_index.n == full.n == old_index.n + len(dropped)
+    params = MatchParams()
+    old_mask = new_index.unchanged_since(old_index.meta["gen"])
+    assert int((~old_mask).sum()) == len(dropped)
+    for c in range(n_chunks):
+        lo, hi = old_index.chunk_range(c, n_chunks)
+        h_old, w_old, _ = chunk_candidates(old_index, lo, hi, params)
+        rows = [
+            {
+                "pair": [old_index.key(i), old_index.key(j)],
+                "stage": "phash",
+                "evidence": sorted([o, d] for o, d in ev.items()),
+            }
+            for (i, j), ev in h_old.items()
+        ] + [
+            {"pair": [old_index.key(i), old_index.key(j)], "stage": "geo", "evidence": [v, m]}
+            for (i, j), (v, m) in w_old.items()
+        ]
+        lo, hi = new_index.chunk_range(c, n_chunks)
+        h_full, w_full, _ = chunk_candidates(new_index, lo, hi, params)
+        h_delta, w_delta, counts = chunk_candidates(new_index, lo, hi, params, old_mask, rows)
+        assert h_delta == h_full
+        assert w_delta == w_full
+        assert counts["queries_full"] == int((~old_mask[lo:hi]).sum())
