@@ -248,14 +248,16 @@ def raster_path(store: str | os.PathLike, sha: str) -> Path:
     return Path(store) / "by-content" / sha[:2] / f"{sha}.npz"
 
 
-def load_raster(store: str | os.PathLike, sha: str, fp: str) -> dict | None:
-    """Full features (keypoints, descriptors, signature) of a file content, or None
-    when missing or extracted with other settings."""
+def load_raster(
+    store: str | os.PathLike, sha: str, fp: str, fields: tuple[str, ...] = RASTER_FIELDS
+) -> dict | None:
+    """Features (by default all: keypoints, descriptors, signature) of a file
+    content, or None when missing or extracted with other settings."""
     try:
         with np.load(raster_path(store, sha), allow_pickle=False) as z:
             if str(z["params"]) != fp:
                 return None
-            return {name: z[name] for name in RASTER_FIELDS} | {"params": fp}
+            return {name: z[name] for name in fields} | {"params": fp}
     except (FileNotFoundError, ValueError, OSError, KeyError):
         return None
 

@@ -16,6 +16,7 @@ import hashlib
 import json
 import logging
 import os
+import time
 from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
@@ -32,6 +33,7 @@ from .util import read_jsonl, write_jsonl
 from .verify import (
     VerifyParams,
     aspect_matches,
+    colour_explained,
     homography_json,
     photometric_change,
     verify_dihedral,
@@ -81,6 +83,14 @@ class ThumbCache:
         return cv2.cvtColor(arr, cv2.COLOR_BGR2RGB)
 
 
+def _fit_score(m: dict, params: MatchParams) -> float:
+    """How well an orientation explains the copy (lower is better), either way."""
+    v = params.verify
+    return min(
+        m["max_block_ratio"] / v.max_block_ratio, m["colour_block_ratio"] / v.max_colour_ratio
+    )
+
+
 def verify_candidate(
     x: Item, y: Item, orients: dict[int, int], thumbs: ThumbCache, params: MatchParams
 ) -> dict | None:
@@ -101,14 +111,14 @@ def verify_candidate(
             break
         tried += 1
         ok, m = verify_dihedral(thumbs.get(src.sha256), thumbs.get(dst.sha256), o, params.verify)
-        if ok and (best is None or m["max_block_ratio"] < best[2]["max_block_ratio"]):
+        if ok and (best is None or _fit_score(m, params) < _fit_score(best[2], params)):
             best = (o, dist, m)
     if best is None:
         return None
     o, dist, m = best
     k, mirrored = DIHEDRAL[o]
     ow, _ = oriented_size(src.width, src.height, o)
-    colour = photometric_change(m, params.verify)
+    colour = photometric_change(m, params.verify) or colour_explained(m, params.verify)
     if colour or (k == 0 and mirrored):
         kind = "other"
     elif k:
@@ -197,7 +207,7 @@ class FeatureCache:
         if sha in self.cache:
             self.cache.move_to_end(sha)
             return self.cache[sha]
-        f = load_raster(self.store, sha, self.fp)
+        f = load_raster(self.store, sha, self.fp, ("xy", "desc"))
         self.cache[sha] = f
         if len(self.cache) > self.size:
             self.cache.popitem(last=False)
@@ -305,8 +315,8 @@ def _verify_geo(job: ChunkJob, x: Item, y: Item, mirrored: bool) -> dict | None:
         g = verify_geometric(
             side(x, fx),
             side(y, fy),
-            job.thumbs.get(x.sha256),
-            job.thumbs.get(y.sha256),
+            lambda: job.thumbs.get(x.sha256),
+            lambda: job.thumbs.get(y.sha256),
             job.params.geo,
             mirrored,
         )
@@ -411,8 +421,10 @@ def run_match_chunk(
         FeatureCache(feature_store, feature_fp),
         {r["key"]: r for r in prev_rows if r.get("key")},
     )
+    t0 = time.perf_counter()
     hash_c, word_c, counts = chunk_candidates(index, lo, hi, params, old, prev_rows)
     job.stats.update(
+        retrieval_s=round(time.perf_counter() - t0, 3),
         items=index.n,
         chunk_items=hi - lo,
         delta=old is not None,

@@ -271,9 +271,52 @@ def _build_postings(
         slot = cursor[ws] + (np.arange(len(ws)) - first)
         post_id[slot], post_ang[slot], post_lsc[slot] = ids[order], ang[order], lsc[order]
         np.add.at(cursor, ws, 1)
+    _sort_within_words(indptr, post_id, post_ang, post_lsc)
     for arr in (post_id, post_ang, post_lsc, *qa.values()):
         arr.flush()
     return {"postings": total, "query_words": int(qoff[-1]), "mirror_query_words": int(mqoff[-1])}
+
+
+def _sort_within_words(
+    indptr: np.ndarray,
+    post_id: np.ndarray,
+    post_ang: np.ndarray,
+    post_lsc: np.ndarray,
+    max_block: int = 1 << 23,
+) -> None:
+    """Sort each word's postings by raster index (in bounded blocks of words), so a
+    query can skip the rasters before it by bisection."""
+    n_words = len(indptr) - 1
+    w0 = 0
+    while w0 < n_words:
+        w1 = int(np.searchsorted(indptr, indptr[w0] + max_block, side="right")) - 1
+        w1 = min(max(w1, w0 + 1), n_words)
+        s, e = int(indptr[w0]), int(indptr[w1])
+        if e > s:
+            lens = np.diff(indptr[w0 : w1 + 1])
+            word = np.repeat(np.arange(w1 - w0, dtype=np.uint64), lens)
+            order = np.argsort((word << np.uint64(32)) | post_id[s:e].astype(np.uint64))
+            post_id[s:e] = post_id[s:e][order]
+            post_ang[s:e] = post_ang[s:e][order]
+            post_lsc[s:e] = post_lsc[s:e][order]
+        w0 = w1
+
+
+def _first_after(
+    ids: np.ndarray, starts: np.ndarray, ends: np.ndarray, q: np.ndarray
+) -> np.ndarray:
+    """Per segment [starts, ends) of ids sorted ascending: the first position whose id
+    is greater than q (bisection on all segments at once)."""
+    lo, hi = starts.copy(), ends.copy()
+    while True:
+        active = lo < hi
+        if not active.any():
+            return lo
+        mid = (lo + hi) // 2
+        probe = np.where(active, mid, 0)
+        gt = np.asarray(ids[probe], np.int64) > q
+        hi = np.where(active & gt, mid, hi)
+        lo = np.where(active & ~gt, mid + 1, lo)
 
 
 class Index:
@@ -398,9 +441,9 @@ class Index:
         sizes = np.array([e - s for s, e in parts], np.int64)
         take = np.concatenate([np.arange(s, e) for s, e in parts] or [np.zeros(0, np.int64)])
         words = np.asarray(self.all_words["awords"][take], np.int64)
-        order = np.argsort(words, kind="stable")
-        ids = np.repeat(items, sizes)[order]
-        words = words[order]
+        ids = np.repeat(items, sizes)
+        order = np.lexsort((ids, words))
+        ids, words = ids[order], words[order]
         starts = np.searchsorted(words, np.arange(N_WORDS), side="left")
         lens = np.diff(np.append(starts, len(words)))
         return Postings(
@@ -473,19 +516,17 @@ class Index:
         qa = np.asarray(self.query[prefix + "qang"][take], np.int64)
         qs = np.asarray(self.query[prefix + "qlsc"][take], np.int64)
         local = np.repeat(np.arange(len(qitems), dtype=np.int64), s1 - s0)
-        lens = post.lens[qw]
+        # postings of each word are sorted by raster: take only those after the query
+        ends = post.starts[qw] + post.lens[qw]
+        first = _first_after(post.ids, post.starts[qw], ends, qitems[local])
+        lens = ends - first
         total = int(lens.sum())
         if total == 0:
             return
         rep = np.repeat(np.arange(len(qw), dtype=np.int64), lens)
-        starts = post.starts[qw] - (np.cumsum(lens) - lens)
-        p = starts[rep] + np.arange(total, dtype=np.int64)
+        p = (first - (np.cumsum(lens) - lens))[rep] + np.arange(total, dtype=np.int64)
         db = np.asarray(post.ids[p], np.int64)
         ql = local[rep]
-        keep = db > qitems[ql]
-        p, db, ql, rep = p[keep], db[keep], ql[keep], rep[keep]
-        if len(db) == 0:
-            return
         n = self.n
         cell = ql * n + db
         counts = np.bincount(cell, minlength=len(qitems) * n)

@@ -69,6 +69,42 @@ def shard_stats(results: Path) -> list[dict]:
     return stats
 
 
+def canonical(tables: dict) -> dict:
+    """Every table keyed by filenames instead of file_ids."""
+    name = {r["file_id"]: r["filename"] for r in tables["fileid_to_filename_map"]}
+
+    def sets(table: str, key: str) -> set:
+        groups: dict[int, set] = {}
+        for r in tables[table]:
+            groups.setdefault(r[key], set()).add(name[r["file_id"]])
+        return {frozenset(g) for g in groups.values()}
+
+    def pairs(table: str) -> list:
+        rows = []
+        for r in tables[table]:
+            d = {k: v for k, v in r.items() if k not in ("file_id1", "file_id2")}
+            rows.append((name[r["file_id1"]], name[r["file_id2"]], json.dumps(d, sort_keys=True)))
+        return sorted(rows)
+
+    return {
+        "files": sorted(
+            json.dumps(
+                {k: v for k, v in r.items() if k not in ("file_id", "mtime_ns")}, sort_keys=True
+            )
+            for r in tables["files"]
+        ),
+        "identical": sets("identical_list", "identical_set_id"),
+        "identical_stat": tables["identical_list_stat"],
+        "same_pixels": sets("same_pixels_list", "same_pixels_set_id"),
+        **{
+            t: pairs(t)
+            for t in ("copy_pairs", "transform_resize", "transform_rotate90i", "transform_other")
+        },
+        "transform_stat": tables["transform_list_stat"],
+        "skipped": tables["skipped_files"],
+    }
+
+
 @pytest.fixture(scope="session")
 def repo() -> Path:
     return REPO

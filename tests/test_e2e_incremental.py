@@ -11,7 +11,7 @@ from pathlib import Path
 
 import cv2
 import pytest
-from conftest import read_json_tables, run_workflow
+from conftest import canonical, read_json_tables, run_workflow
 
 from archive_twins.demo import build_demo_archive, photo, save
 from archive_twins.hashing import dihedral
@@ -48,42 +48,6 @@ def stats_since(results: Path, rule: str, since: float, tag: str = "STATS") -> l
             if f" {tag} " in line:
                 out.append(json.loads(line.split(f" {tag} ", 1)[1]))
     return out
-
-
-def canonical(tables: dict) -> dict:
-    """Every table keyed by filenames instead of file_ids."""
-    name = {r["file_id"]: r["filename"] for r in tables["fileid_to_filename_map"]}
-
-    def sets(table: str, key: str) -> set:
-        groups: dict[int, set] = {}
-        for r in tables[table]:
-            groups.setdefault(r[key], set()).add(name[r["file_id"]])
-        return {frozenset(g) for g in groups.values()}
-
-    def pairs(table: str) -> list:
-        rows = []
-        for r in tables[table]:
-            d = {k: v for k, v in r.items() if k not in ("file_id1", "file_id2")}
-            rows.append((name[r["file_id1"]], name[r["file_id2"]], json.dumps(d, sort_keys=True)))
-        return sorted(rows)
-
-    return {
-        "files": sorted(
-            json.dumps(
-                {k: v for k, v in r.items() if k not in ("file_id", "mtime_ns")}, sort_keys=True
-            )
-            for r in tables["files"]
-        ),
-        "identical": sets("identical_list", "identical_set_id"),
-        "identical_stat": tables["identical_list_stat"],
-        "same_pixels": sets("same_pixels_list", "same_pixels_set_id"),
-        **{
-            t: pairs(t)
-            for t in ("copy_pairs", "transform_resize", "transform_rotate90i", "transform_other")
-        },
-        "transform_stat": tables["transform_list_stat"],
-        "skipped": tables["skipped_files"],
-    }
 
 
 @pytest.fixture(scope="module")

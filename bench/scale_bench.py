@@ -1,0 +1,449 @@
+"""Matching at archive scale: index + chunk jobs on 10k / 50k / 262k rasters.
+
+Decoding 262,000 files is not needed to measure matching: this builds what the
+decode stage would have left behind (per-shard records and signature bundles,
+thumbnails, per-content features) and runs the real `index` and `match_chunk` code
+on it, each job in its own process so its peak RSS and CPU time are its own.
+
+- Planted copies: real photographs (scikit-image's and half of the development
+  photographs) and real derivatives of them (crops of 30-90 % off-centre, rotations
+  of 2-25 degrees, perspective, hue / greyscale / gamma / contrast changes, resize,
+  rotation by 90 degrees, mirror, JPEG q15), decoded, thumbnailed and described
+  exactly as the workflow does.
+- Other images: the rest. Each one's signature is 400 keypoints drawn at random from
+  the keypoints of ~220 real photographs (real word, orientation and scale
+  statistics; no two share content), its pHashes those of a pool photograph with 20
+  random bits flipped per orientation, and its thumbnail and features those of a pool
+  photograph (symlinks), so a false candidate costs a real verification.
+
+Printed per size: per-stage CPU seconds (index, all chunks; with --sample-chunks at
+large sizes, a sample of chunks evenly spread and the total extrapolated), peak RSS
+of every job, candidates per image, recall of planted copies, and the cost of a rerun
+after adding 1 % new images (index + chunk reruns, which search only new pairs).
+
+    python bench/scale_bench.py [--sizes 10000 50000 262000] [--workdir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import hashlib
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+UKBENCH = REPO.parent / "shared" / "data" / "ukbench-dev"
+
+
+def _rusage() -> dict:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return {"cpu_s": round(r.ru_utime + r.ru_stime, 2), "peak_rss_mb": round(r.ru_maxrss / 1024)}
+
+
+# ---------------------------------------------------------------- the photo pool
+
+
+def _photos() -> dict[str, object]:
+    import cv2
+
+    from archive_twins.demo import PHOTOS, photo
+
+    out = {}
+    for name in [*PHOTOS, "motorcycle_left", "cat", "horse", "clock", "page", "text"]:
+        out[f"sk-{name}"] = photo(name)
+    for path in sorted(glob.glob(str(UKBENCH / "*.jpg"))):
+        out[f"uk-{Path(path).stem}"] = cv2.cvtColor(cv2.imread(path), cv2.COLOR_BGR2RGB)
+    return out
+
+
+def derivatives(img):  # noqa: ANN201
+    """Real derivatives of one photograph: name -> image."""
+    import cv2
+    import numpy as np
+
+    from archive_twins.dihedral import dihedral
+
+    h, w = img.shape[:2]
+    out = {}
+    for frac, (fx, fy) in ((0.3, (0.1, 0.55)), (0.6, (0.35, 0.1)), (0.9, (0.02, 0.04))):
+        cw, ch = round(w * frac**0.5), round(h * frac**0.5)
+        x0, y0 = round((w - cw) * fx / 0.6), round((h - ch) * fy / 0.6)
+        x0, y0 = min(x0, w - cw), min(y0, h - ch)
+        out[f"crop{round(frac * 100)}"] = img[y0 : y0 + ch, x0 : x0 + cw]
+    for deg in (2, 12, 25):
+        m = cv2.getRotationMatrix2D((w / 2, h / 2), deg, 1.0)
+        out[f"rot{deg}"] = cv2.warpAffine(img, m, (w, h), borderMode=cv2.BORDER_REFLECT)
+    src = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+    dst = np.float32([[w * 0.08, h * 0.05], [w * 0.95, 0], [w, h], [0, h * 0.9]])
+    out["perspective"] = cv2.warpPerspective(img, cv2.getPerspectiveTransform(src, dst), (w, h))
+    hsv = cv2.cvtColor(img, cv2.COLOR_RGB2HSV)
+    hsv[..., 0] = (hsv[..., 0].astype(int) + 30) % 180
+    out["hue"] = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
+    out["grey"] = np.repeat(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
+    out["gamma16"] = (255 * (img / 255.0) ** 1.6).astype(np.uint8)
+    out["contrast"] = np.clip((img.astype(np.float32) - 128) * 1.4 + 128, 0, 255).astype(np.uint8)
+    out["resize30"] = cv2.resize(
+        img, (round(w * 0.3), round(h * 0.3)), interpolation=cv2.INTER_AREA
+    )
+    out["rot90"] = dihedral(img, 1)
+    out["mirror"] = dihedral(img, 4)
+    enc = cv2.imencode(".jpg", cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 15])
+    out["q15"] = cv2.cvtColor(cv2.imdecode(enc[1], cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    return {k: np.ascontiguousarray(v) for k, v in out.items()}
+
+
+def _describe_into(img, name: str, store: Path, feat_store: Path) -> dict:  # noqa: ANN001
+    """Thumbnail, features and pHashes of one image, stored as decode_shard would."""
+    import cv2
+    import numpy as np
+
+    from archive_twins.features import FeatureParams, describe, raster_path
+    from archive_twins.hashing import dihedral_phashes
+
+    fp = FeatureParams()
+    h, w = img.shape[:2]
+    f = min(1.0, 800 / max(h, w))
+    thumb = img if f >= 1 else cv2.resize(img, (round(w * f), round(h * f)), cv2.INTER_AREA)
+    sha = hashlib.sha256(name.encode()).hexdigest()
+    tp = store / sha[:2] / f"{sha}.jpg"
+    tp.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(tp), cv2.cvtColor(thumb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 80])
+    thumb = cv2.cvtColor(cv2.imread(str(tp)), cv2.COLOR_BGR2RGB)
+    feats = describe(thumb, (w, h), fp)
+    rp = raster_path(feat_store, sha)
+    rp.parent.mkdir(parents=True, exist_ok=True)
+    with open(rp, "wb") as fh:
+        np.savez(fh, **feats, params=np.array(fp.fingerprint()))
+    return {
+        "name": name,
+        "sha": sha,
+        "key": hashlib.blake2b(name.encode(), digest_size=20).hexdigest(),
+        "width": w,
+        "height": h,
+        "phash": dihedral_phashes(thumb),
+        "feats": feats,
+    }
+
+
+def build_pool(pool: Path) -> None:
+    """Pool photographs and planted copies, described once for every size."""
+    import numpy as np
+
+    from archive_twins.features import angle_code, quantise, scale_code
+    from archive_twins.features import mirror_descriptors as mirror
+
+    if (pool / "done").exists():
+        return
+    shutil.rmtree(pool, ignore_errors=True)
+    store, feat_store = pool / "thumbs", pool / "features"
+    photos = _photos()
+    meta = {"pool": [], "planted": [], "pairs": []}
+    kp = {"w": [], "mw": [], "a": [], "ma": [], "s": []}
+    for name, img in photos.items():
+        d = _describe_into(img, "pool-" + name, store, feat_store)
+        f = d.pop("feats")
+        kp["w"].append(quantise(f["desc"]))
+        kp["mw"].append(quantise(mirror(f["desc"])))
+        kp["a"].append(angle_code(f["angle"]))
+        kp["ma"].append(angle_code((180.0 - f["angle"]) % 360.0))
+        kp["s"].append(scale_code(f["size"]))
+        meta["pool"].append(d)
+    np.savez(pool / "keypoints.npz", **{k: np.concatenate(v) for k, v in kp.items()})
+    # planted: scikit-image photographs and every other development group
+    sources = [n for n in photos if n.startswith("sk-")]
+    sources += [n for n in photos if n.startswith("uk-")][::8]
+    for name in sources:
+        src = _describe_into(photos[name], "src-" + name, store, feat_store)
+        src.pop("feats")
+        meta["planted"].append(src)
+        for kind, img in derivatives(photos[name]).items():
+            d = _describe_into(img, f"der-{name}-{kind}", store, feat_store)
+            d.pop("feats")
+            d["kind"] = kind
+            meta["planted"].append(d)
+            meta["pairs"].append([src["key"], d["key"], kind])
+    (pool / "meta.json").write_text(json.dumps(meta))
+    (pool / "done").write_text("")
+
+
+# ---------------------------------------------------------------- one archive
+
+
+def _synthetic_records(n: int, seed: int, pool: Path, meta: dict) -> tuple[list, dict]:
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    kp = np.load(pool / "keypoints.npz")
+    n_kp = len(kp["w"])
+    recs, sigs = [], {}
+    pool_items = meta["pool"]
+    for _ in range(n):
+        p = pool_items[int(rng.integers(len(pool_items)))]
+        key = rng.bytes(20).hex()
+        sha = rng.bytes(32).hex()
+        masks = rng.integers(0, 64, size=(8, 20))
+        phash = []
+        for o in range(8):
+            v = int(p["phash"][o], 16)
+            for b in set(masks[o].tolist()):
+                v ^= 1 << b
+            phash.append(f"{v:016x}")
+        # words of real keypoints; orientation and scale drawn apart (two images that
+        # drew the same pool keypoint would otherwise share it exactly, geometry
+        # included, which unrelated photographs do not)
+        pick = rng.integers(0, n_kp, size=400)
+        ang = rng.integers(0, 256, size=400).astype(np.uint8)
+        lsc = kp["s"][rng.integers(0, n_kp, size=400)]
+        sig = {}
+        for prefix, wname in (("", "w"), ("m", "mw")):
+            words = kp[wname][pick]
+            uniq, first = np.unique(words, return_index=True)
+            sig[prefix + "words"] = uniq.astype(np.uint32)
+            a = ang if not prefix else ((128 - ang.astype(np.int64)) % 256).astype(np.uint8)
+            sig[prefix + "ang"] = a[first]
+            sig[prefix + "lsc"] = lsc[first]
+            sig[prefix + "rank"] = first.astype(np.uint16)
+        sigs[sha] = sig
+        recs.append(_record(key, sha, p["width"], p["height"], phash, p["sha"]))
+    return recs, sigs
+
+
+def _record(key: str, sha: str, w: int, h: int, phash: list, target: str | None = None) -> dict:
+    return {
+        "path": key,
+        "status": "ok",
+        "pixel_hash": key,
+        "sha256": sha,
+        "size_bytes": 100_000,
+        "width": w,
+        "height": h,
+        "bits_per_sample": 8,
+        "format": "jpeg",
+        "phash": phash,
+        "blank": False,
+        "_target": target,
+    }
+
+
+def _link(src: Path, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if not dst.exists():
+        os.symlink(src, dst)
+
+
+def write_archive(work: Path, pool: Path, n: int, seed: int, n_shards: int, tag: str) -> dict:
+    """Records, signature bundles, thumbnails and features of an archive of n rasters
+    (planted ones included) in `work`; `tag` names an increment (added shard files)."""
+    import numpy as np
+
+    from archive_twins.features import (
+        SIG_FIELDS,
+        FeatureParams,
+        load_raster,
+        raster_path,
+        save_signatures,
+    )
+    from archive_twins.util import write_jsonl
+
+    meta = json.loads((pool / "meta.json").read_text())
+    fp = FeatureParams().fingerprint()
+    store, feat_store = work / "thumbs", work / "features"
+    planted = meta["planted"] if tag == "base" else []
+    recs, sigs = _synthetic_records(n - len(planted), seed, pool, meta)
+    for d in planted:
+        recs.append(_record(d["key"], d["sha"], d["width"], d["height"], d["phash"]))
+        full = load_raster(pool / "features", d["sha"], fp)
+        sigs[d["sha"]] = {k: full[k] for k in SIG_FIELDS}
+    for r in recs:
+        src_sha = r.pop("_target") or r["sha256"]
+        sha = r["sha256"]
+        _link(pool / "thumbs" / src_sha[:2] / f"{src_sha}.jpg", store / sha[:2] / f"{sha}.jpg")
+        _link(raster_path(pool / "features", src_sha), raster_path(feat_store, sha))
+    rng = np.random.default_rng(seed + 1)
+    shard_of = rng.integers(0, n_shards, size=len(recs))
+    (work / "shards").mkdir(parents=True, exist_ok=True)
+    for s in range(n_shards):
+        part = [recs[i] for i in np.flatnonzero(shard_of == s)]
+        write_jsonl(work / "shards" / f"{tag}-{s:04d}.jsonl", part)
+        save_signatures(
+            work / "shards" / f"{tag}-{s:04d}.npz",
+            {r["sha256"]: sigs[r["sha256"]] for r in part},
+            fp,
+        )
+    return {"pairs": meta["pairs"], "n": len(recs)}
+
+
+# ---------------------------------------------------------------- jobs
+
+
+def job_index(work: Path) -> dict:
+    from archive_twins.retrieval import RetrievalParams, build_index
+
+    recs = sorted(str(p) for p in (work / "shards").glob("*.jsonl"))
+    sigs = sorted(str(p) for p in (work / "shards").glob("*.npz"))
+    t0 = time.perf_counter()
+    stats = build_index(recs, sigs, work / "index", RetrievalParams(), work / "gens")
+    return {**stats, "wall_s": round(time.perf_counter() - t0, 2), **_rusage()}
+
+
+def job_chunk(work: Path, chunk: int, n_chunks: int) -> dict:
+    from archive_twins.features import FeatureParams
+    from archive_twins.match import MatchParams, run_match_chunk
+
+    out = work / "pairs" / f"chunk-{chunk:04d}.jsonl"
+    t0 = time.perf_counter()
+    stats = run_match_chunk(
+        work / "index",
+        chunk,
+        n_chunks,
+        out,
+        work / "thumbs",
+        work / "features",
+        MatchParams(),
+        FeatureParams().fingerprint(),
+    )
+    return {**stats, "wall_s": round(time.perf_counter() - t0, 2), **_rusage()}
+
+
+def run_job(*args: str) -> dict:
+    proc = subprocess.run(
+        [sys.executable, __file__, "--job", *args], capture_output=True, text=True, check=False
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr[-3000:])
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def found_pairs(work: Path) -> tuple[set[frozenset], set[frozenset]]:
+    from archive_twins.util import read_jsonl
+
+    out, examined = set(), set()
+    for p in (work / "pairs").glob("*.jsonl"):
+        for r in read_jsonl(p):
+            if "pair" in r:
+                examined.add(frozenset(r["pair"]))
+            if r.get("copy"):
+                out.add(frozenset(r["pair"]))
+    return out, examined
+
+
+def one_size(n: int, base: Path, pool: Path, sample: int | None) -> dict:
+    work = base / f"n{n}"
+    shutil.rmtree(work, ignore_errors=True)
+    n_shards = max(16, n // 1000)
+    n_chunks = max(4, n // 4000)
+    t0 = time.perf_counter()
+    arch = write_archive(work, pool, n, seed=n, n_shards=n_shards, tag="base")
+    setup_s = time.perf_counter() - t0
+    chunks = list(range(n_chunks))
+    if sample and sample < n_chunks:
+        chunks = sorted({round(i * (n_chunks - 1) / (sample - 1)) for i in range(sample)})
+    idx = run_job("index", str(work))
+    ch = [run_job("chunk", str(work), str(c), str(n_chunks)) for c in chunks]
+    scale = n_chunks / len(chunks)
+    chunk_cpu = sum(c["cpu_s"] for c in ch) * scale
+    retr_cpu = sum(c["retrieval_s"] for c in ch) * scale
+    cands = sum(c["candidates"] + c["geo_candidates"] for c in ch) * scale
+    hash_cands = sum(c["candidates"] for c in ch) * scale
+    found, examined = found_pairs(work)
+    pairs = arch["pairs"]
+    if len(chunks) == n_chunks:
+        recall_pairs = pairs
+    else:  # only pairs owned by the sampled chunks were searched
+        from archive_twins.retrieval import chunk_of
+
+        mine = set(chunks)
+        recall_pairs = [p for p in pairs if chunk_of(min(p[0], p[1]), n_chunks) in mine]
+    hit = [p for p in recall_pairs if frozenset(p[:2]) in found]
+    by_kind: dict[str, list[int]] = {}
+    for p in recall_pairs:
+        by_kind.setdefault(p[2], [0, 0])[1] += 1
+        by_kind[p[2]][0] += frozenset(p[:2]) in found
+    # rerun after adding 1 % new images (in new shard files: they land in all shards)
+    add = max(1, n // 100)
+    write_archive(work, pool, add, seed=n + 7, n_shards=n_shards, tag="add")
+    idx2 = run_job("index", str(work))
+    ch2 = [run_job("chunk", str(work), str(c), str(n_chunks)) for c in chunks]
+    rerun_cpu = idx2["cpu_s"] + sum(c["cpu_s"] for c in ch2) * scale
+    full_cpu = idx["cpu_s"] + chunk_cpu
+    return {
+        "rasters": n,
+        "shards": n_shards,
+        "chunks": n_chunks,
+        "chunks_run": len(chunks),
+        "setup_s": round(setup_s, 1),
+        "index_cpu_s": idx["cpu_s"],
+        "index_peak_rss_mb": idx["peak_rss_mb"],
+        "postings": idx["postings"],
+        "chunks_cpu_s": round(chunk_cpu, 1),
+        "retrieval_cpu_s": round(retr_cpu, 1),
+        "chunk_peak_rss_mb": max(c["peak_rss_mb"] for c in ch),
+        "candidates_per_image": round(cands / n, 3),
+        "hash_candidates_per_image": round(hash_cands / n, 3),
+        "planted_candidate_recall": round(
+            len([p for p in recall_pairs if frozenset(p[:2]) in examined])
+            / max(1, len(recall_pairs)),
+            4,
+        ),
+        "matching_cpu_s": round(full_cpu, 1),
+        "planted_pairs": len(recall_pairs),
+        "planted_recall": round(len(hit) / max(1, len(recall_pairs)), 4),
+        "missed": sorted({p[2] for p in recall_pairs if frozenset(p[:2]) not in found}),
+        "recall_by_kind": {k: f"{v[0]}/{v[1]}" for k, v in sorted(by_kind.items())},
+        "rerun_added": add,
+        "rerun_cpu_s": round(rerun_cpu, 1),
+        "rerun_fraction": round(rerun_cpu / full_cpu, 4),
+        "rerun_chunk_peak_rss_mb": max(c["peak_rss_mb"] for c in ch2),
+        "rerun_index_cpu_s": idx2["cpu_s"],
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 50_000, 262_000])
+    ap.add_argument("--workdir", type=Path, default=None)
+    ap.add_argument("--sample-chunks", type=int, default=8, help="chunks run above 50k rasters")
+    ap.add_argument("--job", nargs="+", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.job:
+        kind, work, *rest = args.job
+        if kind == "index":
+            print(json.dumps(job_index(Path(work))))
+        else:
+            print(json.dumps(job_chunk(Path(work), int(rest[0]), int(rest[1]))))
+        return
+    base = args.workdir or Path(tempfile.mkdtemp(prefix="scale-bench-"))
+    base.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    build_pool(base / "pool")
+    print(f"pool ready in {time.perf_counter() - t0:.0f} s", flush=True)
+    rows = []
+    for n in args.sizes:
+        sample = args.sample_chunks if n > 50_000 else None
+        row = one_size(n, base, base / "pool", sample)
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    if len(rows) >= 2:
+        import math
+
+        a, b = rows[0], rows[-1]
+        k = math.log(b["matching_cpu_s"] / a["matching_cpu_s"]) / math.log(
+            b["rasters"] / a["rasters"]
+        )
+        print(f"matching CPU exponent {a['rasters']} -> {b['rasters']}: {k:.2f}")
+    if args.workdir is None:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
