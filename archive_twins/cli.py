@@ -49,7 +49,9 @@ def run_decode_shard(smk: Any) -> None:
     log.info("STATS %s", json.dumps(summary, sort_keys=True))
     t1 = time.perf_counter()
     fparams = FeatureParams(
-        max_side=int(smk.params.feature_max_side), n_features=int(smk.params.n_features)
+        max_side=int(smk.params.feature_max_side),
+        n_features=int(smk.params.n_features),
+        thumbs=params.fingerprint(),
     )
     fstats = run_features_shard(
         smk.output.records,
@@ -124,15 +126,19 @@ def run_match(smk: Any) -> None:
 
     log = _logging(smk.log[0])
     t0 = time.perf_counter()
+    from .decode import DecodeParams
+
+    decode = DecodeParams(**{k: int(v) for k, v in dict(smk.params.decode).items()})
     fparams = FeatureParams(
         max_side=int(smk.params.feature_settings["max_side"]),
         n_features=int(smk.params.feature_settings["n_features"]),
+        thumbs=decode.fingerprint(),
     )
     geometric = bool(smk.params.matching["geometric"])
     params = MatchParams(
         retrieval=_retrieval(smk.params.matching),
         geo=GeoParams() if geometric else None,
-        inputs={"decode": dict(smk.params.decode), "features": fparams.fingerprint()},
+        inputs={"decode": decode.fingerprint(), "features": fparams.fingerprint()},
     )
     stats = run_match_chunk(
         smk.input.index,

@@ -39,11 +39,14 @@ class FeatureParams:
     # Below OpenCV's default 0.04: smooth images (a retina, a sky) still get keypoints;
     # the strongest n_features are kept either way.
     contrast_threshold: float = 0.015
+    # fingerprint of the thumbnails the features are extracted from (decode settings)
+    thumbs: str = ""
 
     def fingerprint(self) -> str:
-        """Changing these re-extracts every raster."""
+        """Changing these (or the thumbnails) re-extracts every raster."""
         return (
-            f"sift3:{self.max_side}:{self.n_features}:{self.contrast_threshold}:{VOCAB_PATH.name}"
+            f"sift3:{self.max_side}:{self.n_features}:{self.contrast_threshold}:"
+            f"{VOCAB_PATH.name}:{self.thumbs}"
         )
 
 

@@ -78,11 +78,11 @@ def make_archive(root: Path, n: int, seed: int, prefix: str, rng=None) -> list[P
     return paths
 
 
-def run(archive: Path, work: Path, cores: int, shards: int, blocks: int) -> float:
+def run(archive: Path, work: Path, cores: int, shards: int, chunks: int) -> float:
     from archive_twins.runner import snakemake_cmd
 
     cmd = snakemake_cmd(
-        archive, work, cores, [f"shards={shards}", f"match_blocks={blocks}"], ["--quiet", "all"]
+        archive, work, cores, [f"shards={shards}", f"match_chunks={chunks}"], ["--quiet", "all"]
     )
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -98,7 +98,7 @@ def main() -> None:
     ap.add_argument("--images", type=int, default=3000)
     ap.add_argument("--cores", type=int, default=2)
     ap.add_argument("--shards", type=int, default=16)
-    ap.add_argument("--blocks", type=int, default=2)
+    ap.add_argument("--chunks", type=int, default=4)
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="at-incr-"))
@@ -107,7 +107,7 @@ def main() -> None:
         t0 = time.perf_counter()
         old = make_archive(archive, args.images, 1, "batch")
         print(f"generated {args.images} images in {time.perf_counter() - t0:.1f} s")
-        full = run(archive, work, args.cores, args.shards, args.blocks)
+        full = run(archive, work, args.cores, args.shards, args.chunks)
         print(f"full run:            {full:8.1f} s")
         n_new = max(1, args.images // 100)
         new = make_archive(archive, n_new - n_new // 2, 2, "incoming")
@@ -116,10 +116,10 @@ def main() -> None:
         for i, p in enumerate(old[: n_new // 2]):  # half of the new files are copies
             img = cv2.imread(str(p))
             cv2.imwrite(str(copies / f"copy_{i}.jpg"), cv2.resize(img, None, fx=0.5, fy=0.5))
-        rerun = run(archive, work, args.cores, args.shards, args.blocks)
+        rerun = run(archive, work, args.cores, args.shards, args.chunks)
         print(f"rerun (+{len(new) + n_new // 2} files, 1%): {rerun:8.1f} s")
         print(f"rerun / full:        {100 * rerun / full:8.1f} %   (target <= 5 %)")
-        nothing = run(archive, work, args.cores, args.shards, args.blocks)
+        nothing = run(archive, work, args.cores, args.shards, args.chunks)
         print(f"rerun, no change:    {nothing:8.1f} s")
     finally:
         if not args.keep:
