@@ -92,13 +92,9 @@ def run_aggregate(smk: Any) -> None:
 
 
 def _retrieval(matching: dict) -> Any:
-    from .retrieval import RetrievalParams
+    from .settings import retrieval_params
 
-    return RetrievalParams(
-        max_hamming=int(matching["max_hamming"]),
-        query_features=int(matching["query_features"]),
-        min_votes=int(matching["min_votes"]),
-    )
+    return retrieval_params(matching)
 
 
 def run_index(smk: Any) -> None:
@@ -121,8 +117,8 @@ def run_index(smk: Any) -> None:
 def run_match(smk: Any) -> None:
     """Rule match_chunk."""
     from .features import FeatureParams
-    from .geometry import GeoParams
-    from .match import MatchParams, run_match_chunk
+    from .match import run_match_chunk
+    from .settings import match_params
 
     log = _logging(smk.log[0])
     t0 = time.perf_counter()
@@ -134,11 +130,9 @@ def run_match(smk: Any) -> None:
         n_features=int(smk.params.feature_settings["n_features"]),
         thumbs=decode.fingerprint(),
     )
-    geometric = bool(smk.params.matching["geometric"])
-    params = MatchParams(
-        retrieval=_retrieval(smk.params.matching),
-        geo=GeoParams() if geometric else None,
-        inputs={"decode": decode.fingerprint(), "features": fparams.fingerprint()},
+    params = match_params(
+        smk.params.matching,
+        {"decode": decode.fingerprint(), "features": fparams.fingerprint()},
     )
     stats = run_match_chunk(
         smk.input.index,

@@ -1,0 +1,56 @@
+"""config.yaml's `matching:` section as the parameter records the code uses.
+
+The dataclass defaults are the documented defaults; `config.yaml` mirrors them
+(tests/test_config.py checks they agree), and every threshold is reachable there.
+"""
+
+from __future__ import annotations
+
+from .geometry import GeoParams
+from .match import MatchParams
+from .retrieval import RetrievalParams
+from .verify import VerifyParams
+
+
+def retrieval_params(matching: dict) -> RetrievalParams:
+    """Candidate thresholds from the `matching:` section."""
+    return RetrievalParams(
+        max_hamming=int(matching["max_hamming"]),
+        query_features=int(matching["query_features"]),
+        min_votes=int(matching["min_votes"]),
+    )
+
+
+def verify_params(matching: dict) -> VerifyParams:
+    """Pixel-check thresholds from `matching: verify:`."""
+    v = matching["verify"]
+    return VerifyParams(
+        compare_size=int(v["compare_size"]),
+        max_block_ratio=float(v["max_block_ratio"]),
+        max_colour_ratio=float(v["max_colour_ratio"]),
+    )
+
+
+def geo_params(matching: dict) -> GeoParams:
+    """Geometric-stage thresholds from `matching: geometry:` and `verify:`."""
+    g = matching["geometry"]
+    return GeoParams(
+        ratio=float(g["ratio"]),
+        min_inliers=int(g["min_inliers"]),
+        reproj_frac=float(g["reproj_frac"]),
+        min_overlap=float(g["min_overlap"]),
+        max_block_ratio=float(matching["verify"]["warped_max_block_ratio"]),
+        strong_inliers=int(g["strong_inliers"]),
+        strong_inlier_ratio=float(g["strong_inlier_ratio"]),
+        verify=verify_params(matching),
+    )
+
+
+def match_params(matching: dict, inputs: dict | None = None) -> MatchParams:
+    """Everything a match_chunk job decides with."""
+    return MatchParams(
+        retrieval=retrieval_params(matching),
+        verify=verify_params(matching),
+        geo=geo_params(matching) if matching["geometric"] else None,
+        inputs=dict(inputs or {}),
+    )
