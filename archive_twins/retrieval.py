@@ -425,11 +425,7 @@ class Index:
     def postings(self) -> Postings:
         """The whole inverted file."""
         return Postings(
-            np.asarray(self.indptr[:-1]),
-            np.diff(self.indptr),
-            self.post["post_id"],
-            self.post["post_ang"],
-            self.post["post_lsc"],
+            self.indptr, None, self.post["post_id"], self.post["post_ang"], self.post["post_lsc"]
         )
 
     def postings_of(self, items: np.ndarray) -> Postings:
@@ -437,19 +433,15 @@ class Index:
         last run), built from their item-major word lists."""
         aoff = self.all_words["aoff"]
         items = np.asarray(items, np.int64)
-        parts = [(int(aoff[i]), int(aoff[i + 1])) for i in items]
-        sizes = np.array([e - s for s, e in parts], np.int64)
-        take = np.concatenate([np.arange(s, e) for s, e in parts] or [np.zeros(0, np.int64)])
+        take = _ranges(np.asarray(aoff[items], np.int64), np.asarray(aoff[items + 1], np.int64))
+        sizes = np.asarray(aoff[items + 1], np.int64) - np.asarray(aoff[items], np.int64)
         words = np.asarray(self.all_words["awords"][take], np.int64)
         ids = np.repeat(items, sizes)
         order = np.lexsort((ids, words))
-        ids, words = ids[order], words[order]
-        starts = np.searchsorted(words, np.arange(N_WORDS), side="left")
-        lens = np.diff(np.append(starts, len(words)))
         return Postings(
-            starts,
-            lens,
-            ids.astype(np.uint32),
+            None,
+            words[order],
+            ids[order].astype(np.uint32),
             np.asarray(self.all_words["aang"][take])[order],
             np.asarray(self.all_words["alsc"][take])[order],
         )
@@ -472,14 +464,14 @@ class Index:
         for mirrored, prefix in ((False, ""), (True, "m")):
             off = self.query[prefix + "qoff"]
             s0, s1 = np.asarray(off[queries], np.int64), np.asarray(off[queries + 1], np.int64)
-            # votes each query will gather, to cut the queries into bounded batches
-            qlen = np.array(
-                [
-                    int(post.lens[np.asarray(self.query[prefix + "qwords"][a:b], np.int64)].sum())
-                    for a, b in zip(s0.tolist(), s1.tolist(), strict=True)
-                ],
-                np.int64,
-            )
+            # votes each query may gather, to cut the queries into bounded batches
+            qw = np.asarray(self.query[prefix + "qwords"][_ranges(s0, s1)], np.int64)
+            per_word = post.lookup(qw)[1]
+            qlen = np.zeros(len(queries), np.int64)
+            nonempty = s1 > s0
+            if nonempty.any():
+                firsts = (np.cumsum(s1 - s0) - (s1 - s0))[nonempty]
+                qlen[nonempty] = np.add.reduceat(per_word, firsts) if len(per_word) else 0
             b0 = 0
             while b0 < len(queries):
                 b1, budget = b0, 0
@@ -507,9 +499,7 @@ class Index:
         mirrored: bool,
         out: dict,
     ) -> None:
-        take = np.concatenate(
-            [np.arange(a, b) for a, b in zip(s0.tolist(), s1.tolist(), strict=True)]
-        )
+        take = _ranges(s0, s1)
         if len(take) == 0:
             return
         qw = np.asarray(self.query[prefix + "qwords"][take], np.int64)
@@ -517,8 +507,9 @@ class Index:
         qs = np.asarray(self.query[prefix + "qlsc"][take], np.int64)
         local = np.repeat(np.arange(len(qitems), dtype=np.int64), s1 - s0)
         # postings of each word are sorted by raster: take only those after the query
-        ends = post.starts[qw] + post.lens[qw]
-        first = _first_after(post.ids, post.starts[qw], ends, qitems[local])
+        starts, lens = post.lookup(qw)
+        ends = starts + lens
+        first = _first_after(post.ids, starts, ends, qitems[local])
         lens = ends - first
         total = int(lens.sum())
         if total == 0:
@@ -555,14 +546,34 @@ class Index:
 
 @dataclass(frozen=True)
 class Postings:
-    """An inverted file: for word w, entries starts[w] .. starts[w] + lens[w] of the
-    raster ids, orientation codes and scale codes."""
+    """An inverted file: the raster ids, orientation and scale codes of each word,
+    sorted by word then raster; words found through `indptr` (the index's CSR
+    pointers) or, for a small file, by searching its sorted `words`."""
 
-    starts: np.ndarray
-    lens: np.ndarray
+    indptr: np.ndarray | None
+    words: np.ndarray | None
     ids: np.ndarray
     ang: np.ndarray
     lsc: np.ndarray
+
+    def lookup(self, qw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(start, length) of each queried word's postings."""
+        if self.indptr is not None:
+            starts = np.asarray(self.indptr[qw], np.int64)
+            return starts, np.asarray(self.indptr[qw + 1], np.int64) - starts
+        starts = np.searchsorted(self.words, qw, side="left").astype(np.int64)
+        return starts, np.searchsorted(self.words, qw, side="right").astype(np.int64) - starts
+
+
+def _ranges(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Concatenated aranges [starts[i], ends[i]), vectorised."""
+    starts, ends = np.asarray(starts, np.int64), np.asarray(ends, np.int64)
+    lens = ends - starts
+    total = int(lens.sum())
+    if total == 0:
+        return np.zeros(0, np.int64)
+    rep = np.repeat(np.arange(len(lens)), lens)
+    return starts[rep] + np.arange(total, dtype=np.int64) - (np.cumsum(lens) - lens)[rep]
 
 
 BOX_SCALES = 66

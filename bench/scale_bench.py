@@ -11,8 +11,11 @@ on it, each job in its own process so its peak RSS and CPU time are its own.
   rotation by 90 degrees, mirror, JPEG q15), decoded, thumbnailed and described
   exactly as the workflow does.
 - Other images: the rest. Each one's signature is 400 keypoints drawn at random from
-  the keypoints of ~220 real photographs (real word, orientation and scale
-  statistics; no two share content), its pHashes those of a pool photograph with 20
+  the keypoints of ~220 real photographs (real word and scale statistics; orientation
+  drawn apart; a calibrated share of words recombined from two keypoints' half
+  words, so that two synthetic images share as many words as two real unrelated
+  photographs do: a pool this small repeats words far more than a real archive), its
+  pHashes those of a pool photograph with 20
   random bits flipped per orientation, and its thumbnail and features those of a pool
   photograph (symlinks), so a false candidate costs a real verification.
 
@@ -158,7 +161,8 @@ def build_pool(pool: Path) -> None:
         kp["ma"].append(angle_code((180.0 - f["angle"]) % 360.0))
         kp["s"].append(scale_code(f["size"]))
         meta["pool"].append(d)
-    np.savez(pool / "keypoints.npz", **{k: np.concatenate(v) for k, v in kp.items()})
+    off = np.concatenate([[0], np.cumsum([len(w) for w in kp["w"]])])
+    np.savez(pool / "keypoints.npz", off=off, **{k: np.concatenate(v) for k, v in kp.items()})
     # planted: scikit-image photographs and every other development group
     sources = [n for n in photos if n.startswith("sk-")]
     sources += [n for n in photos if n.startswith("uk-")][::8]
@@ -172,8 +176,61 @@ def build_pool(pool: Path) -> None:
             d["kind"] = kind
             meta["planted"].append(d)
             meta["pairs"].append([src["key"], d["key"], kind])
+    meta["recombine"] = _calibrate(pool)
     (pool / "meta.json").write_text(json.dumps(meta))
     (pool / "done").write_text("")
+
+
+def _calibrate(pool: Path, query: int = 150) -> dict:
+    """How often a drawn keypoint's word is recombined from two pool keypoints' half
+    words, so that two synthetic images share as many words as two real unrelated
+    photographs do (a pool of ~220 photographs repeats words far more than 262,000
+    real ones would). Real rate: every pair of pool photographs, strongest `query`
+    words against all."""
+    import numpy as np
+
+    kp = np.load(pool / "keypoints.npz")
+    off = kp["off"]
+    q = [np.unique(kp["w"][off[i] : min(off[i] + query, off[i + 1])]) for i in range(len(off) - 1)]
+    t = [np.unique(kp["w"][off[i] : off[i + 1]]) for i in range(len(off) - 1)]
+    real = np.mean(
+        [len(np.intersect1d(q[i], t[j])) for i in range(len(q)) for j in range(len(t)) if i != j]
+    )
+    rng = np.random.default_rng(0)
+
+    def synthetic_rate(p: float) -> float:
+        sig = [_draw(kp, rng, p)[0] for _ in range(200)]
+        qs = [np.unique(w[:query]) for w in sig]
+        ts = [np.unique(w) for w in sig]
+        return float(np.mean([len(np.intersect1d(qs[i], ts[i + 1])) for i in range(199)]))
+
+    lo, hi = 0.0, 1.0
+    for _ in range(12):
+        mid = (lo + hi) / 2
+        if synthetic_rate(mid) > real:
+            lo = mid
+        else:
+            hi = mid
+    p = (lo + hi) / 2
+    return {"probability": p, "real_shared_words": float(real), "synthetic": synthetic_rate(p)}
+
+
+def _draw(kp, rng, p: float):  # noqa: ANN001, ANN202
+    """400 keypoints: words of pool keypoints, a share p of them recombined from the
+    half words of two pool keypoints; orientation and scale drawn apart."""
+    import numpy as np
+
+    from archive_twins.features import HALF_WORDS
+
+    n_kp = len(kp["w"])
+    pick = rng.integers(0, n_kp, size=400)
+    other = rng.integers(0, n_kp, size=400)
+    mix = rng.random(400) < p
+    words, mwords = kp["w"][pick].astype(np.int64), kp["mw"][pick].astype(np.int64)
+    h = HALF_WORDS
+    words = np.where(mix, words // h * h + kp["w"][other].astype(np.int64) % h, words)
+    mwords = np.where(mix, mwords // h * h + kp["mw"][other].astype(np.int64) % h, mwords)
+    return words, mwords
 
 
 # ---------------------------------------------------------------- one archive
@@ -201,12 +258,11 @@ def _synthetic_records(n: int, seed: int, pool: Path, meta: dict) -> tuple[list,
         # words of real keypoints; orientation and scale drawn apart (two images that
         # drew the same pool keypoint would otherwise share it exactly, geometry
         # included, which unrelated photographs do not)
-        pick = rng.integers(0, n_kp, size=400)
+        plain, mirrored = _draw(kp, rng, meta["recombine"]["probability"])
         ang = rng.integers(0, 256, size=400).astype(np.uint8)
         lsc = kp["s"][rng.integers(0, n_kp, size=400)]
         sig = {}
-        for prefix, wname in (("", "w"), ("m", "mw")):
-            words = kp[wname][pick]
+        for prefix, words in (("", plain), ("m", mirrored)):
             uniq, first = np.unique(words, return_index=True)
             sig[prefix + "words"] = uniq.astype(np.uint32)
             a = ang if not prefix else ((128 - ang.astype(np.int64)) % 256).astype(np.uint8)
@@ -340,6 +396,7 @@ def found_pairs(work: Path) -> tuple[set[frozenset], set[frozenset]]:
 def one_size(n: int, base: Path, pool: Path, sample: int | None) -> dict:
     work = base / f"n{n}"
     shutil.rmtree(work, ignore_errors=True)
+    meta_pool = json.loads((pool / "meta.json").read_text())
     n_shards = max(16, n // 1000)
     n_chunks = max(4, n // 4000)
     t0 = time.perf_counter()
@@ -378,6 +435,7 @@ def one_size(n: int, base: Path, pool: Path, sample: int | None) -> dict:
     full_cpu = idx["cpu_s"] + chunk_cpu
     return {
         "rasters": n,
+        "synthetic_words": meta_pool["recombine"],
         "shards": n_shards,
         "chunks": n_chunks,
         "chunks_run": len(chunks),
