@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import mmap
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -271,10 +272,27 @@ def _build_postings(
         slot = cursor[ws] + (np.arange(len(ws)) - first)
         post_id[slot], post_ang[slot], post_lsc[slot] = ids[order], ang[order], lsc[order]
         np.add.at(cursor, ws, 1)
+        release(post_id, post_ang, post_lsc, *qa.values())
     _sort_within_words(indptr, post_id, post_ang, post_lsc)
     for arr in (post_id, post_ang, post_lsc, *qa.values()):
         arr.flush()
     return {"postings": total, "query_words": int(qoff[-1]), "mirror_query_words": int(mqoff[-1])}
+
+
+def release(*arrays: np.ndarray) -> None:
+    """Drop the pages of memory-mapped arrays from this process's resident set (they
+    stay in the page cache): a job that streams through an index of any size keeps
+    only what it works on now resident."""
+    for arr in arrays:
+        m = getattr(arr, "_mmap", None)
+        if m is None:
+            continue
+        if arr.mode != "r":
+            arr.flush()
+        try:
+            m.madvise(mmap.MADV_DONTNEED)
+        except (OSError, ValueError, AttributeError):
+            pass
 
 
 def _sort_within_words(
@@ -299,6 +317,7 @@ def _sort_within_words(
             post_id[s:e] = post_id[s:e][order]
             post_ang[s:e] = post_ang[s:e][order]
             post_lsc[s:e] = post_lsc[s:e][order]
+            release(post_id, post_ang, post_lsc)
         w0 = w1
 
 
@@ -485,6 +504,7 @@ class Index:
                 self._vote_batch(
                     queries[b0:b1], s0[b0:b1], s1[b0:b1], prefix, post, params, mirrored, out
                 )
+                release(post.ids, post.ang, post.lsc, *self.query.values())
                 b0 = b1
         return out
 
