@@ -17,7 +17,7 @@ from pathlib import Path
 import duckdb
 
 from .schema import COPY_KINDS, INDEXES, TABLES, columns
-from .util import atomic_dir, atomic_open, display_name, read_jsonl
+from .util import atomic_dir, atomic_open, display_name, file_mode, read_jsonl
 
 RECORD_COLUMNS = {
     "path": "VARCHAR",
@@ -214,6 +214,7 @@ def write_sqlite(tables: dict[str, list[tuple]], out: str | os.PathLike) -> None
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".archive.", suffix=".sqlite.tmp", dir=out.parent)
+    os.fchmod(fd, file_mode())  # mkstemp makes 0600; give what `cp` would
     os.close(fd)
     try:
         con = sqlite3.connect(tmp)

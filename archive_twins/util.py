@@ -13,6 +13,34 @@ from pathlib import Path
 from typing import IO, Any
 
 
+def current_umask() -> int:
+    """The process umask, read without changing it (from /proc where available).
+
+    mkstemp and mkdtemp create private 0600/0700 entries; outputs must instead get
+    the permissions `cp` would give them, so they are chmod-ed to this umask.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def file_mode() -> int:
+    """Mode of a new regular file under the current umask (0644 for umask 022)."""
+    return 0o666 & ~current_umask()
+
+
+def dir_mode() -> int:
+    """Mode of a new directory under the current umask (0755 for umask 022)."""
+    return 0o777 & ~current_umask()
+
+
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike, mode: str = "w", **kw: Any) -> Iterator[IO]:
     """Write to a temporary file beside `path` and rename it into place.
@@ -24,6 +52,7 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", **kw: Any) -> Iterator
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, file_mode())
         with os.fdopen(fd, mode, **kw) as fh:
             yield fh
             fh.flush()
@@ -46,6 +75,7 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
+        tmp.chmod(dir_mode())
         yield tmp
         if path.exists():
             shutil.rmtree(path)
