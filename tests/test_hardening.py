@@ -77,3 +77,63 @@ def test_outputs_respect_umask(tmp_path, umask022):
     assert stat.S_IMODE(os.stat(tmp_path / "d").st_mode) == 0o755
     assert stat.S_IMODE(os.stat(tmp_path / "a.sqlite").st_mode) == 0o644
 
+
+# ---- 8. decode: messages, GIF content, zero-width PNG --------------------------------
+
+
+def test_decode_error_has_no_absolute_path(tmp_path):
+    gone = tmp_path / "deep" / "gone.jpg"
+    rec, _ = analyse(os.fspath(gone), os.fspath(tmp_path / "t.jpg"), DecodeParams())
+    assert rec["status"] == "error"
+    assert str(tmp_path) not in rec["error"], rec["error"]
+
+
+def test_gif_content_named_jpg_is_an_image(tmp_path):
+    grey_image(tmp_path / "g.gif")
+    os.rename(tmp_path / "g.gif", tmp_path / "g.jpg")
+    rec, _ = analyse(os.fspath(tmp_path / "g.jpg"), os.fspath(tmp_path / "t.jpg"), DecodeParams())
+    assert rec["status"] == "ok", rec["error"]
+    assert rec["format"] == "gif"
+    assert rec["format"] in ALLOWED_FORMATS
+
+
+def _png(width: int, height: int) -> bytes:
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        return struct.pack(">I", len(data)) + kind + data + crc
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + chunk(b"IEND", b"")
+    )
+
+
+def test_zero_width_png_has_a_clear_reason(tmp_path):
+    (tmp_path / "z.png").write_bytes(_png(0, 10))
+    rec, _ = analyse(os.fspath(tmp_path / "z.png"), os.fspath(tmp_path / "t.jpg"), DecodeParams())
+    assert rec["status"] == "error"
+    assert rec["error"] == "invalid image header: PNG declares a width or height of 0 (0x10)"
+
+
+# ---- EXIF orientation --------------------------------------------------------------
+
+
+def test_exif_orientation_is_recorded(tmp_path):
+    img = pyvips.Image.gaussnoise(80, 40, sigma=40, mean=100).cast("uchar").copy()
+    img.set_type(pyvips.GValue.gint_type, "orientation", 6)
+    img.write_to_file(os.fspath(tmp_path / "o.jpg"))
+    # libvips always writes the tag; OpenCV writes a JPEG without EXIF
+    cv2.imwrite(os.fspath(tmp_path / "plain.jpg"), np.full((40, 80, 3), 128, np.uint8))
+    rec, _ = analyse(os.fspath(tmp_path / "o.jpg"), os.fspath(tmp_path / "t.jpg"), DecodeParams())
+    assert rec["exif_orientation"] == 6
+    # raw pixels are kept: the thumbnail is not rotated
+    assert (rec["thumb_w"], rec["thumb_h"]) == (80, 40)
+    rec, _ = analyse(
+        os.fspath(tmp_path / "plain.jpg"), os.fspath(tmp_path / "t2.jpg"), DecodeParams()
+    )
+    assert rec["exif_orientation"] is None
+
+
