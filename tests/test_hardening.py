@@ -137,3 +137,38 @@ def test_exif_orientation_is_recorded(tmp_path):
     assert rec["exif_orientation"] is None
 
 
+# ---- 8. right-to-left override in a name ------------------------------------------------
+
+
+def test_names_are_bidi_isolated(tmp_path):
+    rlo = "names/evil\u202egpj.exe.jpg"
+    files = [
+        {
+            "file_id": 1,
+            "filename": rlo,
+            "filename_bytes": rlo.encode().hex(),
+            "status": "error",
+            "error": "decode failed",
+            "thumb": None,
+            "width": None,
+            "height": None,
+            "format": None,
+            "size_bytes": 1,
+            "exif_orientation": None,
+        }
+    ]
+    jdir = tmp_path / "json"
+    jdir.mkdir()
+    empty = ["identical_list", "same_pixels_list", "copy_pairs", "skipped_files"]
+    for name in empty + ["identical_list_stat", "transform_list_stat"]:
+        (jdir / f"{name}.json").write_text("[]")
+    (jdir / "files.json").write_text(json.dumps(files))
+    build_html(jdir, tmp_path / "html", tmp_path)
+    index = (tmp_path / "html" / "index.html").read_text()
+    assert f"<bdi>{rlo}</bdi>" in index
+    css = (tmp_path / "html" / "assets" / "style.css").read_text()
+    assert "unicode-bidi: isolate" in css
+    app = (tmp_path / "html" / "assets" / "app.js").read_text()
+    assert 'el("bdi"' in app
+
+
