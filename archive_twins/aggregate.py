@@ -37,6 +37,10 @@ RECORD_COLUMNS = {
     "thumb_h": "INTEGER",
     "status": "VARCHAR",
     "error": "VARCHAR",
+    "filename_bytes": "VARCHAR",
+    "exif_orientation": "INTEGER",
+    "ctime_ns": "BIGINT",
+    "inode": "UBIGINT",
 }
 
 
@@ -106,13 +110,19 @@ def build_tables(
     con.execute("CREATE TABLE f AS SELECT fid.file_id, rec.* FROM rec JOIN fid USING (path)")
 
     t: dict[str, list[tuple]] = {}
-    t["fileid_to_filename_map"] = _query(con, "SELECT file_id, filename FROM f ORDER BY file_id")
+    # Records from before filename_bytes existed only ever held valid UTF-8 names.
+    con.execute("UPDATE f SET filename_bytes = hex(encode(path)) WHERE filename_bytes IS NULL")
+    con.execute("UPDATE f SET filename_bytes = lower(filename_bytes)")
+    t["fileid_to_filename_map"] = _query(
+        con, "SELECT file_id, filename, filename_bytes FROM f ORDER BY file_id"
+    )
     t["files"] = _query(
         con,
         """SELECT file_id, filename, size_bytes, sha256, format, width, height, n_pages,
                   bits_per_sample, bands, status, error, interpretation, pixel_hash, mtime_ns,
                   CASE WHEN status = 'ok' THEN 'thumbs/' || sha256[1:2] || '/' || sha256 || '.jpg'
-                  END AS thumb, thumb_w, thumb_h
+                  END AS thumb, thumb_w, thumb_h, filename_bytes, exif_orientation,
+                  ctime_ns, inode
            FROM f ORDER BY file_id""",
     )
     # Byte-identical sets. Empty files are not "copies" of each other: skip size 0.

@@ -42,7 +42,12 @@ def run_decode_shard(smk: Any) -> None:
     )
     t0 = time.perf_counter()
     stats = process_shard(
-        smk.input.manifest, smk.output.records, smk.params.archive, smk.params.store, params
+        smk.input.manifest,
+        smk.output.records,
+        smk.params.archive,
+        smk.params.store,
+        params,
+        full=getattr(smk.params, "verify", "quick") == "full",
     )
     summary = dict(vars(stats))
     summary["seconds"] = round(time.perf_counter() - t0, 3)

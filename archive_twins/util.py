@@ -85,15 +85,15 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
-def write_text_if_changed(path: str | os.PathLike, text: str) -> bool:
+def write_text_if_changed(path: str | os.PathLike, text: str, force: bool = False) -> bool:
     """Atomically write `text` unless the file already holds it; keeps mtimes stable.
 
     Snakemake decides reruns by mtime, so rewriting an unchanged manifest would
-    trigger needless work.
+    trigger needless work; `force` rewrites anyway (to make the reruns happen).
     """
     path = Path(path)
     try:
-        if path.read_text(encoding="utf-8") == text:
+        if not force and path.read_text(encoding="utf-8") == text:
             return False
     except (FileNotFoundError, UnicodeDecodeError):
         pass
@@ -133,6 +133,13 @@ def shard_of(relpath: str, n_shards: int) -> int:
     return int(path_key(relpath), 16) % n_shards
 
 
+def raw_name(relpath: str) -> bytes:
+    """The bytes of a path as the filesystem holds them (os.fsdecode'd names keep
+    undecodable bytes as lone surrogates)."""
+    return relpath.encode("utf-8", "surrogateescape")
+
+
 def display_name(relpath: str) -> str:
-    """Filename as valid UTF-8 text, even for names that are not valid UTF-8 on disk."""
-    return relpath.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    """Filename as valid UTF-8 text, even for names that are not valid UTF-8 on disk:
+    undecodable bytes are shown as `\\xNN` (a Latin-1 `café` reads `caf\\xe9`)."""
+    return raw_name(relpath).decode("utf-8", "backslashreplace")

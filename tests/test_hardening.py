@@ -172,3 +172,154 @@ def test_names_are_bidi_isolated(tmp_path):
     assert 'el("bdi"' in app
 
 
+# ---- 1. filenames that are not valid UTF-8 -------------------------------------------
+
+
+@pytest.fixture
+def latin1_archive(tmp_path):
+    root = tmp_path / "archive"
+    root.mkdir()
+    raw_dir = os.fsencode(root) + b"/caf\xe9"
+    os.mkdir(raw_dir)
+    grey_image(raw_dir + b"/M\xfcller.jpg", 90)
+    grey_image(os.fsencode(root) + b"/M\xfcller.tif", 150)
+    grey_image(root / "plain.png", 200)
+    return root
+
+
+def test_latin1_names_are_analysed_and_stored_losslessly(latin1_archive, tmp_path):
+    results = tmp_path / "results"
+    records = run_shards(latin1_archive, results)
+    (results / "manifest" / "skipped.jsonl").write_text("")
+    tables, _ = build_tables(
+        records, results / "manifest" / "skipped.jsonl", results / "reg.json", {}
+    )
+    write_sqlite(tables, results / "archive.sqlite")
+    write_json(tables, results / "json")
+    con = sqlite3.connect(results / "archive.sqlite")
+    rows = con.execute(
+        "SELECT filename, filename_bytes, status, error FROM files ORDER BY filename"
+    ).fetchall()
+    by_name = {r[0]: r for r in rows}
+    assert set(by_name) == {"M\\xfcller.tif", "caf\\xe9/M\\xfcller.jpg", "plain.png"}
+    for name, raw in (
+        ("M\\xfcller.tif", b"M\xfcller.tif"),
+        ("caf\\xe9/M\\xfcller.jpg", b"caf\xe9/M\xfcller.jpg"),
+        ("plain.png", b"plain.png"),
+    ):
+        f = by_name[name]
+        assert f[2] == "ok", f
+        assert bytes.fromhex(f[1]) == raw
+    mapped = con.execute("SELECT filename, filename_bytes FROM fileid_to_filename_map").fetchall()
+    assert {bytes.fromhex(b) for _, b in mapped} == {
+        b"M\xfcller.tif",
+        b"caf\xe9/M\xfcller.jpg",
+        b"plain.png",
+    }
+    js = json.loads((results / "json" / "files.json").read_text())
+    assert {f["filename_bytes"] for f in js} == {f[1] for f in rows}
+    # links in the pages open the file: raw bytes percent-encoded in the file:// URI
+    build_html(results / "json", results / "html", latin1_archive)
+    uri_files = build_html_uris(results, latin1_archive)
+    assert uri_files["caf\\xe9/M\\xfcller.jpg"].endswith("/archive/caf%E9/M%FCller.jpg")
+
+
+def build_html_uris(results: Path, archive: Path) -> dict[str, str]:
+    """filename -> href of the file rows the pages would link to."""
+    from archive_twins.html import file_uri
+
+    files = json.loads((results / "json" / "files.json").read_text())
+    return {f["filename"]: file_uri(archive, f) for f in files}
+
+
+# ---- 8. file symlinks leaving the archive; errors name the relative file -------------
+
+
+def test_file_symlink_leaving_archive_is_not_followed(tmp_path):
+    outside = tmp_path / "outside.jpg"
+    grey_image(outside)
+    root = tmp_path / "archive"
+    root.mkdir()
+    grey_image(root / "inside.jpg")
+    os.symlink(outside, root / "escape.jpg")
+    os.symlink("inside.jpg", root / "alias.jpg")
+    res = scan_archive(root)
+    assert [r["path"] for r in res.images] == ["alias.jpg", "inside.jpg"]
+    assert {
+        "filename": "escape.jpg",
+        "size_bytes": None,
+        "reason": "symlink leaving the archive (not followed)",
+    } in res.skipped
+
+
+def test_shard_error_names_the_relative_file(tmp_path, monkeypatch):
+    import archive_twins.shard as shard_mod
+
+    root = tmp_path / "archive"
+    (root / "d").mkdir(parents=True)
+    grey_image(root / "d" / "x.jpg")
+
+    def failing(path, thumb, params, name=None):
+        rec = {k: None for k in shard_mod.DECODE_KEYS}
+        shown = path if name is None else name
+        rec.update(status="error", error=f'decode failed: "{shown}" is not a known file format')
+        return rec, None
+
+    monkeypatch.setattr(shard_mod, "analyse", failing)
+    records = run_shards(root, tmp_path / "results", n=1)
+    (rec,) = read_jsonl(records[0])
+    assert rec["error"] == 'decode failed: "d/x.jpg" is not a known file format'
+
+
+# ---- 9. changed content behind a restored size and mtime -------------------------------
+
+
+def test_restored_mtime_does_not_hide_a_change(tmp_path):
+    root = tmp_path / "archive"
+    root.mkdir()
+    grey_image(root / "a.tif", 100)
+    results = tmp_path / "results"
+    (rec_file,) = run_shards(root, results, n=1)
+    (old,) = read_jsonl(rec_file)
+    st = os.stat(root / "a.tif")
+    grey_image(tmp_path / "other.tif", 30)  # uncompressed, same size
+    assert os.path.getsize(tmp_path / "other.tif") == st.st_size
+    os.replace(tmp_path / "other.tif", root / "a.tif")
+    os.utime(root / "a.tif", ns=(st.st_atime_ns, st.st_mtime_ns))
+    (rec_file,) = run_shards(root, results, n=1)
+    (new,) = read_jsonl(rec_file)
+    assert new["sha256"] != old["sha256"]
+    assert "ctime_ns" in new and "inode" in new
+
+
+def test_verify_full_rehashes_every_file(tmp_path):
+    root = tmp_path / "archive"
+    root.mkdir()
+    grey_image(root / "a.tif", 100)
+    results = tmp_path / "results"
+    (rec_file,) = run_shards(root, results, n=1)
+    st = os.stat(root / "a.tif")
+    # rewrite in place: same inode, same size, mtime restored; only ctime moves,
+    # and a filesystem with coarse ctime could miss even that
+    with open(root / "a.tif", "r+b") as fh:
+        fh.seek(st.st_size - 1)
+        fh.write(b"\x01" if open(root / "a.tif", "rb").read()[-1:] != b"\x01" else b"\x02")
+    os.utime(root / "a.tif", ns=(st.st_atime_ns, st.st_mtime_ns))
+    scan = scan_archive(root)
+    write_manifests(scan, results / "manifest", 1)
+    entry = read_jsonl(results / "manifest" / "shard-0000.jsonl")[0]
+    # forge the manifest to look unchanged, as on a filesystem without usable ctime
+    (old,) = read_jsonl(rec_file)
+    entry["ctime_ns"], entry["inode"] = old["ctime_ns"], old["inode"]
+    (results / "manifest" / "shard-0000.jsonl").write_text(json.dumps(entry) + "\n")
+    stats = process_shard(
+        results / "manifest" / "shard-0000.jsonl",
+        rec_file,
+        root,
+        results / "thumbs",
+        DecodeParams(thumb_size=64),
+        full=True,
+    )
+    assert stats.hashed == 1 and stats.unchanged == 0
+    (new,) = read_jsonl(rec_file)
+    assert new["sha256"] != old["sha256"]
