@@ -5,7 +5,8 @@ rule html:
     input:
         json=f"{RESULTS}/json",
     output:
-        html=directory(f"{RESULTS}/html"),
+        # update(): the last good pages stay until new ones are complete
+        html=update(directory(f"{RESULTS}/html")),
     log:
         f"{RESULTS}/logs/html/html.log",
     conda:
