@@ -3,7 +3,7 @@
 
 rule aggregate:
     input:
-        records=expand(f"{RESULTS}/shards/shard-{{shard}}.jsonl", shard=SHARDS),
+        records=[f"{RESULTS}/shards/shard-{s}.jsonl" for s in SHARDS],
         skipped=f"{RESULTS}/manifest/skipped.jsonl",
         pairs=[f"{RESULTS}/pairs/block-{b1}-{b2}.jsonl" for b1, b2 in BLOCK_PAIRS],
     output:
@@ -20,7 +20,7 @@ rule aggregate:
     resources:
         **rule_resources("aggregate"),
     params:
-        archive=ARCHIVE,
+        archive=ARCHIVE_PARAM,
         shards=N_SHARDS,
     script:
         "../scripts/aggregate.py"

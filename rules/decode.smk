@@ -17,7 +17,7 @@ rule decode_shard:
     resources:
         **rule_resources("decode_shard"),
     params:
-        archive=ARCHIVE,
+        archive=ARCHIVE_PARAM,
         store=f"{RESULTS}/thumbs",
         thumb_size=config["thumb_size"],
         thumb_quality=config["thumb_quality"],
@@ -25,5 +25,6 @@ rule decode_shard:
         geometric=config["geometric"],
         feature_max_side=config["features"]["max_side"],
         n_features=config["features"]["n_features"],
+        verify=VERIFY,
     script:
         "../scripts/decode_shard.py"

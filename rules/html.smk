@@ -15,6 +15,6 @@ rule html:
     resources:
         **rule_resources("html"),
     params:
-        archive=ARCHIVE,
+        archive=ARCHIVE_PARAM,
     script:
         "../scripts/html.py"

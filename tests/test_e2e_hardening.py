@@ -3,14 +3,19 @@ never crash the workflow on a name."""
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
+import sqlite3
 import stat
+import subprocess
 from pathlib import Path
 
 import pytest
 from conftest import read_json_tables, run_workflow
 
 from archive_twins.demo import photo, save
+from archive_twins.runner import snakemake_cmd
 
 pytestmark = pytest.mark.e2e
 
@@ -101,3 +106,69 @@ def test_failed_rerun_keeps_previous_results(tmp_path):
         if p.is_file()
     }
     assert after == before
+
+
+def dry_run(archive: Path, work: Path, *config: str) -> subprocess.CompletedProcess:
+    cmd = snakemake_cmd(archive, work, 1, ["shards=2", *config], ["-n"])
+    return subprocess.run(cmd, capture_output=True, text=True)
+
+
+def test_busy_results_directory_is_left_alone(tmp_path):
+    archive = small_archive(tmp_path / "archive")
+    work = tmp_path / "work"
+    res = work / "results"
+    res.mkdir(parents=True)
+    with open(res / ".lock", "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        proc = dry_run(archive, work)
+    assert proc.returncode != 0
+    assert "in use by another run" in proc.stderr + proc.stdout
+    assert not (res / "manifest").exists()
+
+
+def test_results_remember_their_archive(tmp_path):
+    a = small_archive(tmp_path / "a")
+    b = small_archive(tmp_path / "b")
+    work = tmp_path / "work"
+    assert dry_run(a, work).returncode == 0
+    state = json.loads((work / "results" / "state" / "archive.json").read_text())
+    assert state["archive"] == str(a.resolve())
+    manifests = {p.name: p.read_text() for p in (work / "results" / "manifest").iterdir()}
+    proc = dry_run(b, work)
+    assert proc.returncode != 0
+    msg = proc.stderr + proc.stdout
+    assert str(a.resolve()) in msg and str(b.resolve()) in msg
+    assert "allow_archive_change" in msg
+    after = {p.name: p.read_text() for p in (work / "results" / "manifest").iterdir()}
+    assert after == manifests
+    assert dry_run(b, work, "allow_archive_change=True").returncode == 0
+
+
+def test_results_inside_the_archive_are_refused(tmp_path):
+    archive = small_archive(tmp_path / "archive")
+    work = tmp_path / "work"
+    inside = archive / "twins"
+    proc = dry_run(archive, work, f"results={inside}")
+    assert proc.returncode != 0
+    assert "inside the archive" in proc.stderr + proc.stdout
+    assert not inside.exists()
+    # allowed: the results directory is never scanned
+    (inside / "thumbs").mkdir(parents=True)
+    save(photo("chelsea")[::4, ::4], inside / "thumbs" / "t.jpg")
+    proc = dry_run(archive, work, f"results={inside}", "allow_results_in_archive=True")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    names = [
+        json.loads(line)["path"]
+        for p in (inside / "manifest").glob("shard-*.jsonl")
+        for line in p.read_text().splitlines()
+    ]
+    assert sorted(names) == ["a.jpg", "b/b.png"]
+
+
+def test_braces_in_paths(tmp_path):
+    archive = small_archive(tmp_path / "arch{ive}")
+    work = tmp_path / "wo{rk}"
+    proc = run_workflow(archive, work, shards=2, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    con = sqlite3.connect(work / "results" / "archive.sqlite")
+    assert con.execute("SELECT count(*) FROM files WHERE status = 'ok'").fetchone() == (2,)
