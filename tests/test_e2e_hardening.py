@@ -12,7 +12,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import read_json_tables, run_workflow
+from conftest import read_json_tables, run_workflow, shard_stats
 
 from archive_twins.demo import photo, save
 from archive_twins.runner import snakemake_cmd
@@ -37,6 +37,8 @@ def run(tmp_path_factory):
     # a byte copy, so the Latin-1 file is in a set the pages show
     (root / "copy.jpg").write_bytes(open(raw + b"/caf\xe9/M\xfcller.jpg", "rb").read())
     save(photo("chelsea"), root / "names" / "evil\u202egpj.exe.jpg")
+    with open(raw + b"/caf\xe9/notes \xe9t\xe9.txt", "wb") as fh:
+        fh.write(b"not an image")
     work = tmp_path_factory.mktemp("work")
     old = os.umask(0o022)
     try:
@@ -55,6 +57,8 @@ def test_latin1_names_do_not_crash(run):
     assert bytes.fromhex(files["caf\\xe9/M\\xfcller.jpg"]["filename_bytes"]) == (
         b"caf\xe9/M\xfcller.jpg"
     )
+    skipped = {r["filename"]: r["reason"] for r in t["skipped_files"]}
+    assert skipped["caf\\xe9/notes \\xe9t\\xe9.txt"] == "not an image extension"
     pages = "".join(p.read_text() for p in (work / "results" / "html" / "data").glob("*.js"))
     index = (work / "results" / "html" / "index.html").read_text()
     assert "caf%E9/M%FCller.jpg" in pages or "caf%E9/M%FCller.jpg" in index
@@ -172,3 +176,28 @@ def test_braces_in_paths(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     con = sqlite3.connect(work / "results" / "archive.sqlite")
     assert con.execute("SELECT count(*) FROM files WHERE status = 'ok'").fetchone() == (2,)
+
+
+def test_restored_mtime_then_verify_full(tmp_path):
+    """A file overwritten in place with another image of the same size and
+    `touch -r`-ed back is re-read; `verify=full` re-hashes every file."""
+    archive = small_archive(tmp_path / "archive")
+    tif = archive / "t.tif"
+    save(photo("coffee")[:200, :300], tif)
+    work = tmp_path / "work"
+    run_workflow(archive, work, shards=2)
+    res = work / "results"
+    before = {f["filename"]: f for f in read_json_tables(res / "json")["files"]}
+    st = tif.stat()
+    other = save(photo("rocket")[:200, :300], tmp_path / "other.tif").read_bytes()
+    assert len(other) == st.st_size
+    with open(tif, "r+b") as fh:  # in place: same inode, same size
+        fh.write(other)
+    os.utime(tif, ns=(st.st_atime_ns, st.st_mtime_ns))
+    run_workflow(archive, work, shards=2)
+    after = {f["filename"]: f for f in read_json_tables(res / "json")["files"]}
+    assert after["t.tif"]["sha256"] != before["t.tif"]["sha256"]
+    assert after["a.jpg"] == before["a.jpg"]
+    run_workflow(archive, work, shards=2, extra=["verify=full"])
+    stats = shard_stats(res)
+    assert sum(s["hashed"] for s in stats) == sum(s["files"] for s in stats) == 3
