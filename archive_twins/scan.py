@@ -11,6 +11,7 @@ import json
 import os
 import re
 import stat
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -164,14 +165,11 @@ def _add_file(result: ScanResult, entry: os.DirEntry, rel: str) -> None:
         )
 
 
-def write_manifests(
-    scan: ScanResult, outdir: str | os.PathLike, n_shards: int, force: bool = False
-) -> list[int]:
+def write_manifests(scan: ScanResult, outdir: str | os.PathLike, n_shards: int) -> list[int]:
     """Write `shard-NNNN.jsonl` per shard and `skipped.jsonl`; return changed shards.
 
     Files are only rewritten when their content changes, keeping mtimes of untouched
-    shards so Snakemake leaves them alone; `force` rewrites every shard manifest
-    (`verify: full`, so every shard job runs and re-hashes its files).
+    shards so Snakemake leaves them alone.
     """
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
@@ -183,11 +181,24 @@ def write_manifests(
     changed = []
     for i, lines in enumerate(buckets):
         text = "".join(line + "\n" for line in lines)
-        if write_text_if_changed(outdir / manifest_name(i), text, force=force):
+        if write_text_if_changed(outdir / manifest_name(i), text):
             changed.append(i)
     skipped = "".join(json.dumps(r, ensure_ascii=True, sort_keys=True) + "\n" for r in scan.skipped)
     write_text_if_changed(outdir / "skipped.jsonl", skipped)
     return changed
+
+
+def write_verify_token(outdir: str | os.PathLike, full: bool) -> bool:
+    """`verify.json`, an input of every decode_shard job: `verify: full` gives it a
+    new token (its content changes, so Snakemake reruns every shard job, which then
+    re-hashes every file); `quick` leaves it alone, so going back to `quick` reruns
+    nothing. Returns whether it changed."""
+    path = Path(outdir) / "verify.json"
+    if not full and path.exists():
+        return False
+    token = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()) + f" {time.time_ns()}"
+    text = json.dumps({"verify_full": token if full else None}) + "\n"
+    return write_text_if_changed(path, text)
 
 
 def manifest_name(shard: int) -> str:

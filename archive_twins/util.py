@@ -85,15 +85,15 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
-def write_text_if_changed(path: str | os.PathLike, text: str, force: bool = False) -> bool:
+def write_text_if_changed(path: str | os.PathLike, text: str) -> bool:
     """Atomically write `text` unless the file already holds it; keeps mtimes stable.
 
     Snakemake decides reruns by mtime, so rewriting an unchanged manifest would
-    trigger needless work; `force` rewrites anyway (to make the reruns happen).
+    trigger needless work.
     """
     path = Path(path)
     try:
-        if not force and path.read_text(encoding="utf-8") == text:
+        if path.read_text(encoding="utf-8") == text:
             return False
     except (FileNotFoundError, UnicodeDecodeError):
         pass

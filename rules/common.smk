@@ -20,7 +20,7 @@ from archive_twins.guard import (
     results_pattern,
 )
 from archive_twins.match import shards_of_block
-from archive_twins.scan import scan_archive, write_manifests
+from archive_twins.scan import scan_archive, write_manifests, write_verify_token
 
 ARCHIVE = config["archive"]
 # The archive for rule params, as a function so Snakemake does not format the path
@@ -81,9 +81,8 @@ if not workflow.remote_exec and not workflow.subprocess_exec:
         follow_symlinks=config["follow_symlinks"],
         exclude=[RESULTS_PATH, ".snakemake"],
     )
-    _changed = write_manifests(
-        _scan, f"{RESULTS_PATH}/manifest", N_SHARDS, force=VERIFY == "full"
-    )
+    _changed = write_manifests(_scan, f"{RESULTS_PATH}/manifest", N_SHARDS)
+    write_verify_token(f"{RESULTS_PATH}/manifest", VERIFY == "full")
     logger.info(
         f"scanned {ARCHIVE}: {len(_scan.images)} image files, "
         f"{len(_scan.skipped)} skipped; {len(_changed)} of {N_SHARDS} shard manifests changed"

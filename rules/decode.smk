@@ -6,6 +6,8 @@
 rule decode_shard:
     input:
         manifest=f"{RESULTS}/manifest/shard-{{shard}}.jsonl",
+        # changes on every `verify: full` run only (rules/common.smk)
+        verify=f"{RESULTS}/manifest/verify.json",
     output:
         records=update(f"{RESULTS}/shards/shard-{{shard}}.jsonl"),
         features=update(f"{RESULTS}/features/shard-{{shard}}.npz"),
@@ -25,6 +27,5 @@ rule decode_shard:
         geometric=config["geometric"],
         feature_max_side=config["features"]["max_side"],
         n_features=config["features"]["n_features"],
-        verify=VERIFY,
     script:
         "../scripts/decode_shard.py"

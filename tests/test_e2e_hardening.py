@@ -201,3 +201,6 @@ def test_restored_mtime_then_verify_full(tmp_path):
     run_workflow(archive, work, shards=2, extra=["verify=full"])
     stats = shard_stats(res)
     assert sum(s["hashed"] for s in stats) == sum(s["files"] for s in stats) == 3
+    # back to the default: a full verification leaves nothing to redo
+    proc = run_workflow(archive, work, shards=2)
+    assert "Nothing to be done" in proc.stderr + proc.stdout, proc.stderr[-3000:]
