@@ -82,6 +82,26 @@ def _read_records(con: duckdb.DuckDBPyConnection, files: Sequence[str]) -> None:
         )
 
 
+def _disambiguate_escaped_names(con: duckdb.DuckDBPyConnection) -> None:
+    r"""Keep apart a non-UTF-8 name and a real name that reads the same.
+
+    A Latin-1 name caf<0xE9>.jpg is shown as the text `caf\xe9.jpg`, which can also
+    be a real name of its own. Where display names collide, every name whose raw
+    bytes differ from its display text gets ` [bytes <hex>]` appended, so both files
+    are kept (ids, the UNIQUE filename) instead of the run failing on a name.
+    """
+    con.execute("UPDATE rec SET filename_bytes = lower(filename_bytes)")
+    dup = "SELECT path FROM rec GROUP BY path HAVING count(*) > 1"
+    if not _query(con, dup):
+        return
+    con.execute(
+        f"""UPDATE rec SET path = path || ' [bytes ' || filename_bytes || ']',
+                          filename = filename || ' [bytes ' || filename_bytes || ']'
+            WHERE path IN ({dup}) AND filename_bytes IS NOT NULL
+              AND filename_bytes <> lower(hex(encode(path)))"""
+    )
+
+
 def _query(con: duckdb.DuckDBPyConnection, sql: str) -> list[tuple]:
     return con.execute(sql).fetchall()
 
@@ -96,6 +116,7 @@ def build_tables(
     """Compute every contract table as rows; also return the updated id registry."""
     con = duckdb.connect()
     _read_records(con, shard_records)
+    _disambiguate_escaped_names(con)
     paths = [r[0] for r in _query(con, "SELECT path FROM rec")]
     if len(paths) != len(set(paths)):
         raise ValueError("a path appears in more than one shard record")

@@ -323,3 +323,23 @@ def test_verify_full_rehashes_every_file(tmp_path):
     assert stats.hashed == 1 and stats.unchanged == 0
     (new,) = read_jsonl(rec_file)
     assert new["sha256"] != old["sha256"]
+
+
+def test_escaped_name_colliding_with_a_real_name(tmp_path):
+    """A Latin-1 `caf\xe9.jpg` is shown as `caf\\xe9.jpg`, which is also a valid name
+    on its own: both files are kept, under distinct filenames."""
+    root = tmp_path / "archive"
+    root.mkdir()
+    grey_image(root / "caf\\xe9.jpg", 60)
+    grey_image(os.fsencode(root) + b"/caf\xe9.jpg", 180)
+    results = tmp_path / "results"
+    records = run_shards(root, results, n=2)
+    (results / "manifest" / "skipped.jsonl").write_text("")
+    tables, _ = build_tables(
+        records, results / "manifest" / "skipped.jsonl", results / "reg.json", {}
+    )
+    rows = {r[1]: r[2] for r in tables["fileid_to_filename_map"]}
+    assert len(rows) == 2
+    assert rows["caf\\xe9.jpg"] == b"caf\\xe9.jpg".hex()
+    latin1 = b"caf\xe9.jpg".hex()
+    assert rows[f"caf\\xe9.jpg [bytes {latin1}]"] == latin1
