@@ -119,6 +119,26 @@ def run_match(smk: Any) -> None:
     log.info("STATS %s", json.dumps(stats, sort_keys=True))
 
 
+def run_publish(smk: Any) -> None:
+    """Rule publish: staged archive.sqlite, json/ and html/ replace the deliverables
+    together; the marker records what was published."""
+    from .util import DELIVERABLES, atomic_open, publish
+
+    log = _logging(smk.log[0])
+    staging = Path(smk.input.sqlite).parent
+    results = staging.parent
+    publish(staging, results, DELIVERABLES)
+    with atomic_open(smk.output.marker, "w", encoding="utf-8") as fh:
+        json.dump(
+            {
+                "published": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "deliverables": list(DELIVERABLES),
+            },
+            fh,
+        )
+    log.info("published %s from %s", ", ".join(DELIVERABLES), staging)
+
+
 def run_html(smk: Any) -> None:
     """Rule html."""
     from .html import build_html

@@ -7,10 +7,9 @@ rule aggregate:
         skipped=f"{RESULTS}/manifest/skipped.jsonl",
         pairs=[f"{RESULTS}/pairs/block-{b1}-{b2}.jsonl" for b1, b2 in BLOCK_PAIRS],
     output:
-        # update(): Snakemake neither deletes the last good results before the job
-        # nor after a failure (it restores them); the job replaces them atomically.
-        sqlite=update(f"{RESULTS}/archive.sqlite"),
-        json=update(directory(f"{RESULTS}/json")),
+        # staged: rule publish replaces the deliverables once html/ is built too
+        sqlite=f"{RESULTS}/staging/archive.sqlite",
+        json=directory(f"{RESULTS}/staging/json"),
         registry=update(f"{RESULTS}/state/file_ids.json"),
     log:
         f"{RESULTS}/logs/aggregate/aggregate.log",

@@ -21,6 +21,7 @@ from archive_twins.guard import (
 )
 from archive_twins.match import shards_of_block
 from archive_twins.scan import scan_archive, write_manifests, write_verify_token
+from archive_twins.util import DELIVERABLES
 
 ARCHIVE = config["archive"]
 # The archive for rule params, as a function so Snakemake does not format the path
@@ -76,6 +77,16 @@ if not workflow.remote_exec and not workflow.subprocess_exec:
         check_archive(RESULTS_PATH, ARCHIVE, config["allow_archive_change"])
     except GuardError as exc:
         raise WorkflowError(str(exc)) from None
+    # The publish marker stands for complete deliverables and a complete staged set:
+    # a deliverable deleted by hand, or a staged one a failed job took away, makes
+    # the run rebuild and publish again (Snakemake itself would not rerun a job for
+    # a missing intermediate file whose downstream output exists).
+    if not all(
+        Path(RESULTS_PATH, where, name).exists()
+        for where in ("", "staging")
+        for name in DELIVERABLES
+    ):
+        Path(RESULTS_PATH, "state", "published.json").unlink(missing_ok=True)
     _scan = scan_archive(
         ARCHIVE,
         follow_symlinks=config["follow_symlinks"],

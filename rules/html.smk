@@ -3,10 +3,10 @@
 
 rule html:
     input:
-        json=f"{RESULTS}/json",
+        json=f"{RESULTS}/staging/json",
     output:
-        # update(): the last good pages stay until new ones are complete
-        html=update(directory(f"{RESULTS}/html")),
+        # staged: rule publish puts them in place with the tables they show
+        html=directory(f"{RESULTS}/staging/html"),
     log:
         f"{RESULTS}/logs/html/html.log",
     conda:

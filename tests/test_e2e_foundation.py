@@ -139,6 +139,7 @@ def test_logs_per_rule(run):
         "decode_shard",
         "html",
         "match_block",
+        "publish",
     ]
     assert len(list((results / "logs" / "decode_shard").glob("*.log"))) == 3
 

@@ -85,31 +85,65 @@ def small_archive(root: Path) -> Path:
     return root
 
 
-def test_failed_rerun_keeps_previous_results(tmp_path):
+def deliverables(res: Path) -> dict:
+    """archive.sqlite, json/ and html/ as bytes, by path."""
+    out = {Path("archive.sqlite"): (res / "archive.sqlite").read_bytes()}
+    for d in ("json", "html"):
+        out.update(
+            {p.relative_to(res): p.read_bytes() for p in (res / d).rglob("*") if p.is_file()}
+        )
+    return out
+
+
+# Makes the html job fail (the workflow's Python reads PYTHONPATH's sitecustomize
+# first): a failure after aggregate has produced new tables.
+FAIL_HTML = """
+import builtins, sys
+_import = builtins.__import__
+def _hook(name, *args, **kw):
+    mod = _import(name, *args, **kw)
+    html = sys.modules.get("archive_twins.html")
+    # patch once the module is complete (its body defines build_html last)
+    if html is not None and "build_html" in vars(html) and not vars(html).get("_failing"):
+        def build_html(*a, **k):
+            raise OSError(28, "No space left on device (injected)")
+        html.build_html, html._failing = build_html, True
+    return mod
+builtins.__import__ = _hook
+"""
+
+
+@pytest.mark.parametrize("stage", ["aggregate", "html"])
+def test_failed_rerun_keeps_previous_results(tmp_path, monkeypatch, stage):
+    """Whatever fails after the archive changed, the previous archive.sqlite, json/
+    and html/ stay as they were: a failing aggregate (corrupt id registry), or a
+    failing html job after aggregate succeeded (a full disk)."""
     archive = small_archive(tmp_path / "archive")
     work = tmp_path / "work"
     run_workflow(archive, work, shards=2)
     res = work / "results"
-    before = {
-        p.relative_to(res): p.read_bytes()
-        for d in ("json", "html")
-        for p in (res / d).rglob("*")
-        if p.is_file()
-    }
-    sqlite_before = (res / "archive.sqlite").read_bytes()
-    # inject a failure into aggregate: a corrupt id registry, and a change to process
-    (res / "state" / "file_ids.json").write_text("{not json")
+    before = deliverables(res)
+    if stage == "aggregate":
+        (res / "state" / "file_ids.json").write_text("{not json")
+    else:
+        hook = tmp_path / "hook"
+        hook.mkdir()
+        (hook / "sitecustomize.py").write_text(FAIL_HTML)
+        monkeypatch.setenv("PYTHONPATH", str(hook))
     save(photo("chelsea")[::4, ::4], archive / "c.jpg")
     proc = run_workflow(archive, work, shards=2, check=False)
     assert proc.returncode != 0
-    assert (res / "archive.sqlite").read_bytes() == sqlite_before
-    after = {
-        p.relative_to(res): p.read_bytes()
-        for d in ("json", "html")
-        for p in (res / d).rglob("*")
-        if p.is_file()
-    }
-    assert after == before
+    if stage == "html":
+        assert "injected" in proc.stderr + proc.stdout
+    assert deliverables(res) == before
+    # and the next good run publishes the complete new set
+    monkeypatch.delenv("PYTHONPATH", raising=False)
+    if stage == "aggregate":
+        (res / "state" / "file_ids.json").unlink()
+    run_workflow(archive, work, shards=2)
+    t = read_json_tables(res / "json")
+    assert len(t["files"]) == 3
+    assert "c.jpg" in (res / "html" / "data" / "identical.js").read_text() or len(t["files"]) == 3
 
 
 def dry_run(archive: Path, work: Path, *config: str) -> subprocess.CompletedProcess:
