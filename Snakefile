@@ -20,11 +20,11 @@ include: "rules/decode.smk"
 include: "rules/match.smk"
 include: "rules/aggregate.smk"
 include: "rules/html.smk"
+include: "rules/publish.smk"
 
 
 rule all:
     default_target: True
     input:
-        f"{RESULTS}/archive.sqlite",
-        f"{RESULTS}/json",
-        f"{RESULTS}/html",
+        # archive.sqlite, json/ and html/, published together (rules/publish.smk)
+        f"{RESULTS}/state/published.json",

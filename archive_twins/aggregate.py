@@ -17,7 +17,7 @@ from pathlib import Path
 import duckdb
 
 from .schema import COPY_KINDS, INDEXES, TABLES, columns
-from .util import atomic_dir, atomic_open, display_name, read_jsonl
+from .util import atomic_dir, atomic_open, display_name, file_mode, read_jsonl
 
 RECORD_COLUMNS = {
     "path": "VARCHAR",
@@ -38,6 +38,10 @@ RECORD_COLUMNS = {
     "blank": "BOOLEAN",
     "status": "VARCHAR",
     "error": "VARCHAR",
+    "filename_bytes": "VARCHAR",
+    "exif_orientation": "INTEGER",
+    "ctime_ns": "BIGINT",
+    "inode": "UBIGINT",
 }
 
 
@@ -79,6 +83,26 @@ def _read_records(con: duckdb.DuckDBPyConnection, files: Sequence[str]) -> None:
         )
 
 
+def _disambiguate_escaped_names(con: duckdb.DuckDBPyConnection) -> None:
+    r"""Keep apart a non-UTF-8 name and a real name that reads the same.
+
+    A Latin-1 name caf<0xE9>.jpg is shown as the text `caf\xe9.jpg`, which can also
+    be a real name of its own. Where display names collide, every name whose raw
+    bytes differ from its display text gets ` [bytes <hex>]` appended, so both files
+    are kept (ids, the UNIQUE filename) instead of the run failing on a name.
+    """
+    con.execute("UPDATE rec SET filename_bytes = lower(filename_bytes)")
+    dup = "SELECT path FROM rec GROUP BY path HAVING count(*) > 1"
+    if not _query(con, dup):
+        return
+    con.execute(
+        f"""UPDATE rec SET path = path || ' [bytes ' || filename_bytes || ']',
+                          filename = filename || ' [bytes ' || filename_bytes || ']'
+            WHERE path IN ({dup}) AND filename_bytes IS NOT NULL
+              AND filename_bytes <> lower(hex(encode(path)))"""
+    )
+
+
 def _query(con: duckdb.DuckDBPyConnection, sql: str) -> list[tuple]:
     return con.execute(sql).fetchall()
 
@@ -93,6 +117,7 @@ def build_tables(
     """Compute every contract table as rows; also return the updated id registry."""
     con = duckdb.connect()
     _read_records(con, shard_records)
+    _disambiguate_escaped_names(con)
     paths = [r[0] for r in _query(con, "SELECT path FROM rec")]
     if len(paths) != len(set(paths)):
         raise ValueError("a path appears in more than one shard record")
@@ -107,13 +132,19 @@ def build_tables(
     con.execute("CREATE TABLE f AS SELECT fid.file_id, rec.* FROM rec JOIN fid USING (path)")
 
     t: dict[str, list[tuple]] = {}
-    t["fileid_to_filename_map"] = _query(con, "SELECT file_id, filename FROM f ORDER BY file_id")
+    # Records from before filename_bytes existed only ever held valid UTF-8 names.
+    con.execute("UPDATE f SET filename_bytes = hex(encode(path)) WHERE filename_bytes IS NULL")
+    con.execute("UPDATE f SET filename_bytes = lower(filename_bytes)")
+    t["fileid_to_filename_map"] = _query(
+        con, "SELECT file_id, filename, filename_bytes FROM f ORDER BY file_id"
+    )
     t["files"] = _query(
         con,
         """SELECT file_id, filename, size_bytes, sha256, format, width, height, n_pages,
                   bits_per_sample, bands, status, error, interpretation, pixel_hash, mtime_ns,
                   CASE WHEN status = 'ok' THEN 'thumbs/' || sha256[1:2] || '/' || sha256 || '.jpg'
-                  END AS thumb, thumb_w, thumb_h, CAST(blank AS INTEGER) AS blank
+                  END AS thumb, thumb_w, thumb_h, filename_bytes, exif_orientation,
+                  ctime_ns, inode, CAST(blank AS INTEGER) AS blank
            FROM f ORDER BY file_id""",
     )
     # Byte-identical sets. Empty files are not "copies" of each other: skip size 0.
@@ -215,6 +246,7 @@ def write_sqlite(tables: dict[str, list[tuple]], out: str | os.PathLike) -> None
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".archive.", suffix=".sqlite.tmp", dir=out.parent)
+    os.fchmod(fd, file_mode())  # mkstemp makes 0600; give what `cp` would
     os.close(fd)
     try:
         con = sqlite3.connect(tmp)

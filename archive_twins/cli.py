@@ -42,7 +42,15 @@ def run_decode_shard(smk: Any) -> None:
     )
     t0 = time.perf_counter()
     stats = process_shard(
-        smk.input.manifest, smk.output.records, smk.params.archive, smk.params.store, params
+        smk.input.manifest,
+        smk.output.records,
+        smk.params.archive,
+        smk.params.store,
+        params,
+        # from the config, not a rule param: switching back to `quick` must not make
+        # Snakemake rerun every job (a `full` run forces the reruns through the
+        # manifest/verify.json input)
+        full=smk.config.get("verify", "quick") == "full",
     )
     summary = dict(vars(stats))
     summary["seconds"] = round(time.perf_counter() - t0, 3)
@@ -146,6 +154,26 @@ def run_match(smk: Any) -> None:
     )
     stats["seconds"] = round(time.perf_counter() - t0, 3)
     log.info("STATS %s", json.dumps(stats, sort_keys=True))
+
+
+def run_publish(smk: Any) -> None:
+    """Rule publish: staged archive.sqlite, json/ and html/ replace the deliverables
+    together; the marker records what was published."""
+    from .util import DELIVERABLES, atomic_open, publish
+
+    log = _logging(smk.log[0])
+    staging = Path(smk.input.sqlite).parent
+    results = staging.parent
+    publish(staging, results, DELIVERABLES)
+    with atomic_open(smk.output.marker, "w", encoding="utf-8") as fh:
+        json.dump(
+            {
+                "published": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "deliverables": list(DELIVERABLES),
+            },
+            fh,
+        )
+    log.info("published %s from %s", ", ".join(DELIVERABLES), staging)
 
 
 def run_html(smk: Any) -> None:

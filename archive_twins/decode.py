@@ -19,7 +19,12 @@ from .util import atomic_open
 # libvips keeps recently used images in a cache; with 100 MB TIFFs that only costs memory.
 pyvips.cache_set_max(0)
 
+# Files are chosen by extension (tif, tiff, jpg, jpeg, png); the content decides
+# how they are read. Content libvips decodes losslessly as a still image is
+# accepted, whatever the extension says (a GIF named .jpg is analysed as "gif").
 ALLOWED_FORMATS = {"jpeg", "png", "tiff", "webp", "gif", "jp2k"}
+# libvips loader names -> format names
+LOADER_NAMES = {"spng": "png", "nsgif": "gif"}
 BITS = {
     "uchar": 8,
     "char": 8,
@@ -52,6 +57,12 @@ class DecodeParams:
         return hashlib.sha1(raw.encode()).hexdigest()[:12]
 
 
+def _source(path: str) -> pyvips.Source:
+    """A libvips source for any filename: passed as bytes, so a name that is not
+    valid UTF-8 (lone surrogates after os.fsdecode) still opens."""
+    return pyvips.Source.new_from_file(os.fsencode(path))
+
+
 def sha256_file(path: str, bufsize: int = 1 << 20) -> str:
     """sha256 of the file's bytes, streamed so a 120 MB TIFF needs 1 MB of memory."""
     h = hashlib.sha256()
@@ -63,7 +74,7 @@ def sha256_file(path: str, bufsize: int = 1 << 20) -> str:
 
 def loader_format(path: str) -> str:
     """Format name of the file's content (not its extension), e.g. 'tiff' for a .jpg TIFF."""
-    source = pyvips.Source.new_from_file(path)
+    source = _source(path)
     pointer = pyvips.vips_lib.vips_foreign_find_load_source(source.pointer)
     if pointer == pyvips.ffi.NULL:
         pyvips.vips_lib.vips_error_clear()
@@ -73,8 +84,7 @@ def loader_format(path: str) -> str:
     name = loader.removeprefix("VipsForeignLoad").lower()
     for suffix in ("file", "source", "buffer"):
         name = name.removesuffix(suffix)
-    if name == "spng":
-        name = "png"
+    name = LOADER_NAMES.get(name, name)
     if name.startswith("pdf"):
         name = "pdf"
     return name
@@ -130,7 +140,39 @@ def open_page0(path: str, fmt: str, access: str = "sequential") -> pyvips.Image:
     kwargs = {"access": access, "fail_on": "error"}
     if fmt in {"tiff", "webp", "gif"}:
         kwargs["page"] = 0
-    return pyvips.Image.new_from_source(pyvips.Source.new_from_file(path), "", **kwargs)
+    return pyvips.Image.new_from_source(_source(path), "", **kwargs)
+
+
+def orientation_of(img: pyvips.Image) -> int | None:
+    """The EXIF/TIFF Orientation tag (1-8), None when the file has none.
+
+    Matching uses the raw pixels; the tag is recorded so the pages can show the
+    image as a viewer would. (libvips reports 1 for a TIFF without the tag.)
+    """
+    if "orientation" not in set(img.get_fields()):
+        return None
+    value = int(img.get("orientation"))
+    return value if 1 <= value <= 8 else None
+
+
+def exif_orientation(path: str) -> int | None:
+    """Orientation tag of a file from its header alone (nothing is decoded)."""
+    try:
+        fmt = loader_format(path)
+        return orientation_of(open_page0(path, fmt)) if fmt in ALLOWED_FORMATS else None
+    except (DecodeError, pyvips.Error, OSError):
+        return None
+
+
+def _png_zero_size(path: str) -> str | None:
+    """A PNG whose header declares a zero width or height, as readable text."""
+    with open(path, "rb") as fh:
+        head = fh.read(24)
+    if len(head) == 24 and head[12:16] == b"IHDR":
+        w, h = int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+        if w == 0 or h == 0:
+            return f"invalid image header: PNG declares a width or height of 0 ({w}x{h})"
+    return None
 
 
 def pixel_hash(img: pyvips.Image) -> str:
@@ -189,7 +231,7 @@ def make_thumbnail(path: str, fmt: str, size: int) -> pyvips.Image:
     """
     if fmt == "jpeg":
         img = pyvips.Image.thumbnail_source(
-            pyvips.Source.new_from_file(path), size, height=size, size="down", no_rotate=True
+            _source(path), size, height=size, size="down", no_rotate=True
         )
         return to_srgb8(img)
     page0 = open_page0(path, fmt)
@@ -223,11 +265,14 @@ def is_blank(pixels: np.ndarray) -> bool:
     return bool((hi - lo).max() < BLANK_RANGE)
 
 
-def analyse(path: str, thumb_path: str, params: DecodeParams) -> tuple[dict, np.ndarray | None]:
+def analyse(
+    path: str, thumb_path: str, params: DecodeParams, name: str | None = None
+) -> tuple[dict, np.ndarray | None]:
     """Decode one file; write its thumbnail; return facts and the thumbnail pixels.
 
     Raises nothing for bad images: problems come back as status 'error' with a reason,
-    keeping whatever facts were learnt before the failure.
+    keeping whatever facts were learnt before the failure. Reasons name the file as
+    `name` (default: its basename), never by the machine's absolute path.
     """
     rec: dict = {
         "format": None,
@@ -244,6 +289,7 @@ def analyse(path: str, thumb_path: str, params: DecodeParams) -> tuple[dict, np.
         "blank": None,
         "status": "ok",
         "error": None,
+        "exif_orientation": None,
     }
     try:
         if os.path.getsize(path) == 0:
@@ -252,6 +298,8 @@ def analyse(path: str, thumb_path: str, params: DecodeParams) -> tuple[dict, np.
         rec["format"] = fmt
         if fmt not in ALLOWED_FORMATS:
             raise DecodeError(f"content is {fmt}, not a supported image format")
+        if fmt == "png" and (why := _png_zero_size(path)):
+            raise DecodeError(why)
         img = open_page0(path, fmt)
         fields = set(img.get_fields())
         rec.update(
@@ -266,6 +314,7 @@ def analyse(path: str, thumb_path: str, params: DecodeParams) -> tuple[dict, np.
                 else BITS.get(img.format, 8)
             ),
         )
+        rec["exif_orientation"] = orientation_of(img)
         if img.width * img.height > params.max_pixels:
             raise DecodeError(
                 f"image too large: {img.width}x{img.height} exceeds max_pixels={params.max_pixels}"
@@ -288,4 +337,7 @@ def analyse(path: str, thumb_path: str, params: DecodeParams) -> tuple[dict, np.
     except (OSError, MemoryError, ValueError) as exc:
         rec.update(status="error", error=f"{type(exc).__name__}: {exc}")
     rec["pixel_hash"] = None if rec["status"] == "error" else rec["pixel_hash"]
+    shown = os.path.basename(path) if name is None else name
+    for form in {path, repr(path)[1:-1], os.fsencode(path).decode("utf-8", "replace")}:
+        rec["error"] = rec["error"].replace(form, shown)
     return rec, None

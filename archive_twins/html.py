@@ -15,6 +15,7 @@ import os
 import shutil
 from collections import Counter
 from pathlib import Path
+from urllib.parse import quote
 
 from .util import atomic_dir
 
@@ -65,6 +66,13 @@ def _data_js(data: dict) -> str:
     return "window.ATW_DATA = JSON.parse(" + json.dumps(text, ensure_ascii=False) + ");\n"
 
 
+def file_uri(archive: Path, f: dict) -> str:
+    """file:// link to the original: the name's raw bytes, percent-encoded, so a
+    name that is not valid UTF-8 (a Latin-1 `caf\\xe9`) still opens."""
+    raw = bytes.fromhex(f["filename_bytes"]) if f.get("filename_bytes") else f["filename"].encode()
+    return "file://" + quote(os.fsencode(archive) + b"/" + raw, safe="/")
+
+
 class _Files:
     """The files a page refers to, as compact rows: ids -> indexes."""
 
@@ -85,7 +93,8 @@ class _Files:
                     f.get("thumb_h"),
                     f["format"],
                     f["size_bytes"],
-                    (self.archive / f["filename"]).as_uri(),
+                    file_uri(self.archive, f),
+                    f.get("exif_orientation"),
                 ]
             )
         return self.index[file_id]
@@ -133,7 +142,8 @@ def _index_page(t: dict[str, list[dict]], archive: Path) -> str:
     )
     errors = [f for f in files if f["status"] == "error"]
     err_rows = "".join(
-        f"<tr><td>{html.escape(f['filename'])}</td><td>{html.escape(f['error'] or '')}</td></tr>"
+        f"<tr><td><bdi>{html.escape(f['filename'])}</bdi></td>"
+        f"<td>{html.escape(f['error'] or '')}</td></tr>"
         for f in errors[:2000]
     )
     more = (

@@ -11,6 +11,8 @@ import json
 import os
 import re
 import stat
+import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,21 +34,38 @@ def is_image_name(name: str) -> bool:
     return IMAGE_EXT.search(name) is not None
 
 
-def scan_archive(root: str | os.PathLike, follow_symlinks: bool = False) -> ScanResult:
-    """List image files (path, size, mtime) and skipped entries with reasons.
+def scan_archive(
+    root: str | os.PathLike,
+    follow_symlinks: bool = False,
+    exclude: Iterable[str | os.PathLike] = (),
+) -> ScanResult:
+    """List image files (path, size, mtime, ctime, inode) and skipped entries.
 
     Directory symlinks are not followed unless asked, so a symlink loop cannot hang
-    the scan; unreadable directories are reported instead of aborting.
+    the scan; file symlinks resolving outside the archive are not followed either
+    (the archive is what was asked for); unreadable directories are reported instead
+    of aborting. Directories in `exclude` (the workflow's own results and
+    `.snakemake/`) are never entered, so a run cannot ingest its own thumbnails.
     """
     root = os.fspath(root)
+    real_root = os.path.realpath(root)
     result = ScanResult()
     seen_dirs: set[tuple[int, int]] = set()
+    excluded = set()
+    for path in exclude:
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue
+        excluded.add((st.st_dev, st.st_ino))
     stack = [""]
     while stack:
         rel_dir = stack.pop()
         abs_dir = os.path.join(root, rel_dir) if rel_dir else root
         try:
             st = os.stat(abs_dir)
+            if (st.st_dev, st.st_ino) in excluded:
+                continue
             if (st.st_dev, st.st_ino) in seen_dirs:
                 result.skipped.append(
                     {"filename": rel_dir, "size_bytes": None, "reason": "directory loop"}
@@ -79,10 +98,24 @@ def scan_archive(root: str | os.PathLike, follow_symlinks: bool = False) -> Scan
                     }
                 )
                 continue
+            if is_link and not _inside(os.path.realpath(entry.path), real_root):
+                result.skipped.append(
+                    {
+                        "filename": rel,
+                        "size_bytes": None,
+                        "reason": "symlink leaving the archive (not followed)",
+                    }
+                )
+                continue
             _add_file(result, entry, rel)
     result.images.sort(key=lambda r: r["path"])
     result.skipped.sort(key=lambda r: r["filename"])
     return result
+
+
+def _inside(path: str, root: str) -> bool:
+    """True when the resolved `path` is `root` or below it."""
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
 def _is_dir(entry: os.DirEntry, follow: bool) -> bool:
@@ -119,7 +152,17 @@ def _add_file(result: ScanResult, entry: os.DirEntry, rel: str) -> None:
     if st is None:
         result.images.append({"path": rel, "size": -1, "mtime_ns": 0, "scan_error": err})
     else:
-        result.images.append({"path": rel, "size": st.st_size, "mtime_ns": st.st_mtime_ns})
+        result.images.append(
+            {
+                "path": rel,
+                "size": st.st_size,
+                "mtime_ns": st.st_mtime_ns,
+                # A file overwritten in place and `touch -r`-ed back keeps size and
+                # mtime, but not its ctime (nor its inode, when replaced by a rename).
+                "ctime_ns": st.st_ctime_ns,
+                "inode": st.st_ino,
+            }
+        )
 
 
 def write_manifests(scan: ScanResult, outdir: str | os.PathLike, n_shards: int) -> list[int]:
@@ -143,6 +186,19 @@ def write_manifests(scan: ScanResult, outdir: str | os.PathLike, n_shards: int) 
     skipped = "".join(json.dumps(r, ensure_ascii=True, sort_keys=True) + "\n" for r in scan.skipped)
     write_text_if_changed(outdir / "skipped.jsonl", skipped)
     return changed
+
+
+def write_verify_token(outdir: str | os.PathLike, full: bool) -> bool:
+    """`verify.json`, an input of every decode_shard job: `verify: full` gives it a
+    new token (its content changes, so Snakemake reruns every shard job, which then
+    re-hashes every file); `quick` leaves it alone, so going back to `quick` reruns
+    nothing. Returns whether it changed."""
+    path = Path(outdir) / "verify.json"
+    if not full and path.exists():
+        return False
+    token = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()) + f" {time.time_ns()}"
+    text = json.dumps({"verify_full": token if full else None}) + "\n"
+    return write_text_if_changed(path, text)
 
 
 def manifest_name(shard: int) -> str:

@@ -7,6 +7,8 @@ TABLES: dict[str, list[tuple[str, str]]] = {
     "fileid_to_filename_map": [
         ("file_id", "INTEGER PRIMARY KEY"),
         ("filename", "TEXT UNIQUE NOT NULL"),
+        # the name's raw bytes (hex): lossless where `filename` escapes non-UTF-8 bytes
+        ("filename_bytes", "TEXT NOT NULL"),
     ],
     "files": [
         ("file_id", "INTEGER PRIMARY KEY"),
@@ -28,6 +30,11 @@ TABLES: dict[str, list[tuple[str, str]]] = {
         ("thumb_w", "INTEGER"),
         ("thumb_h", "INTEGER"),
         ("blank", "INTEGER"),
+        ("filename_bytes", "TEXT NOT NULL"),
+        # EXIF/TIFF Orientation tag (1-8), NULL when absent; pixels are matched raw
+        ("exif_orientation", "INTEGER"),
+        ("ctime_ns", "INTEGER"),
+        ("inode", "INTEGER"),
     ],
     "identical_list": [("identical_set_id", "INTEGER NOT NULL"), ("file_id", "INTEGER NOT NULL")],
     "identical_list_stat": [("set_size", "INTEGER NOT NULL"), ("set_count", "INTEGER NOT NULL")],

@@ -16,8 +16,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .decode import DecodeParams, analyse, sha256_file
-from .util import atomic_open, display_name, read_jsonl, write_jsonl
+from .decode import DecodeParams, analyse, exif_orientation, sha256_file
+from .util import atomic_open, display_name, raw_name, read_jsonl, write_jsonl
 
 log = logging.getLogger("archive_twins.shard")
 
@@ -36,7 +36,11 @@ DECODE_KEYS = (
     "blank",
     "status",
     "error",
+    "exif_orientation",
 )
+# Stand-in for the file in cached decode errors: the cache is shared by every byte
+# copy of a content, so the record's own relative name is put in when it is used.
+FILE_TOKEN = "\x00file\x00"
 
 
 @dataclass
@@ -68,14 +72,39 @@ def _load_content(store: Path, sha: str, fp: str) -> dict | None:
     return rec
 
 
+def _unchanged(old: dict | None, entry: dict, store: Path) -> bool:
+    """A previous record still describes the file: same size, mtime, ctime and inode
+    (all from the scan's stat, nothing is read), and its thumbnail is still there."""
+    return (
+        old is not None
+        and "scan_error" not in entry
+        and all(old.get(k) == entry.get(m) for k, m in _STAT_KEYS)
+        and (old["status"] != "ok" or content_paths(store, old["sha256"])[0].exists())
+    )
+
+
+# record key -> manifest key of the stat facts that decide "unchanged"
+_STAT_KEYS = (
+    ("size_bytes", "size"),
+    ("mtime_ns", "mtime_ns"),
+    ("ctime_ns", "ctime_ns"),
+    ("inode", "inode"),
+)
+
+
 def process_shard(
     manifest: str | os.PathLike,
     output: str | os.PathLike,
     archive: str | os.PathLike,
     store: str | os.PathLike,
     params: DecodeParams,
+    full: bool = False,
 ) -> ShardStats:
-    """Bring `output` (JSON lines, one record per manifest entry) up to date."""
+    """Bring `output` (JSON lines, one record per manifest entry) up to date.
+
+    `full` (config `verify: full`) re-hashes every file instead of trusting an
+    unchanged stat; decoding is still reused by content (sha256).
+    """
     archive, store = Path(archive), Path(store)
     fp = params.fingerprint()
     previous = {r["path"]: r for r in read_jsonl(output) if r.get("params") == fp}
@@ -83,15 +112,8 @@ def process_shard(
     rows = []
     for entry in read_jsonl(manifest):
         stats.files += 1
-        path = entry["path"]
-        old = previous.get(path)
-        if (
-            old is not None
-            and old["size_bytes"] == entry["size"]
-            and old["mtime_ns"] == entry["mtime_ns"]
-            and "scan_error" not in entry
-            and (old["status"] != "ok" or content_paths(store, old["sha256"])[0].exists())
-        ):
+        old = previous.get(display_name(entry["path"]))
+        if not full and _unchanged(old, entry, store):
             stats.unchanged += 1
             rows.append(old)
             stats.errors += old["status"] == "error"
@@ -107,12 +129,18 @@ def _process_file(
     archive: Path, store: Path, entry: dict, params: DecodeParams, stats: ShardStats
 ) -> dict:
     fp = params.fingerprint()
-    path = entry["path"]
+    path = entry["path"]  # os.fsdecode'd: undecodable bytes are lone surrogates
+    name = display_name(path)
     rec = {
-        "path": path,
-        "filename": display_name(path),
+        # Records hold valid UTF-8 only (duckdb rejects lone surrogates): `path` is
+        # the display name, `filename_bytes` the name's raw bytes in hex.
+        "path": name,
+        "filename": name,
+        "filename_bytes": raw_name(path).hex(),
         "size_bytes": entry["size"] if entry["size"] >= 0 else None,
         "mtime_ns": entry["mtime_ns"],
+        "ctime_ns": entry.get("ctime_ns"),
+        "inode": entry.get("inode"),
         "sha256": None,
         "params": fp,
         **{k: None for k in DECODE_KEYS},
@@ -131,13 +159,23 @@ def _process_file(
     cached = _load_content(store, sha, fp)
     if cached is not None:
         stats.content_reused += 1
+        if "exif_orientation" not in cached:  # cached before the column existed
+            cached["exif_orientation"] = exif_orientation(abspath)
         rec.update({k: cached.get(k) for k in DECODE_KEYS})
+        _name_in_error(rec, name)
         return rec
     thumb_path, meta_path = content_paths(store, sha)
-    log.info("decode %s", display_name(path))
-    decoded, _pixels = analyse(abspath, os.fspath(thumb_path), params)
+    log.info("decode %s", name)
+    decoded, _pixels = analyse(abspath, os.fspath(thumb_path), params, name=FILE_TOKEN)
     stats.decoded += 1
     rec.update(decoded)
+    _name_in_error(rec, name)
     with atomic_open(meta_path, "w", encoding="ascii") as fh:
         json.dump({**decoded, "params": fp}, fh, sort_keys=True)
     return rec
+
+
+def _name_in_error(rec: dict, name: str) -> None:
+    """Put the file's relative name where a cached error names the file."""
+    if rec.get("error"):
+        rec["error"] = rec["error"].replace(FILE_TOKEN, name)

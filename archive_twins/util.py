@@ -13,6 +13,34 @@ from pathlib import Path
 from typing import IO, Any
 
 
+def current_umask() -> int:
+    """The process umask, read without changing it (from /proc where available).
+
+    mkstemp and mkdtemp create private 0600/0700 entries; outputs must instead get
+    the permissions `cp` would give them, so they are chmod-ed to this umask.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def file_mode() -> int:
+    """Mode of a new regular file under the current umask (0644 for umask 022)."""
+    return 0o666 & ~current_umask()
+
+
+def dir_mode() -> int:
+    """Mode of a new directory under the current umask (0755 for umask 022)."""
+    return 0o777 & ~current_umask()
+
+
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike, mode: str = "w", **kw: Any) -> Iterator[IO]:
     """Write to a temporary file beside `path` and rename it into place.
@@ -24,6 +52,7 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", **kw: Any) -> Iterator
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, file_mode())
         with os.fdopen(fd, mode, **kw) as fh:
             yield fh
             fh.flush()
@@ -46,6 +75,7 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
+        tmp.chmod(dir_mode())
         yield tmp
         if path.exists():
             shutil.rmtree(path)
@@ -53,6 +83,61 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+# What a run delivers in {results}/, published together from {results}/staging/.
+DELIVERABLES = ("archive.sqlite", "json", "html")
+
+
+def _link_or_copy(src: str, dst: str) -> str:
+    """Hard link (no extra space, instant), or a copy across filesystems."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+    return dst
+
+
+def publish(staging: str | os.PathLike, dest: str | os.PathLike, names: Iterable[str]) -> None:
+    """Replace `dest/<name>` by `staging/<name>` for every name, as one step.
+
+    Everything is first prepared beside its destination (hard links of the staged
+    files), so that the swap is renames only: a failure while preparing (a full
+    disk) leaves every previous deliverable as it was. The staged copies stay, so
+    Snakemake still sees the stages as done.
+    """
+    staging, dest = Path(staging), Path(dest)
+    prepared: list[tuple[Path, Path]] = []
+    try:
+        for name in names:
+            src, tmp = staging / name, dest / f".{name}.publish"
+            _remove(tmp)
+            if src.is_dir():
+                shutil.copytree(src, tmp, copy_function=_link_or_copy)
+            else:
+                _link_or_copy(os.fspath(src), os.fspath(tmp))
+            prepared.append((tmp, dest / name))
+    except BaseException:
+        for tmp, _ in prepared:
+            _remove(tmp)
+        raise
+    for tmp, dst in prepared:
+        if tmp.is_dir():
+            old = dst.with_name(f".{dst.name}.old")
+            _remove(old)
+            if dst.exists():
+                os.rename(dst, old)
+            os.rename(tmp, dst)
+            _remove(old)
+        else:
+            os.replace(tmp, dst)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def write_text_if_changed(path: str | os.PathLike, text: str) -> bool:
@@ -103,6 +188,13 @@ def shard_of(relpath: str, n_shards: int) -> int:
     return int(path_key(relpath), 16) % n_shards
 
 
+def raw_name(relpath: str) -> bytes:
+    """The bytes of a path as the filesystem holds them (os.fsdecode'd names keep
+    undecodable bytes as lone surrogates)."""
+    return relpath.encode("utf-8", "surrogateescape")
+
+
 def display_name(relpath: str) -> str:
-    """Filename as valid UTF-8 text, even for names that are not valid UTF-8 on disk."""
-    return relpath.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    """Filename as valid UTF-8 text, even for names that are not valid UTF-8 on disk:
+    undecodable bytes are shown as `\\xNN` (a Latin-1 `café` reads `caf\\xe9`)."""
+    return raw_name(relpath).decode("utf-8", "backslashreplace")

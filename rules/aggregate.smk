@@ -3,12 +3,13 @@
 
 rule aggregate:
     input:
-        records=expand(f"{RESULTS}/shards/shard-{{shard}}.jsonl", shard=SHARDS),
+        records=[f"{RESULTS}/shards/shard-{s}.jsonl" for s in SHARDS],
         skipped=f"{RESULTS}/manifest/skipped.jsonl",
         pairs=expand(f"{RESULTS}/pairs/chunk-{{chunk}}.jsonl", chunk=CHUNKS),
     output:
-        sqlite=f"{RESULTS}/archive.sqlite",
-        json=directory(f"{RESULTS}/json"),
+        # staged: rule publish replaces the deliverables once html/ is built too
+        sqlite=f"{RESULTS}/staging/archive.sqlite",
+        json=directory(f"{RESULTS}/staging/json"),
         registry=update(f"{RESULTS}/state/file_ids.json"),
     log:
         f"{RESULTS}/logs/aggregate/aggregate.log",
@@ -18,7 +19,7 @@ rule aggregate:
     resources:
         **rule_resources("aggregate"),
     params:
-        archive=ARCHIVE,
+        archive=ARCHIVE_PARAM,
         shards=N_SHARDS,
     script:
         "../scripts/aggregate.py"

@@ -3,17 +3,35 @@
 # The scan runs once, in the main Snakemake process, when the workflow is parsed. It
 # writes one manifest per shard, only rewriting manifests whose content changed, so the
 # DAG (fixed: one job per shard) reruns exactly the shards an archive change touched.
-# Jobs started by an executor (SLURM, subprocesses) never rescan.
+# Jobs started by an executor (SLURM, subprocesses) never rescan. Before it writes
+# anything the main process checks that the results are outside the archive, locks
+# the results directory (one run at a time) and checks it belongs to this archive.
 
 import sys
 from pathlib import Path
 
 sys.path.insert(0, workflow.basedir)
 
-from archive_twins.scan import scan_archive, write_manifests
+from archive_twins.guard import (
+    GuardError,
+    check_archive,
+    check_paths,
+    lock_results,
+    results_pattern,
+)
+from archive_twins.scan import scan_archive, write_manifests, write_verify_token
+from archive_twins.util import DELIVERABLES
 
 ARCHIVE = config["archive"]
-RESULTS = config["results"].rstrip("/")
+# The archive for rule params, as a function so Snakemake does not format the path
+# (a `{` in it would be read as a wildcard).
+ARCHIVE_PARAM = lambda wildcards: ARCHIVE
+RESULTS_PATH = config["results"].rstrip("/")
+try:
+    RESULTS = results_pattern(RESULTS_PATH)  # RESULTS_PATH, usable in rule patterns
+except GuardError as exc:
+    raise WorkflowError(str(exc)) from None
+VERIFY = config.get("verify", "quick")
 N_SHARDS = int(config["shards"])
 SHARDS = [f"{i:04d}" for i in range(N_SHARDS)]
 N_CHUNKS = int(config["match_chunks"])
@@ -38,8 +56,30 @@ if not workflow.remote_exec and not workflow.subprocess_exec:
         build_demo_archive(ARCHIVE)
     if not Path(ARCHIVE).is_dir():
         raise WorkflowError(f"archive directory not found: {ARCHIVE}")
-    _scan = scan_archive(ARCHIVE, follow_symlinks=config["follow_symlinks"])
-    _changed = write_manifests(_scan, f"{RESULTS}/manifest", N_SHARDS)
+    try:
+        check_paths(ARCHIVE, RESULTS_PATH, config["allow_results_in_archive"])
+        # held until the main process exits (the handle stays referenced)
+        _RESULTS_LOCK = lock_results(RESULTS_PATH)
+        check_archive(RESULTS_PATH, ARCHIVE, config["allow_archive_change"])
+    except GuardError as exc:
+        raise WorkflowError(str(exc)) from None
+    # The publish marker stands for complete deliverables and a complete staged set:
+    # a deliverable deleted by hand, or a staged one a failed job took away, makes
+    # the run rebuild and publish again (Snakemake itself would not rerun a job for
+    # a missing intermediate file whose downstream output exists).
+    if not all(
+        Path(RESULTS_PATH, where, name).exists()
+        for where in ("", "staging")
+        for name in DELIVERABLES
+    ):
+        Path(RESULTS_PATH, "state", "published.json").unlink(missing_ok=True)
+    _scan = scan_archive(
+        ARCHIVE,
+        follow_symlinks=config["follow_symlinks"],
+        exclude=[RESULTS_PATH, ".snakemake"],
+    )
+    _changed = write_manifests(_scan, f"{RESULTS_PATH}/manifest", N_SHARDS)
+    write_verify_token(f"{RESULTS_PATH}/manifest", VERIFY == "full")
     logger.info(
         f"scanned {ARCHIVE}: {len(_scan.images)} image files, "
         f"{len(_scan.skipped)} skipped; {len(_changed)} of {N_SHARDS} shard manifests changed"

@@ -6,6 +6,8 @@
 rule decode_shard:
     input:
         manifest=f"{RESULTS}/manifest/shard-{{shard}}.jsonl",
+        # changes on every `verify: full` run only (rules/common.smk)
+        verify=f"{RESULTS}/manifest/verify.json",
     output:
         records=update(f"{RESULTS}/shards/shard-{{shard}}.jsonl"),
         features=update(f"{RESULTS}/features/shard-{{shard}}.npz"),
@@ -17,7 +19,7 @@ rule decode_shard:
     resources:
         **rule_resources("decode_shard"),
     params:
-        archive=ARCHIVE,
+        archive=ARCHIVE_PARAM,
         store=f"{RESULTS}/thumbs",
         thumb_size=config["thumb_size"],
         thumb_quality=config["thumb_quality"],

@@ -3,9 +3,10 @@
 
 rule html:
     input:
-        json=f"{RESULTS}/json",
+        json=f"{RESULTS}/staging/json",
     output:
-        html=directory(f"{RESULTS}/html"),
+        # staged: rule publish puts them in place with the tables they show
+        html=directory(f"{RESULTS}/staging/html"),
     log:
         f"{RESULTS}/logs/html/html.log",
     conda:
@@ -14,6 +15,6 @@ rule html:
     resources:
         **rule_resources("html"),
     params:
-        archive=ARCHIVE,
+        archive=ARCHIVE_PARAM,
     script:
         "../scripts/html.py"

@@ -35,7 +35,9 @@ def sets_by_name(rows, ids_to_name):
 def test_file_ids_are_sorted_paths(run):
     root, truth, _, t, _ = run
     names = sorted(truth["facts"])
-    assert t["fileid_to_filename_map"] == [(i + 1, n) for i, n in enumerate(names)]
+    assert t["fileid_to_filename_map"] == [
+        (i + 1, n, n.encode().hex()) for i, n in enumerate(names)
+    ]
 
 
 def test_files_table_every_column(run):
@@ -60,7 +62,7 @@ def test_files_table_every_column(run):
 
 def test_identical_sets_and_stat(run):
     _, truth, _, t, _ = run
-    names = dict(t["fileid_to_filename_map"])
+    names = {r[0]: r[1] for r in t["fileid_to_filename_map"]}
     sets = sets_by_name(t["identical_list"], names)
     # set ids follow the sets' first filenames
     assert [sorted(sets[k]) for k in sorted(sets)] == truth["identical"]
@@ -69,7 +71,7 @@ def test_identical_sets_and_stat(run):
 
 def test_same_pixels_sets(run):
     _, truth, _, t, _ = run
-    names = dict(t["fileid_to_filename_map"])
+    names = {r[0]: r[1] for r in t["fileid_to_filename_map"]}
     sets = sets_by_name(t["same_pixels_list"], names)
     assert [sorted(sets[k]) for k in sorted(sets)] == truth["same_pixels"]
 
@@ -138,6 +140,7 @@ def test_logs_per_rule(run):
         "html",
         "index",
         "match_chunk",
+        "publish",
     ]
     assert len(list((results / "logs" / "decode_shard").glob("*.log"))) == 3
 

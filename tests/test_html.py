@@ -107,3 +107,65 @@ def test_screenshots_taken(seen):
         "transform_resize_flicker.png",
         "transform_other_blend.png",
     } <= names
+
+
+def test_names_isolated_and_thumbnails_oriented(tmp_path):
+    """A right-to-left override stays inside its name (<bdi>, unicode-bidi: isolate);
+    a thumbnail of an EXIF orientation 6 file is shown turned by 90 degrees in a box
+    of swapped size; a Latin-1 name links to its percent-encoded raw bytes."""
+    if not shutil.which("node") or not (BROWSER / "node_modules" / "playwright-core").exists():
+        pytest.skip("node + playwright-core not installed (tests/setup_system.sh installs them)")
+    if not Path("/usr/bin/chromium").exists():
+        pytest.skip("Debian chromium not installed (tests/setup_system.sh installs it)")
+    from archive_twins.html import build_html
+
+    rlo = "evil\u202egpj.exe.jpg"
+    base = {"status": "ok", "error": None, "format": "jpeg", "size_bytes": 10}
+    files = [
+        {
+            **base,
+            "file_id": 1,
+            "filename": "caf\\xe9/turned.jpg",
+            "exif_orientation": 6,
+            "filename_bytes": b"caf\xe9/turned.jpg".hex(),
+        },
+        {
+            **base,
+            "file_id": 2,
+            "filename": rlo,
+            "exif_orientation": None,
+            "filename_bytes": rlo.encode().hex(),
+        },
+    ]
+    for f in files:
+        f.update(thumb=None, width=800, height=400, thumb_w=160, thumb_h=80)
+    tables = {name: [] for name in ("same_pixels_list", "copy_pairs", "skipped_files")}
+    tables.update(
+        files=files,
+        identical_list=[
+            {"identical_set_id": 1, "file_id": 1},
+            {"identical_set_id": 1, "file_id": 2},
+        ],
+        identical_list_stat=[{"set_size": 2, "set_count": 1}],
+        transform_list_stat=[],
+    )
+    jdir = tmp_path / "json"
+    jdir.mkdir()
+    for name, rows in tables.items():
+        (jdir / f"{name}.json").write_text(json.dumps(rows))
+    build_html(jdir, tmp_path / "html", tmp_path / "arch")
+    proc = subprocess.run(
+        ["node", str(BROWSER / "check_names.mjs"), str(tmp_path / "html")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout)
+    assert out["errors"] == []
+    names = {n["text"]: n for n in out["names"]}
+    assert names[rlo]["bidi"] == "isolate"
+    assert names["caf\\xe9/turned.jpg"]["href"].endswith("/arch/caf%E9/turned.jpg")
+    (turned,) = out["oriented"]
+    assert turned["box"] == [80, 160] and "rotate(90deg)" in turned["transform"]
+    assert out["thumbs"] == 2

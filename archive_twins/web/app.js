@@ -6,7 +6,8 @@
 (function () {
   const D = window.ATW_DATA;
   const PAGE_SIZE = 24;
-  const F = D.files; // [name, thumb, width, height, thumb_w, thumb_h, format, size, href]
+  // [name, thumb, width, height, thumb_w, thumb_h, format, size, href, exif_orientation]
+  const F = D.files;
   const state = { page: 0, q: "", min: "", max: "", mirror: "any", sort: "default",
                   sel: 0, rows: [], flicker: null };
 
@@ -32,7 +33,9 @@
 
   function fileLine(fi) {
     const f = F[fi];
-    const a = el("a", { class: "fname", href: f[8], title: "open the original file", text: f[0] });
+    // <bdi>: a right-to-left override in one name cannot reorder the text after it
+    const a = el("a", { class: "fname", href: f[8], title: "open the original file" },
+      el("bdi", { text: f[0] }));
     return el("div", { class: "file" }, a,
       el("span", { class: "facts", text: ` ${f[2]}×${f[3]} ${f[6] || ""} ${fmtSize(f[7])}` }));
   }
@@ -43,6 +46,28 @@
     img.width = f[4];
     img.height = f[5];
     return img;
+  }
+
+  // Thumbnails hold the raw (unrotated) pixels that matching uses; the side-by-side
+  // view shows them as a viewer would, turned by the file's EXIF Orientation.
+  const ORIENT = { 2: "scaleX(-1)", 3: "rotate(180deg)", 4: "scaleY(-1)",
+                   5: "rotate(-90deg) scaleX(-1)", 6: "rotate(90deg)",
+                   7: "rotate(90deg) scaleX(-1)", 8: "rotate(-90deg)" };
+
+  function oriented(img, fi) {
+    const f = F[fi];
+    const o = f[9];
+    if (!ORIENT[o] || !f[4] || !f[5]) return img;
+    const s = Math.min(176 / f[4], 176 / f[5], 1);
+    const w = f[4] * s, h = f[5] * s, swap = o >= 5;
+    const box = el("span", { class: "orient", title: `EXIF orientation ${o}` });
+    box.style.width = (swap ? h : w) + "px";
+    box.style.height = (swap ? w : h) + "px";
+    img.style.width = w + "px";
+    img.style.height = h + "px";
+    img.style.transform = `translate(-50%, -50%) ${ORIENT[o]}`;
+    box.appendChild(img);
+    return box;
   }
 
   // ---- pairs ---------------------------------------------------------------------
@@ -105,7 +130,8 @@
     const top = thumb(p[1], "overlay");
     top.style.transform = alignMatrix(p, ds);
     frame.append(base, top);
-    const side = el("div", { class: "side" }, thumb(p[0]), thumb(p[1]));
+    const side = el("div", { class: "side" }, oriented(thumb(p[0]), p[0]),
+      oriented(thumb(p[1]), p[1]));
     const flick = el("button", { class: "flicker", text: "flicker (f)",
                                  onclick: () => toggleFlicker(card) });
     const view = el("button", { class: "view", text: "blend (b)",
@@ -149,7 +175,7 @@
     const card = el("article", { class: "card set", "data-index": String(idx) },
       el("div", { class: "params", text: `${kind} · ${s[1].length} files` }));
     for (const fi of s[1]) card.appendChild(fileLine(fi));
-    card.appendChild(el("div", { class: "side" }, ...s[1].slice(0, 6).map((fi) => thumb(fi))));
+    card.appendChild(el("div", { class: "side" }, ...s[1].slice(0, 6).map((fi) => oriented(thumb(fi), fi))));
     card.addEventListener("click", () => select(idx));
     return card;
   }
