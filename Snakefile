@@ -15,12 +15,16 @@ configfile: "config.yaml"
 validate(config, "schemas/config.schema.yaml")
 
 
+report: "report/workflow.rst"
+
+
 include: "rules/common.smk"
 include: "rules/decode.smk"
 include: "rules/match.smk"
 include: "rules/aggregate.smk"
 include: "rules/html.smk"
 include: "rules/publish.smk"
+include: "rules/report.smk"
 
 
 rule all:
@@ -28,3 +32,4 @@ rule all:
     input:
         # archive.sqlite, json/ and html/, published together (rules/publish.smk)
         f"{RESULTS}/state/published.json",
+        f"{RESULTS}/report/summary.tsv",

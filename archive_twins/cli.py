@@ -183,3 +183,12 @@ def run_html(smk: Any) -> None:
     log = _logging(smk.log[0])
     counts = build_html(smk.input.json, smk.output.html, smk.params.archive)
     log.info("pages %s", json.dumps(counts, sort_keys=True))
+
+
+def run_summary(smk: Any) -> None:
+    """Rule summary."""
+    from .report import write_summary
+
+    log = _logging(smk.log[0])
+    n = write_summary(smk.input.json, smk.output.tsv)
+    log.info("summary rows %d", n)

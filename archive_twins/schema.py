@@ -29,12 +29,13 @@ TABLES: dict[str, list[tuple[str, str]]] = {
         ("thumb", "TEXT"),
         ("thumb_w", "INTEGER"),
         ("thumb_h", "INTEGER"),
-        ("blank", "INTEGER"),
         ("filename_bytes", "TEXT NOT NULL"),
         # EXIF/TIFF Orientation tag (1-8), NULL when absent; pixels are matched raw
         ("exif_orientation", "INTEGER"),
         ("ctime_ns", "INTEGER"),
         ("inode", "INTEGER"),
+        # 1 for plain or near-plain images (blank pages, grey cards): never matched
+        ("blank", "INTEGER"),
     ],
     "identical_list": [("identical_set_id", "INTEGER NOT NULL"), ("file_id", "INTEGER NOT NULL")],
     "identical_list_stat": [("set_size", "INTEGER NOT NULL"), ("set_count", "INTEGER NOT NULL")],

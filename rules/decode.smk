@@ -13,6 +13,8 @@ rule decode_shard:
         features=update(f"{RESULTS}/features/shard-{{shard}}.npz"),
     log:
         f"{RESULTS}/logs/decode_shard/{{shard}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/decode_shard/{{shard}}.tsv"
     conda:
         "../envs/archive-twins.yaml"
     threads: 1

@@ -6,7 +6,12 @@ rule html:
         json=f"{RESULTS}/staging/json",
     output:
         # staged: rule publish puts them in place with the tables they show
-        html=directory(f"{RESULTS}/staging/html"),
+        html=report(
+            directory(f"{RESULTS}/staging/html"),
+            htmlindex="index.html",
+            caption="../report/pages.rst",
+            category="Review pages",
+        ),
     log:
         f"{RESULTS}/logs/html/html.log",
     conda:
