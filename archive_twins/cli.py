@@ -49,7 +49,7 @@ def run_decode_shard(smk: Any) -> None:
         params,
         # from the config, not a rule param: switching back to `quick` must not make
         # Snakemake rerun every job (a `full` run forces the reruns through the
-        # manifest/verify.json input)
+        # manifest/rerun.json input)
         full=smk.config.get("verify", "quick") == "full",
     )
     summary = dict(vars(stats))

@@ -188,16 +188,21 @@ def write_manifests(scan: ScanResult, outdir: str | os.PathLike, n_shards: int) 
     return changed
 
 
-def write_verify_token(outdir: str | os.PathLike, full: bool) -> bool:
-    """`verify.json`, an input of every decode_shard job: `verify: full` gives it a
-    new token (its content changes, so Snakemake reruns every shard job, which then
-    re-hashes every file); `quick` leaves it alone, so going back to `quick` reruns
-    nothing. Returns whether it changed."""
-    path = Path(outdir) / "verify.json"
-    if not full and path.exists():
+def write_rerun_token(outdir: str | os.PathLike, new: bool, why: str = "") -> bool:
+    """`rerun.json`, an input of every decode_shard job; a new token (new content)
+    makes Snakemake rerun every shard job, and with it everything downstream.
+
+    Written anew for `verify: full` (the jobs then re-hash every file) and after a
+    failed run: Snakemake gives a failed job its previous update() outputs back with
+    a fresh mtime, which would look up to date and hide the change forever. Left
+    alone otherwise, so going back to `quick` reruns nothing. Returns whether it
+    changed.
+    """
+    path = Path(outdir) / "rerun.json"
+    if not new and path.exists():
         return False
     token = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()) + f" {time.time_ns()}"
-    text = json.dumps({"verify_full": token if full else None}) + "\n"
+    text = json.dumps({"token": token if new else None, "why": why}) + "\n"
     return write_text_if_changed(path, text)
 
 

@@ -19,7 +19,7 @@ from archive_twins.guard import (
     lock_results,
     results_pattern,
 )
-from archive_twins.scan import scan_archive, write_manifests, write_verify_token
+from archive_twins.scan import scan_archive, write_manifests, write_rerun_token
 from archive_twins.util import DELIVERABLES
 
 ARCHIVE = config["archive"]
@@ -79,7 +79,7 @@ if not workflow.remote_exec and not workflow.subprocess_exec:
         exclude=[RESULTS_PATH, ".snakemake"],
     )
     _changed = write_manifests(_scan, f"{RESULTS_PATH}/manifest", N_SHARDS)
-    write_verify_token(f"{RESULTS_PATH}/manifest", VERIFY == "full")
+    write_rerun_token(f"{RESULTS_PATH}/manifest", VERIFY == "full", "verify: full")
     logger.info(
         f"scanned {ARCHIVE}: {len(_scan.images)} image files, "
         f"{len(_scan.skipped)} skipped; {len(_changed)} of {N_SHARDS} shard manifests changed"
@@ -89,3 +89,9 @@ if not workflow.remote_exec and not workflow.subprocess_exec:
 wildcard_constraints:
     shard=r"\d{4}",
     chunk=r"\d{4}",
+
+
+onerror:
+    # Failed jobs got their previous update() outputs back with a fresh mtime: make
+    # the next run redo every shard (unchanged files are not read again).
+    write_rerun_token(f"{RESULTS_PATH}/manifest", True, "previous run failed")

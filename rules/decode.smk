@@ -6,8 +6,8 @@
 rule decode_shard:
     input:
         manifest=f"{RESULTS}/manifest/shard-{{shard}}.jsonl",
-        # changes on every `verify: full` run only (rules/common.smk)
-        verify=f"{RESULTS}/manifest/verify.json",
+        # changes for `verify: full` and after a failed run (rules/common.smk)
+        rerun=f"{RESULTS}/manifest/rerun.json",
     output:
         records=update(f"{RESULTS}/shards/shard-{{shard}}.jsonl"),
         features=update(f"{RESULTS}/features/shard-{{shard}}.npz"),

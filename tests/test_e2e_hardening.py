@@ -95,22 +95,30 @@ def deliverables(res: Path) -> dict:
     return out
 
 
-# Makes the html job fail (the workflow's Python reads PYTHONPATH's sitecustomize
-# first): a failure after aggregate has produced new tables.
-FAIL_HTML = """
+def failing(module: str, func: str) -> str:
+    """sitecustomize.py text making `module.func` raise a full-disk error in every
+    job process (the workflow's Python reads PYTHONPATH's sitecustomize first)."""
+    return f"""
 import builtins, sys
 _import = builtins.__import__
 def _hook(name, *args, **kw):
     mod = _import(name, *args, **kw)
-    html = sys.modules.get("archive_twins.html")
-    # patch once the module is complete (its body defines build_html last)
-    if html is not None and "build_html" in vars(html) and not vars(html).get("_failing"):
-        def build_html(*a, **k):
+    m = sys.modules.get("{module}")
+    # patch once the module is complete (its body has defined the function)
+    if m is not None and "{func}" in vars(m) and not vars(m).get("_failing"):
+        def {func}(*a, **k):
             raise OSError(28, "No space left on device (injected)")
-        html.build_html, html._failing = build_html, True
+        m.{func}, m._failing = {func}, True
     return mod
 builtins.__import__ = _hook
 """
+
+
+def inject(tmp_path: Path, monkeypatch, module: str, func: str) -> None:
+    hook = tmp_path / "hook"
+    hook.mkdir(exist_ok=True)
+    (hook / "sitecustomize.py").write_text(failing(module, func))
+    monkeypatch.setenv("PYTHONPATH", str(hook))
 
 
 @pytest.mark.parametrize("stage", ["aggregate", "html"])
@@ -126,10 +134,7 @@ def test_failed_rerun_keeps_previous_results(tmp_path, monkeypatch, stage):
     if stage == "aggregate":
         (res / "state" / "file_ids.json").write_text("{not json")
     else:
-        hook = tmp_path / "hook"
-        hook.mkdir()
-        (hook / "sitecustomize.py").write_text(FAIL_HTML)
-        monkeypatch.setenv("PYTHONPATH", str(hook))
+        inject(tmp_path, monkeypatch, "archive_twins.html", "build_html")
     save(photo("chelsea")[::4, ::4], archive / "c.jpg")
     proc = run_workflow(archive, work, shards=2, check=False)
     assert proc.returncode != 0
@@ -144,6 +149,22 @@ def test_failed_rerun_keeps_previous_results(tmp_path, monkeypatch, stage):
     t = read_json_tables(res / "json")
     assert len(t["files"]) == 3
     assert "c.jpg" in (res / "html" / "data" / "identical.js").read_text() or len(t["files"]) == 3
+
+
+def test_failed_shard_job_is_redone(tmp_path, monkeypatch):
+    """A decode_shard job that fails (a full disk) gets its old records back from
+    Snakemake with a fresh mtime; the next run must still process the change."""
+    archive = small_archive(tmp_path / "archive")
+    work = tmp_path / "work"
+    run_workflow(archive, work, shards=1)
+    save(photo("chelsea")[::4, ::4], archive / "c.jpg")
+    inject(tmp_path, monkeypatch, "archive_twins.shard", "process_shard")
+    proc = run_workflow(archive, work, shards=1, check=False)
+    assert proc.returncode != 0 and "injected" in proc.stderr + proc.stdout
+    monkeypatch.delenv("PYTHONPATH")
+    run_workflow(archive, work, shards=1)
+    names = {f["filename"] for f in read_json_tables(work / "results" / "json")["files"]}
+    assert names == {"a.jpg", "b/b.png", "c.jpg"}
 
 
 def dry_run(archive: Path, work: Path, *config: str) -> subprocess.CompletedProcess:
