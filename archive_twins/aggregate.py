@@ -182,7 +182,9 @@ def build_tables(
                WHERE status = 'ok' AND pixel_hash IS NOT NULL GROUP BY pixel_hash""",
         )
     )
-    t.update(copy_tables(load_copies(pair_files), rep))
+    copies, related = load_copies(pair_files)
+    t.update(copy_tables(copies, rep))
+    t["related_pairs"] = related_table(related, rep)
     t["transform_list_stat"] = [
         (kind, sum(1 for r in t["copy_pairs"] if r[2] == kind)) for kind in COPY_KINDS
     ]
@@ -194,15 +196,46 @@ def build_tables(
     return t, {"next_id": next_id, "ids": ids}
 
 
-def load_copies(pair_files: Sequence[str]) -> list[dict]:
-    """Verified copies from the matching jobs, one per unordered pair of rasters."""
+def load_copies(pair_files: Sequence[str]) -> tuple[list[dict], list[dict]]:
+    """Verified copies and related pairs (same object or scene, other photograph)
+    from the matching jobs, one per unordered pair of rasters."""
     seen: dict[frozenset, dict] = {}
+    related: dict[frozenset, dict] = {}
     for path in sorted(pair_files):
         for verdict in read_jsonl(path, missing_ok=False):
             c = verdict.get("copy")
             if c is not None:
                 seen.setdefault(frozenset((c["key1"], c["key2"])), c)
-    return list(seen.values())
+            r = verdict.get("related")
+            if r is not None:
+                related.setdefault(frozenset((r["key1"], r["key2"])), r)
+    # a pair is never both (each pair has one verdict); keep copies first regardless
+    return list(seen.values()), [r for k, r in related.items() if k not in seen]
+
+
+def related_table(related: list[dict], rep: dict[str, int]) -> list[tuple]:
+    """related_pairs rows, keyed by representative file_ids."""
+    rows = []
+    for r in related:
+        if r["key1"] not in rep or r["key2"] not in rep:
+            continue
+        rows.append(
+            (
+                rep[r["key1"]],
+                rep[r["key2"]],
+                r["inliers"],
+                r["score"],
+                r["reason"],
+                r["homography"],
+                r["scale"],
+                r["angle"],
+                int(r["mirrored"]),
+                r["area_fraction"],
+                r["metrics"].get("max_block_ratio"),
+                r["metrics"].get("colour_block_ratio"),
+            )
+        )
+    return sorted(rows)
 
 
 def copy_tables(copies: list[dict], rep: dict[str, int]) -> dict[str, list[tuple]]:

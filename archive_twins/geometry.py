@@ -37,6 +37,9 @@ class GeoParams:
     # homography explains nearly all matches.
     strong_inliers: int = 40
     strong_inlier_ratio: float = 0.8
+    # A fit this strong whose pixels disagree after alignment shows the same object or
+    # scene in another photograph (another viewpoint, moment, frame): `related_pairs`.
+    related_min_inliers: int = 20
     verify: VerifyParams = VerifyParams()
 
     def fingerprint(self) -> str:
@@ -210,7 +213,8 @@ def verify_geometric(
 ) -> dict | None:
     """Full verification of a shortlisted pair. `a`/`b` carry key, size, rank, features.
 
-    Returns the copy relation with file1 = the source (see `source_first`), or None.
+    Returns the relation with file1 = the source (see `source_first`), or None;
+    `accepted_by` None marks a related pair (geometry fits, pixels differ).
     """
     size_a, size_b = (a["width"], a["height"]), (b["width"], b["height"])
     found = fit(a["feat"], b["feat"], size_a, size_b, mirror_first, params)
@@ -240,8 +244,19 @@ def verify_geometric(
         and inliers >= params.strong_inlier_ratio * matches
     ):
         accepted_by = "geometry"
+    elif inliers >= params.related_min_inliers:
+        # the same scene or object, but not the same capture: a related pair
+        accepted_by = None
     else:
         return None
+    reason = None
+    if accepted_by is None:
+        reason = (
+            f"the geometry fits ({inliers} of {matches} matches) but the pixels differ "
+            f"after alignment: worst block {m['max_block_ratio']:.2f} (a copy <= "
+            f"{params.max_block_ratio}), {m['colour_block_ratio']:.2f} after the colour "
+            f"fit (<= {params.verify.max_colour_ratio})"
+        )
     scale, angle, mirrored = decompose(hmat, *size_a)
     src_is_a = source_first(scale, cov_a, cov_b, a["rank"], b["rank"])
     if not src_is_a:
@@ -265,6 +280,7 @@ def verify_geometric(
         "score": inliers / max(1, matches),
         "colour_change": colour,
         "accepted_by": accepted_by,
+        "reason": reason,
         "metrics": m,
         "coverage": (cov_a, cov_b),
     }

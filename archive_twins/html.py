@@ -31,6 +31,12 @@ PAGES = {
         "area fraction",
         "pairs",
     ),
+    "related": (
+        "Same object, different photograph (not copies)",
+        "pairs",
+        "overlap",
+        "pairs",
+    ),
 }
 
 
@@ -121,6 +127,29 @@ def _pair_row(p: dict, fx: _Files) -> list:
     ]
 
 
+def _related_as_pair(r: dict) -> dict:
+    """A related pair in the shape of a copy pair, so the pages align and flicker it
+    the same way (the reason is shown where a copy's method is)."""
+    return {
+        "file_id1": r["file_id1"],
+        "file_id2": r["file_id2"],
+        "kind": "related",
+        "scale": r["scale"],
+        "angle": r["angle"],
+        "mirrored": r["mirrored"],
+        "crop_x": 0.0,
+        "crop_y": 0.0,
+        "crop_w": 0.0,
+        "crop_h": 0.0,
+        "homography": r["homography"],
+        "inliers": r["inliers"],
+        "score": r["score"],
+        "method": r["reason"],
+        "area_fraction": r["overlap"],
+        "colour_change": 0,
+    }
+
+
 def _index_page(t: dict[str, list[dict]], archive: Path) -> str:
     files = t["files"]
     status = Counter(f["status"] for f in files)
@@ -134,6 +163,8 @@ def _index_page(t: dict[str, list[dict]], archive: Path) -> str:
         ("byte-identical sets", sum(r["set_count"] for r in t["identical_list_stat"])),
         ("same-pixel sets", n_same),
         *((f"copies: {k}", kinds.get(k, 0)) for k in ("resize", "rotate90i", "other")),
+        ("same object, different photograph", len(t.get("related_pairs", []))),
+        ("blank images", sum(1 for f in files if f.get("blank"))),
     ]
     stat = "".join(f"<tr><th>{html.escape(k)}</th><td>{v}</td></tr>" for k, v in rows)
     sizes = "".join(
@@ -151,6 +182,15 @@ def _index_page(t: dict[str, list[dict]], archive: Path) -> str:
         if len(errors) > 2000
         else ""
     )
+    blanks = [f for f in files if f.get("blank")]
+    blank_rows = "".join(
+        f"<tr><td><bdi>{html.escape(f['filename'])}</bdi></td>"
+        f"<td>{f['width']}x{f['height']}</td></tr>"
+        for f in blanks[:2000]
+    )
+    more_blank = (
+        f"<p>… and {len(blanks) - 2000} more (files.blank = 1).</p>" if len(blanks) > 2000 else ""
+    )
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>archive-twins: overview</title>
 <link rel="stylesheet" href="assets/style.css"></head>
@@ -161,6 +201,8 @@ def _index_page(t: dict[str, list[dict]], archive: Path) -> str:
 <table class="stats" id="setsizes"><tr><th>set size</th><th>sets</th></tr>{sizes}</table>
 <h2>Files with errors</h2>
 <table class="stats" id="errors"><tr><th>file</th><th>reason</th></tr>{err_rows}</table>{more}
+<h2>Blank images (plain or near-plain: never matched)</h2>
+<table class="stats" id="blank"><tr><th>file</th><th>size</th></tr>{blank_rows}</table>{more_blank}
 </section></body></html>
 """
 
@@ -191,6 +233,8 @@ def build_html(
                     for r in t[table]:
                         groups.setdefault(r[key], []).append(r["file_id"])
                     items += [[kind, [fx(i) for i in sorted(g)]] for _, g in sorted(groups.items())]
+            elif name == "related":
+                items = [_pair_row(_related_as_pair(r), fx) for r in t.get("related_pairs", [])]
             else:
                 kind = name.removeprefix("transform_")
                 items = [_pair_row(p, fx) for p in t["copy_pairs"] if p["kind"] == kind]

@@ -157,7 +157,8 @@ def geo_copy(g: dict, by_key: dict[str, Item]) -> dict:
     k_near = DIHEDRAL[o][0]
     dihedral_h = dihedral_homography(src_wh, dst_wh, o)
     near_dihedral = err < 0.01 and g["area_fraction"] > 0.98
-    if near_dihedral:
+    related = g["accepted_by"] is None
+    if near_dihedral and not related:
         ow, _ = oriented_size(src.width, src.height, o)
         hom, scale, angle, crop = (
             dihedral_h,
@@ -170,7 +171,8 @@ def geo_copy(g: dict, by_key: dict[str, Item]) -> dict:
             "other" if g["colour_change"] or mirror_only else ("rotate90i" if k_near else "resize")
         )
     else:
-        hom, scale, angle, crop, kind = g["hmat"], g["scale"], g["angle"], g["crop"], "other"
+        hom, scale, angle, crop = g["hmat"], g["scale"], g["angle"], g["crop"]
+        kind = "related" if related else "other"
     return {
         "key1": src.key,
         "key2": dst.key,
@@ -185,11 +187,12 @@ def geo_copy(g: dict, by_key: dict[str, Item]) -> dict:
         "homography": homography_json(hom),
         "inliers": g["inliers"],
         "score": round(g["score"], 4),
-        "method": "sift" if g["accepted_by"] == "pixels" else "sift-geometry",
+        "method": {"pixels": "sift", "geometry": "sift-geometry"}.get(g["accepted_by"], "related"),
         "hamming": None,
         "colour_change": bool(g["colour_change"]),
         "area_fraction": round(crop[2] * crop[3] / (src.width * src.height), 4),
         "metrics": {name: round(float(v), 4) for name, v in g["metrics"].items()},
+        "reason": g.get("reason"),
     }
 
 
@@ -291,22 +294,25 @@ def _geo_stage(
         if verdict is None:
             stats["geo_verified"] += 1
             try:
-                copy = _verify_geo(job, x, y, bool(mirrored))
+                copy, related = _verify_geo(job, x, y, bool(mirrored))
             except FileNotFoundError as exc:
                 log.warning("thumbnail missing, candidate not verified: %s", exc)
                 job.rows.append(_verdict("geo", x, y, evidence, None, None))
                 continue
             verdict = _verdict("geo", x, y, evidence, key, copy)
+            if related is not None:
+                verdict["related"] = related
         else:
             stats["reused"] += 1
         stats["geo_found"] += verdict["copy"] is not None
         job.rows.append(verdict)
 
 
-def _verify_geo(job: ChunkJob, x: Item, y: Item, mirrored: bool) -> dict | None:
+def _verify_geo(job: ChunkJob, x: Item, y: Item, mirrored: bool) -> tuple[dict | None, dict | None]:
+    """(copy, related) of a word candidate; at most one of them."""
     fx, fy = job.feats.get(x.sha256), job.feats.get(y.sha256)
     if fx is None or fy is None:
-        return None
+        return None, None
 
     def side(it: Item, f: dict) -> dict:
         return {"key": it.key, "width": it.width, "height": it.height, "rank": it.rank(), "feat": f}
@@ -323,8 +329,11 @@ def _verify_geo(job: ChunkJob, x: Item, y: Item, mirrored: bool) -> dict | None:
     except (np.linalg.LinAlgError, cv2.error, ValueError) as exc:
         # a numerically degenerate fit is no copy; one pair never stops a job
         log.warning("geometric check failed for %s/%s: %s", x.key, y.key, exc)
-        return None
-    return geo_copy(g, {x.key: x, y.key: y}) if g is not None else None
+        return None, None
+    if g is None:
+        return None, None
+    record = geo_copy(g, {x.key: x, y.key: y})
+    return (None, record) if g["accepted_by"] is None else (record, None)
 
 
 def _carried(index: Index, rows: list[dict], old: np.ndarray) -> tuple[dict, dict]:

@@ -35,6 +35,7 @@ def summary_rows(json_dir: str | os.PathLike) -> list[tuple[str, str, int]]:
         rows.append(("copies by kind", kind, n))
     for method, n in sorted(Counter(p.get("method") for p in pairs).items()):
         rows.append(("copies by method", str(method), n))
+    rows.append(("related pairs", "same object, different photograph", len(table("related_pairs"))))
     for err, n in Counter(f["error"] for f in files if f["status"] == "error").most_common(20):
         rows.append(("errors", str(err)[:120], n))
     return rows

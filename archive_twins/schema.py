@@ -77,6 +77,22 @@ TABLES: dict[str, list[tuple[str, str]]] = {
         ("transform_parameter", "REAL"),
     ],
     "transform_list_stat": [("transform", "TEXT NOT NULL"), ("count", "INTEGER NOT NULL")],
+    # The same object or scene in two different photographs: the geometry fits, the
+    # pixels do not. Never also in copy_pairs.
+    "related_pairs": [
+        ("file_id1", "INTEGER NOT NULL"),
+        ("file_id2", "INTEGER NOT NULL"),
+        ("inliers", "INTEGER"),
+        ("score", "REAL"),
+        ("reason", "TEXT"),
+        ("homography", "TEXT"),
+        ("scale", "REAL"),
+        ("angle", "REAL"),
+        ("mirrored", "INTEGER"),
+        ("overlap", "REAL"),
+        ("max_block_ratio", "REAL"),
+        ("colour_block_ratio", "REAL"),
+    ],
     # Beyond the contract: what the scan skipped, and how this result was made.
     "skipped_files": [("filename", "TEXT NOT NULL"), ("size_bytes", "INTEGER"), ("reason", "TEXT")],
     "run_info": [("key", "TEXT PRIMARY KEY"), ("value", "TEXT")],
@@ -90,6 +106,8 @@ INDEXES = [
     "CREATE INDEX idx_same_pixels_file ON same_pixels_list(file_id)",
     "CREATE INDEX idx_copy_pairs_1 ON copy_pairs(file_id1)",
     "CREATE INDEX idx_copy_pairs_2 ON copy_pairs(file_id2)",
+    "CREATE INDEX idx_related_1 ON related_pairs(file_id1)",
+    "CREATE INDEX idx_related_2 ON related_pairs(file_id2)",
 ]
 
 
