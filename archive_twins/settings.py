@@ -42,6 +42,7 @@ def geo_params(matching: dict) -> GeoParams:
         max_block_ratio=float(matching["verify"]["warped_max_block_ratio"]),
         strong_inliers=int(g["strong_inliers"]),
         strong_inlier_ratio=float(g["strong_inlier_ratio"]),
+        related_min_inliers=int(g["related_min_inliers"]),
         verify=verify_params(matching),
     )
 

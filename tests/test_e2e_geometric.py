@@ -114,3 +114,17 @@ def test_features_cached_per_shard(found):
     assert len(feats) == 4
     proc = run_workflow(work.parent / "unused", work, shards=4, check=False, extra=["-n"])
     assert proc.returncode != 0  # another archive: not found, nothing recomputed
+
+
+def test_related_pairs_are_other_photographs_never_copies(found):
+    """The stereo pair (two photographs of one motorcycle) fits a homography but its
+    pixels differ: a related pair, not a copy."""
+    _, pairs, tables, _ = found
+    names = {r["file_id"]: r["filename"] for r in tables["fileid_to_filename_map"]}
+    related = {
+        frozenset((names[r["file_id1"]], names[r["file_id2"]])) for r in tables["related_pairs"]
+    }
+    assert any(all("motorcycle" in n for n in pair) for pair in related), related
+    assert not related & {frozenset(p) for p in pairs}
+    for r in tables["related_pairs"]:
+        assert r["inliers"] >= 20 and "pixels differ" in r["reason"]
