@@ -52,8 +52,8 @@ class RetrievalParams:
     angle_bins: int = 16
     scale_bin: int = 2
     # working set of one query batch (votes gathered at once; counts array cells)
-    batch_votes: int = 8_000_000
-    batch_cells: int = 1 << 25
+    batch_votes: int = 4_000_000
+    batch_cells: int = 1 << 24
 
     def fingerprint(self) -> str:
         """What changes the candidate set (batch sizes do not)."""
@@ -162,7 +162,7 @@ def build_index(
         stats["items"] = n
         # The generation: which rasters (with which representative files) this index
         # holds, so a chunk can tell what was added since its previous run.
-        identity = np.char.add(
+        identity = identity_of(
             np.array(keys, dtype="S40"), np.array([items_sha[k] for k in keys], dtype="S64")
         )
         gen = hashlib.sha1(identity.tobytes() + params.fingerprint().encode()).hexdigest()[:16]
@@ -246,6 +246,7 @@ def _build_postings(
         "alsc": mm("alsc", np.int8, int(aoff[-1])),
     }
     cursor = indptr[:-1].copy()
+    written, release_every = 0, 1 << 25
     for batch in _sig_batches(signature_files, pos):
         if not batch:
             continue
@@ -272,7 +273,10 @@ def _build_postings(
         slot = cursor[ws] + (np.arange(len(ws)) - first)
         post_id[slot], post_ang[slot], post_lsc[slot] = ids[order], ang[order], lsc[order]
         np.add.at(cursor, ws, 1)
-        release(post_id, post_ang, post_lsc, *qa.values())
+        written += len(ws)
+        if written >= release_every:  # bounded resident set, few re-faults
+            release(post_id, post_ang, post_lsc, *qa.values())
+            written = 0
     _sort_within_words(indptr, post_id, post_ang, post_lsc)
     for arr in (post_id, post_ang, post_lsc, *qa.values()):
         arr.flush()
@@ -378,8 +382,9 @@ class Index:
         return np.isin(self.identity(), old)
 
     def identity(self) -> np.ndarray:
-        """Per item, pixel hash + representative sha256: what its candidates depend on."""
-        return np.char.add(self.keys, self.sha)
+        """Per item, a 64-bit digest of its pixel hash and representative sha256: what
+        its candidates depend on."""
+        return identity_of(self.keys, self.sha)
 
     def key(self, i: int) -> str:
         """Pixel hash of item i."""
@@ -529,7 +534,10 @@ class Index:
         # postings of each word are sorted by raster: take only those after the query
         starts, lens = post.lookup(qw)
         ends = starts + lens
-        first = _first_after(post.ids, starts, ends, qitems[local])
+        if post.indptr is not None:
+            first = _first_after(post.ids, starts, ends, qitems[local])
+        else:  # a small inverted file (the rasters added since the last run)
+            first = starts
         lens = ends - first
         total = int(lens.sum())
         if total == 0:
@@ -538,6 +546,9 @@ class Index:
         p = (first - (np.cumsum(lens) - lens))[rep] + np.arange(total, dtype=np.int64)
         db = np.asarray(post.ids[p], np.int64)
         ql = local[rep]
+        if post.indptr is None:
+            keep = db > qitems[ql]
+            p, db, ql, rep = p[keep], db[keep], ql[keep], rep[keep]
         n = self.n
         cell = ql * n + db
         counts = np.bincount(cell, minlength=len(qitems) * n)
@@ -625,6 +636,14 @@ def pair_votes(query: dict, target: dict, params: RetrievalParams, mirrored: boo
         params,
     )
     return int(np.unique(box, return_counts=True)[1].max())
+
+
+def identity_of(keys: np.ndarray, shas: np.ndarray) -> np.ndarray:
+    """64-bit digests of (pixel hash, sha256) pairs: the first 16 hex digits of each,
+    combined (both are uniform hashes), compared as integers, not strings."""
+    k = np.array([int(x[:16], 16) for x in keys], dtype=np.uint64)
+    h = np.array([int(x[:16], 16) for x in shas], dtype=np.uint64)
+    return k ^ (h * np.uint64(0x9E3779B97F4A7C15))
 
 
 def _key_floor(prefix32: int) -> bytes:
