@@ -246,7 +246,7 @@ def _build_postings(
         "alsc": mm("alsc", np.int8, int(aoff[-1])),
     }
     cursor = indptr[:-1].copy()
-    written, release_every = 0, 1 << 25
+    written, release_every = 0, 1 << 23
     for batch in _sig_batches(signature_files, pos):
         if not batch:
             continue
@@ -484,7 +484,10 @@ class Index:
         if len(queries) == 0:
             return out
         post = postings if postings is not None else self.postings()
-        max_q = max(1, params.batch_cells // max(1, self.n))
+        # a dense count array per batch for the whole index; sparse counting for a
+        # small inverted file (few votes), so batches are bounded by votes alone
+        dense = post.indptr is not None
+        max_q = max(1, params.batch_cells // max(1, self.n)) if dense else 1 << 16
         for mirrored, prefix in ((False, ""), (True, "m")):
             off = self.query[prefix + "qoff"]
             s0, s1 = np.asarray(off[queries], np.int64), np.asarray(off[queries + 1], np.int64)
@@ -551,8 +554,12 @@ class Index:
             p, db, ql, rep = p[keep], db[keep], ql[keep], rep[keep]
         n = self.n
         cell = ql * n + db
-        counts = np.bincount(cell, minlength=len(qitems) * n)
-        sel = counts[cell] >= params.min_votes
+        if post.indptr is not None:
+            counts = np.bincount(cell, minlength=len(qitems) * n)
+            sel = counts[cell] >= params.min_votes
+        else:
+            _, inverse, counts = np.unique(cell, return_inverse=True, return_counts=True)
+            sel = counts[inverse] >= params.min_votes
         if not sel.any():
             return
         cell, p, rep = cell[sel], p[sel], rep[sel]
