@@ -98,13 +98,20 @@ def test_different_photographs_are_not_fitted():
     assert verify_geometric(side(a, "a"), side(b, "b"), a, b, GeoParams()) is None
 
 
-def test_stereo_pair_fits_a_homography_but_is_rejected():
+def test_stereo_pair_fits_a_homography_but_is_a_related_pair_not_a_copy():
     left, right = photo("motorcycle_left"), photo("motorcycle_right")
     found = fit(
         feats(left), feats(right), left.shape[1::-1], right.shape[1::-1], False, GeoParams()
     )
     assert found is not None and found[1] >= 40  # the background plane fits
-    assert verify_geometric(side(left, "l"), side(right, "r"), left, right, GeoParams()) is None
+    res = verify_geometric(side(left, "l"), side(right, "r"), left, right, GeoParams())
+    assert res is not None and res["accepted_by"] is None  # related, never a copy
+    assert "pixels differ" in res["reason"]
+    assert res["metrics"]["max_block_ratio"] > 0.8
+    assert res["metrics"]["colour_block_ratio"] > 0.4
+    # a weaker fit whose pixels differ is neither a copy nor related
+    strict = GeoParams(related_min_inliers=10_000)
+    assert verify_geometric(side(left, "l"), side(right, "r"), left, right, strict) is None
 
 
 def test_source_rules():
