@@ -53,7 +53,7 @@ class DecodeParams:
 
     def fingerprint(self) -> str:
         """Short stable id of these settings, stored with cached results."""
-        raw = f"v3:{self.thumb_size}:{self.thumb_quality}:{self.max_pixels}"
+        raw = f"v4:{self.thumb_size}:{self.thumb_quality}:{self.max_pixels}"
         return hashlib.sha1(raw.encode()).hexdigest()[:12]
 
 
@@ -202,6 +202,15 @@ def to_srgb8(img: pyvips.Image) -> pyvips.Image:
     if img.coding != "none":
         img = img.decode()
     interp = img.interpretation
+    if "icc-profile-data" in img.get_fields() and interp != "cmyk":
+        # colour-manage through the embedded profile (AdobeRGB, ProPhoto, a scanner's
+        # profile), so a master and its sRGB derivative look alike; a broken profile
+        # is ignored rather than failing the file
+        try:
+            img = img.icc_transform("srgb", embedded=True, intent="relative")
+            interp = img.interpretation
+        except pyvips.Error:
+            pyvips.vips_lib.vips_error_clear()
     if interp == "cmyk" or (img.bands >= 4 and interp == "multiband" and not img.hasalpha()):
         try:
             img = img.icc_transform("srgb", input_profile="cmyk", embedded=True)

@@ -14,6 +14,16 @@ case $? in
     *) echo "setup_system: SLURM failed to start" >&2; status=1 ;;
 esac
 
+if [ ! -f /usr/share/color/icc/compatibleWithAdobeRGB1998.icc ] && [ "$(id -u)" = 0 ] \
+    && command -v apt-get >/dev/null; then
+    # real ICC profiles for the colour-management test (tests/test_decode.py)
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -qq --no-install-recommends icc-profiles-free >/dev/null \
+        || { apt-get update -qq && apt-get install -y -qq --no-install-recommends \
+            icc-profiles-free >/dev/null; } \
+        || echo "setup_system: icc-profiles-free unavailable; the ICC test will be skipped"
+fi
+
 if [ ! -x /usr/bin/chromium ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
         export DEBIAN_FRONTEND=noninteractive

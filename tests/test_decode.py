@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import pyvips
@@ -138,3 +140,39 @@ def test_wrong_extension_reports_real_format(tmp_path):
     path.write_bytes(png.read_bytes())
     rec, _ = run(path, tmp_path)
     assert rec["status"] == "ok" and rec["format"] == "png"
+
+
+ADOBE_RGB = "/usr/share/color/icc/compatibleWithAdobeRGB1998.icc"  # Debian icc-profiles-free
+
+
+@pytest.mark.skipif(
+    not os.path.exists(ADOBE_RGB), reason="icc-profiles-free not installed (setup_system.sh)"
+)
+@pytest.mark.parametrize("fmt", ["jpg", "tif"])
+def test_embedded_profile_is_honoured(tmp_path, fmt):
+    """An AdobeRGB master is decoded through its profile: its thumbnail looks like the
+    sRGB picture (not desaturated), so its sRGB derivatives match it."""
+    import cv2
+    import pyvips
+
+    from archive_twins.decode import DecodeParams, analyse
+    from archive_twins.demo import photo, to_vips
+
+    srgb = photo("coffee")
+    adobe = to_vips(srgb).icc_transform(ADOBE_RGB, input_profile="srgb")
+    path = tmp_path / f"adobe.{fmt}"
+    path.write_bytes(adobe.jpegsave_buffer(Q=95) if fmt == "jpg" else adobe.tiffsave_buffer())
+    assert "icc-profile-data" in pyvips.Image.new_from_file(str(path)).get_fields()
+    rec, px = analyse(str(path), str(tmp_path / "t.jpg"), DecodeParams())
+    assert rec["status"] == "ok"
+
+    def chroma(x):
+        lab = cv2.cvtColor(x, cv2.COLOR_RGB2LAB).astype(float)
+        return np.hypot(lab[..., 1] - 128, lab[..., 2] - 128).mean()
+
+    raw = np.ndarray(
+        buffer=adobe.write_to_memory(), dtype=np.uint8, shape=(adobe.height, adobe.width, 3)
+    )
+    assert chroma(raw) < 0.85 * chroma(srgb)  # the raw AdobeRGB numbers look dull
+    assert chroma(px) == pytest.approx(chroma(srgb), rel=0.02)
+    assert np.abs(px.astype(float) - srgb.astype(float)).mean() < 3
