@@ -40,6 +40,7 @@ def geo_params(matching: dict) -> GeoParams:
         reproj_frac=float(g["reproj_frac"]),
         min_overlap=float(g["min_overlap"]),
         max_block_ratio=float(matching["verify"]["warped_max_block_ratio"]),
+        accept_on_geometry=bool(g["accept_on_geometry"]),
         strong_inliers=int(g["strong_inliers"]),
         strong_inlier_ratio=float(g["strong_inlier_ratio"]),
         related_min_inliers=int(g["related_min_inliers"]),
