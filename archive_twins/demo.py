@@ -163,7 +163,7 @@ def build_demo_archive(root: str | os.PathLike) -> dict:
     )
 
     # Derivatives: resized, rotated, mirrored, greyscale copies of the masters.
-    from .hashing import dihedral
+    from .dihedral import dihedral
 
     def derive(name: str, rel: str, scale: float, o: int = 0, grey: bool = False) -> None:
         arr = masters[name]

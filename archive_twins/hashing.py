@@ -11,7 +11,7 @@ import imagehash
 import numpy as np
 from PIL import Image
 
-from .dihedral import DIHEDRAL, compose, dihedral, inverse  # noqa: F401 (re-exported)
+from .dihedral import DIHEDRAL
 
 _PIL_OPS = {
     (0, 0): None,

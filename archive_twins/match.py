@@ -25,14 +25,20 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .dihedral import DIHEDRAL, dihedral_homography, inverse, nearest_dihedral, oriented_size
+from .dihedral import (
+    DIHEDRAL,
+    aspect_matches,
+    dihedral_homography,
+    inverse,
+    nearest_dihedral,
+    oriented_size,
+)
 from .features import load_raster
 from .geometry import GeoParams, verify_geometric
 from .retrieval import Index, Item, RetrievalParams
 from .util import read_jsonl, write_jsonl
 from .verify import (
     VerifyParams,
-    aspect_matches,
     colour_explained,
     homography_json,
     photometric_change,

@@ -93,7 +93,6 @@ class Item:
         )
 
 
-ITEM_ARRAYS = ("keys", "sha", "width", "height", "bits", "format", "size_bytes", "phash")
 QUERY_ARRAYS = ("qoff", "qwords", "qang", "qlsc", "mqoff", "mqwords", "mqang", "mqlsc")
 ALL_ARRAYS = ("aoff", "awords", "aang", "alsc")
 

@@ -14,13 +14,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .dihedral import (  # noqa: F401 (re-exported)
-    DIHEDRAL,
-    aspect_matches,
-    dihedral,
-    dihedral_homography,
-    oriented_size,
-)
+from .dihedral import dihedral
 
 
 @dataclass(frozen=True)

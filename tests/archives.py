@@ -177,7 +177,7 @@ FAMILIES = {
 
 def _expected(p: dict, q: dict) -> dict:
     """Copy relation between two members of a family, from their known transforms."""
-    from archive_twins.hashing import DIHEDRAL, compose, inverse
+    from archive_twins.dihedral import DIHEDRAL, compose, inverse
 
     src, dst = (p, q) if p["rank"] >= q["rank"] else (q, p)
     o = compose(inverse(src["o"]), dst["o"])
@@ -201,7 +201,7 @@ def build_copies_archive(root: Path) -> dict:
 
     Returns the expected copy pairs (every pair within a family).
     """
-    from archive_twins.hashing import dihedral
+    from archive_twins.dihedral import dihedral
 
     expected = []
     for name, (orig_fmt, members) in FAMILIES.items():

@@ -14,7 +14,7 @@ import pytest
 from conftest import canonical, read_json_tables, run_workflow
 
 from archive_twins.demo import build_demo_archive, photo, save
-from archive_twins.hashing import dihedral
+from archive_twins.dihedral import dihedral
 
 pytestmark = pytest.mark.e2e
 SHARDS = 6

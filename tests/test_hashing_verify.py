@@ -7,21 +7,16 @@ import pytest
 from archives import studio_shot
 
 from archive_twins.demo import photo
-from archive_twins.hashing import (
+from archive_twins.dihedral import (
     DIHEDRAL,
+    aspect_matches,
     compose,
     dihedral,
-    dihedral_phashes,
-    hamming_search,
-    hashes_to_array,
+    dihedral_homography,
     inverse,
 )
-from archive_twins.verify import (
-    VerifyParams,
-    aspect_matches,
-    dihedral_homography,
-    verify_dihedral,
-)
+from archive_twins.hashing import dihedral_phashes, hamming_search, hashes_to_array
+from archive_twins.verify import VerifyParams, verify_dihedral
 
 
 def hd(a: str, b: str) -> int:
