@@ -490,14 +490,17 @@ class Index:
         for mirrored, prefix in ((False, ""), (True, "m")):
             off = self.query[prefix + "qoff"]
             s0, s1 = np.asarray(off[queries], np.int64), np.asarray(off[queries + 1], np.int64)
-            # votes each query may gather, to cut the queries into bounded batches
-            qw = np.asarray(self.query[prefix + "qwords"][_ranges(s0, s1)], np.int64)
-            per_word = post.lookup(qw)[1]
+            # every query word looked up once: its postings, and the votes each query
+            # may gather, to cut the queries into bounded batches
+            take = _ranges(s0, s1)
+            qw = np.asarray(self.query[prefix + "qwords"][take], np.int64)
+            starts, lens = post.lookup(qw)
+            sizes = s1 - s0
+            cum = np.concatenate([[0], np.cumsum(sizes)])
             qlen = np.zeros(len(queries), np.int64)
-            nonempty = s1 > s0
+            nonempty = sizes > 0
             if nonempty.any():
-                firsts = (np.cumsum(s1 - s0) - (s1 - s0))[nonempty]
-                qlen[nonempty] = np.add.reduceat(per_word, firsts) if len(per_word) else 0
+                qlen[nonempty] = np.add.reduceat(lens, cum[:-1][nonempty]) if len(lens) else 0
             b0 = 0
             while b0 < len(queries):
                 b1, budget = b0, 0
@@ -508,8 +511,18 @@ class Index:
                 ):
                     budget += int(qlen[b1])
                     b1 += 1
+                w = slice(cum[b0], cum[b1])
                 self._vote_batch(
-                    queries[b0:b1], s0[b0:b1], s1[b0:b1], prefix, post, params, mirrored, out
+                    queries[b0:b1],
+                    sizes[b0:b1],
+                    take[w],
+                    qw[w],
+                    (starts[w], lens[w]),
+                    prefix,
+                    post,
+                    params,
+                    mirrored,
+                    out,
                 )
                 release(post.ids, post.ang, post.lsc, *self.query.values())
                 b0 = b1
@@ -518,23 +531,23 @@ class Index:
     def _vote_batch(
         self,
         qitems: np.ndarray,
-        s0: np.ndarray,
-        s1: np.ndarray,
+        sizes: np.ndarray,
+        take: np.ndarray,
+        qw: np.ndarray,
+        found: tuple[np.ndarray, np.ndarray],
         prefix: str,
         post: Postings,
         params: RetrievalParams,
         mirrored: bool,
         out: dict,
     ) -> None:
-        take = _ranges(s0, s1)
         if len(take) == 0:
             return
-        qw = np.asarray(self.query[prefix + "qwords"][take], np.int64)
         qa = np.asarray(self.query[prefix + "qang"][take], np.int64)
         qs = np.asarray(self.query[prefix + "qlsc"][take], np.int64)
-        local = np.repeat(np.arange(len(qitems), dtype=np.int64), s1 - s0)
+        local = np.repeat(np.arange(len(qitems), dtype=np.int64), sizes)
         # postings of each word are sorted by raster: take only those after the query
-        starts, lens = post.lookup(qw)
+        starts, lens = found
         ends = starts + lens
         if post.indptr is not None:
             first = _first_after(post.ids, starts, ends, qitems[local])
