@@ -3,13 +3,31 @@
 from __future__ import annotations
 
 import hashlib
+import struct
 import zipfile
+import zlib
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from archive_twins.demo import copy_bytes, photo, save, save_museum_tiff, to16
+
+
+def png_declaring(width: int, height: int) -> bytes:
+    """A tiny PNG whose header declares any size (a decompression bomb, a zero width)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        return struct.pack(">I", len(data)) + kind + data + crc
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + chunk(b"IEND", b"")
+    )
 
 
 def sha256(path: Path) -> str:

@@ -5,36 +5,15 @@ from __future__ import annotations
 
 import os
 import re
-import struct
-import zlib
 from pathlib import Path
 
 import pytest
+from archives import png_declaring
 from conftest import read_json_tables, run_workflow
 
 from archive_twins.demo import photo, save
 
 pytestmark = pytest.mark.e2e
-
-
-def png_declaring(width: int, height: int) -> bytes:
-    """A tiny PNG whose header declares a huge image (a decompression bomb)."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return (
-            struct.pack(">I", len(data))
-            + kind
-            + data
-            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-        )
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", ihdr)
-        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
-        + chunk(b"IEND", b"")
-    )
 
 
 NAMES = [

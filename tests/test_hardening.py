@@ -8,15 +8,14 @@ import os
 import shutil
 import sqlite3
 import stat
-import struct
 import tempfile
-import zlib
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 import pyvips
+from archives import png_declaring
 
 from archive_twins.aggregate import build_tables, write_json, write_sqlite
 from archive_twins.decode import ALLOWED_FORMATS, DecodeParams, analyse
@@ -97,22 +96,8 @@ def test_gif_content_named_jpg_is_an_image(tmp_path):
     assert rec["format"] in ALLOWED_FORMATS
 
 
-def _png(width: int, height: int) -> bytes:
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        crc = struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-        return struct.pack(">I", len(data)) + kind + data + crc
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", ihdr)
-        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
-        + chunk(b"IEND", b"")
-    )
-
-
 def test_zero_width_png_has_a_clear_reason(tmp_path):
-    (tmp_path / "z.png").write_bytes(_png(0, 10))
+    (tmp_path / "z.png").write_bytes(png_declaring(0, 10))
     rec, _ = analyse(os.fspath(tmp_path / "z.png"), os.fspath(tmp_path / "t.jpg"), DecodeParams())
     assert rec["status"] == "error"
     assert rec["error"] == "invalid image header: PNG declares a width or height of 0 (0x10)"
