@@ -17,7 +17,13 @@ import cv2
 import numpy as np
 
 from .features import mirror_descriptors, root_sift
-from .verify import VerifyParams, accepted, colour_explained, compare, photometric_change
+from .verify import (
+    VerifyParams,
+    accepted,
+    compare,
+    explains,
+    photometric_change,
+)
 
 
 @dataclass(frozen=True)
@@ -44,6 +50,9 @@ class GeoParams:
     # A fit this strong whose pixels disagree after alignment shows the same object or
     # scene in another photograph (another viewpoint, moment, frame): `related_pairs`.
     related_min_inliers: int = 20
+    # ... and whose inliers spread over this fraction of both frames (convex hull):
+    # a shared caption, label or colour chart matches on a thin strip only.
+    related_min_spread: float = 0.05
     verify: VerifyParams = VerifyParams()
 
     def fingerprint(self) -> str:
@@ -146,7 +155,8 @@ def fit(
     mirror_first: bool,
     params: GeoParams,
 ) -> tuple[np.ndarray, int, int] | None:
-    """RANSAC homography A->B (full-resolution coordinates): (H, inliers, matches)."""
+    """RANSAC homography A->B (full-resolution coordinates): (H, inliers, matches,
+    spread of the inliers: the smaller hull fraction of the two frames)."""
     best = None
     # Only the variant the retrieval preferred (mirrored words or plain) is matched:
     # matching is the costliest step for the many unrelated candidates.
@@ -168,8 +178,47 @@ def fit(
         if inliers < params.min_inliers or (det < 0) != mirrored or not _well_conditioned(hmat):
             continue
         if best is None or inliers > best[1]:
-            best = (hmat, inliers, len(good))
+            keep = mask.ravel() > 0
+            spread = min(_hull_fraction(pa[keep], size_a), _hull_fraction(pb[keep], size_b))
+            best = (hmat, inliers, len(good), spread)
     return best
+
+
+def _hull_fraction(pts: np.ndarray, size: tuple[int, int]) -> float:
+    """Area of the convex hull of points as a fraction of the frame."""
+    if len(pts) < 3:
+        return 0.0
+    hull = cv2.convexHull(pts.astype(np.float32))
+    return float(cv2.contourArea(hull)) / max(1.0, float(size[0] * size[1]))
+
+
+def _thumb_homography(
+    thumb_a: np.ndarray,
+    thumb_b: np.ndarray,
+    hmat: np.ndarray,
+    size_a: tuple[int, int],
+    size_b: tuple[int, int],
+) -> np.ndarray:
+    """hmat (continuous full-resolution coordinates, pixel centres at +0.5) as a map
+    between the two thumbnails' pixel indices, which is what OpenCV warps with. The
+    half-pixel shifts matter: without them a mirrored or rotated copy is compared one
+    thumbnail pixel off, and its worst block fails the pixel check."""
+    ha_t, wa_t = thumb_a.shape[:2]
+    hb_t, wb_t = thumb_b.shape[:2]
+    sa = np.diag([wa_t / size_a[0], ha_t / size_a[1], 1.0])
+    sb = np.diag([wb_t / size_b[0], hb_t / size_b[1], 1.0])
+    to_index = np.array([[1.0, 0, -0.5], [0, 1.0, -0.5], [0, 0, 1.0]])
+    from_index = np.array([[1.0, 0, 0.5], [0, 1.0, 0.5], [0, 0, 1.0]])
+    return to_index @ sb @ hmat @ np.linalg.inv(sa) @ from_index
+
+
+def _frame_mask(thumb_a: np.ndarray, thumb_b: np.ndarray, ht: np.ndarray) -> np.ndarray:
+    """Where A's frame lands in B's thumbnail (uint8 0/255)."""
+    ha_t, wa_t = thumb_a.shape[:2]
+    hb_t, wb_t = thumb_b.shape[:2]
+    return cv2.warpPerspective(
+        np.full((ha_t, wa_t), 255, np.uint8), ht, (wb_t, hb_t), flags=cv2.INTER_NEAREST
+    )
 
 
 def warp_check(
@@ -181,17 +230,50 @@ def warp_check(
     params: GeoParams,
 ) -> dict:
     """Warp A's thumbnail onto B's and compare pixels on the overlap."""
-    ha_t, wa_t = thumb_a.shape[:2]
     hb_t, wb_t = thumb_b.shape[:2]
-    sa = np.diag([wa_t / size_a[0], ha_t / size_a[1], 1.0])
-    sb = np.diag([wb_t / size_b[0], hb_t / size_b[1], 1.0])
-    ht = sb @ hmat @ np.linalg.inv(sa)
+    ht = _thumb_homography(thumb_a, thumb_b, hmat, size_a, size_b)
     warped = cv2.warpPerspective(thumb_a, ht, (wb_t, hb_t), flags=cv2.INTER_AREA)
-    mask = cv2.warpPerspective(
-        np.full((ha_t, wa_t), 255, np.uint8), ht, (wb_t, hb_t), flags=cv2.INTER_NEAREST
-    )
-    mask = cv2.erode(mask, np.ones((3, 3), np.uint8)) > 0
+    mask = cv2.erode(_frame_mask(thumb_a, thumb_b, ht), np.ones((3, 3), np.uint8)) > 0
     return compare(warped, thumb_b, params.verify, mask)
+
+
+def plain_margin(
+    thumb_a: np.ndarray,
+    thumb_b: np.ndarray,
+    hmat: np.ndarray,
+    size_a: tuple[int, int],
+    size_b: tuple[int, int],
+    tol: float = 8.0,
+    ring: int = 4,
+) -> bool:
+    """Whether what B shows around all of A is an added border: then B is A with a
+    border (and perhaps a caption), not A a crop of B.
+
+    The test is the step at A's edge: just outside it B is flat (one colour), just
+    inside A has content. Around a crop the picture goes on across the edge, flat or
+    not (a crop of a starry sky, or of an object on a white studio background, is
+    no border); a caption further out does not matter. Measured on thumbnails (the
+    fit half of the quality benchmark): added borders 0.83-1.0 of the outer ring
+    within the tolerance of its median colour, the inner ring mostly below 0.45 (a
+    photograph whose own edge is plain cannot tell); crops of real photographs: both
+    rings alike (within 0.3, a retina's black surround)."""
+    ht = _thumb_homography(thumb_a, thumb_b, hmat, size_a, size_b)
+    frame = _frame_mask(thumb_a, thumb_b, ht)
+    k = np.ones((3, 3), np.uint8)
+    near = cv2.dilate(frame, k, iterations=2)
+    outer = (cv2.dilate(near, k, iterations=ring) > 0) & ~(near > 0)
+    inner = (cv2.erode(frame, k, iterations=2) > 0) & ~(
+        cv2.erode(frame, k, iterations=2 + ring) > 0
+    )
+    if outer.sum() < 16 or inner.sum() < 16:
+        return False
+
+    def flat(sel: np.ndarray) -> float:
+        px = thumb_b[sel].astype(np.float32)
+        return float((np.abs(px - np.median(px, axis=0)).max(axis=1) <= tol).mean())
+
+    out_flat = flat(outer)
+    return out_flat >= 0.8 and flat(inner) <= out_flat - 0.35
 
 
 def crop_box(hmat: np.ndarray, wa: int, ha: int, wb: int, hb: int) -> tuple[float, ...]:
@@ -224,7 +306,7 @@ def verify_geometric(
     found = fit(a["feat"], b["feat"], size_a, size_b, mirror_first, params)
     if found is None:
         return None
-    hmat, inliers, matches = found
+    hmat, inliers, matches, spread = found
     # A's frame must land as a convex quadrilateral covering enough of B
     cov_b = coverage(hmat, *size_a, *size_b)
     cov_a = coverage(np.linalg.inv(hmat), *size_b, *size_a)
@@ -236,12 +318,18 @@ def verify_geometric(
     if callable(thumbs_b):
         thumbs_b = thumbs_b()
     m = warp_check(thumbs_a, thumbs_b, hmat, size_a, size_b, params)
+    explained = explains(m, params.verify)
+    if m["blocks"] >= 4 and not accepted(m, params.verify, params.max_block_ratio):
+        # the other way round: what each frame holds outside the other's (fill of a
+        # warp, a border) then stays out of the comparison
+        back = warp_check(thumbs_b, thumbs_a, np.linalg.inv(hmat), size_b, size_a, params)
+        if back["blocks"] >= 4 and accepted(back, params.verify, params.max_block_ratio):
+            m, explained = back, -explains(back, params.verify)
     colour = photometric_change(m, params.verify)
     if m["blocks"] < 4:
         return None
     if accepted(m, params.verify, params.max_block_ratio):
         accepted_by = "pixels"
-        colour = colour or colour_explained(m, params.verify, params.max_block_ratio)
     elif (
         params.accept_on_geometry
         and colour
@@ -249,7 +337,7 @@ def verify_geometric(
         and inliers >= params.strong_inlier_ratio * matches
     ):
         accepted_by = "geometry"
-    elif inliers >= params.related_min_inliers:
+    elif inliers >= params.related_min_inliers and spread >= params.related_min_spread:
         # the same scene or object, but not the same capture: a related pair
         accepted_by = None
     else:
@@ -263,7 +351,13 @@ def verify_geometric(
             f"fit (<= {params.verify.max_colour_ratio})"
         )
     scale, angle, mirrored = decompose(hmat, *size_a)
-    src_is_a = source_first(scale, cov_a, cov_b, a["rank"], b["rank"])
+    border = 0
+    if cov_a >= 0.97 and cov_b < 0.97:  # B shows all of A and more
+        border = -1 if plain_margin(thumbs_a, thumbs_b, hmat, size_a, size_b) else 0
+    elif cov_b >= 0.97 and cov_a < 0.97:
+        inv = np.linalg.inv(hmat)
+        border = 1 if plain_margin(thumbs_b, thumbs_a, inv, size_b, size_a) else 0
+    src_is_a = source_first(scale, cov_a, cov_b, a["rank"], b["rank"], border, explained)
     if not src_is_a:
         a, b, size_a, size_b = b, a, size_b, size_a
         hmat = np.linalg.inv(hmat)
@@ -291,19 +385,35 @@ def verify_geometric(
     }
 
 
-def source_first(scale: float, cov_a: float, cov_b: float, rank_a: tuple, rank_b: tuple) -> bool:
+def source_first(
+    scale: float,
+    cov_a: float,
+    cov_b: float,
+    rank_a: tuple,
+    rank_b: tuple,
+    border: int = 0,
+    explained: int = 0,
+) -> bool:
     """Whether A (not B) is the source of a geometric copy relation.
 
     1. Different resolution (scale off 1 by > 5%): the higher-resolution image.
-    2. One frame shows all of the other and more: the larger view (B is a crop of A).
-    3. Otherwise: more pixels, deeper, lossless, larger file (the hash stage's rank).
+    2. One frame shows all of the other and more: the larger view (the other is a
+       crop of it), unless what it shows more is a plain border (`border` -1: B is A
+       with a border, 1: A is B with a border): then the one without.
+    3. Only one image's colours explain the other's (`explained`, see
+       verify.explains): that one (greyscale, clipped contrast).
+    4. Otherwise: more pixels, deeper, lossless, larger file (the hash stage's rank).
     """
     if scale < 0.95:
         return True
     if scale > 1 / 0.95:
         return False
+    if border:
+        return border < 0
     if cov_b >= 0.97 and cov_a < 0.97:
         return True
     if cov_a >= 0.97 and cov_b < 0.97:
         return False
+    if explained:
+        return explained > 0
     return rank_a >= rank_b
