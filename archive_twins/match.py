@@ -39,7 +39,7 @@ from .retrieval import Index, Item, RetrievalParams
 from .util import read_jsonl, write_jsonl
 from .verify import (
     VerifyParams,
-    colour_explained,
+    explains,
     homography_json,
     photometric_change,
     verify_dihedral,
@@ -122,9 +122,15 @@ def verify_candidate(
     if best is None:
         return None
     o, dist, m = best
+    if explains(m, params.verify) == -1:
+        # the lower-ranked image's colours explain the other's, not the other way
+        # round (a greyscale or clipped copy saved larger): it is the source
+        src, dst, o = dst, src, inverse(o)
     k, mirrored = DIHEDRAL[o]
     ow, _ = oriented_size(src.width, src.height, o)
-    colour = photometric_change(m, params.verify) or colour_explained(m, params.verify)
+    # measured, not inferred from which pixel test passed: a q10 JPEG fails the grey
+    # test and passes the colour fit without any colour change
+    colour = photometric_change(m, params.verify)
     if colour or (k == 0 and mirrored):
         kind = "other"
     elif k:

@@ -24,10 +24,16 @@ def retrieval_params(matching: dict) -> RetrievalParams:
 def verify_params(matching: dict) -> VerifyParams:
     """Pixel-check thresholds from `matching: verify:`."""
     v = matching["verify"]
+    c = v["colour_change"]
     return VerifyParams(
         compare_size=int(v["compare_size"]),
         max_block_ratio=float(v["max_block_ratio"]),
         max_colour_ratio=float(v["max_colour_ratio"]),
+        tone_tol=float(c["tone_tol"]),
+        max_gain_change=float(c["max_gain_change"]),
+        saturation_tol=float(c["saturation_tol"]),
+        hue_tol=float(c["hue_tol"]),
+        min_chroma=float(c["min_chroma"]),
     )
 
 
@@ -44,6 +50,7 @@ def geo_params(matching: dict) -> GeoParams:
         strong_inliers=int(g["strong_inliers"]),
         strong_inlier_ratio=float(g["strong_inlier_ratio"]),
         related_min_inliers=int(g["related_min_inliers"]),
+        related_min_spread=float(g["related_min_spread"]),
         verify=verify_params(matching),
     )
 
