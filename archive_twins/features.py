@@ -45,7 +45,7 @@ class FeatureParams:
     def fingerprint(self) -> str:
         """Changing these (or the thumbnails) re-extracts every raster."""
         return (
-            f"sift3:{self.max_side}:{self.n_features}:{self.contrast_threshold}:"
+            f"sift4:{self.max_side}:{self.n_features}:{self.contrast_threshold}:"
             f"{VOCAB_PATH.name}:{self.thumbs}"
         )
 
@@ -99,7 +99,7 @@ def describe(thumb_rgb: np.ndarray, full_wh: tuple[int, int], params: FeaturePar
     """Everything the geometric stage keeps of a raster: keypoints, descriptors, and
     the signature retrieval indexes (see `signature`)."""
     f = extract(thumb_rgb, full_wh, params)
-    f.update(signature(f))
+    f.update(signature(f, full_wh))
     return f
 
 
@@ -141,21 +141,47 @@ def scale_code(size: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(lg), -127, 127).astype(np.int8)
 
 
-def signature(f: dict) -> dict:
+QUERY_GRID = 4
+
+
+def balanced_order(xy: np.ndarray, full_wh: tuple[int, int] | None) -> np.ndarray:
+    """Keypoints (given strongest first) in the order retrieval ranks them: the
+    strongest of every cell of a 4x4 grid, then the second of every cell, and so on.
+    A raster's query words then cover its whole frame, so a caption, a colour chart
+    or one busy corner cannot take all of them, and a crop of any part of the frame
+    shares query words with it."""
+    n = len(xy)
+    if n == 0 or not full_wh:
+        return np.arange(n)
+    w, h = max(1, full_wh[0]), max(1, full_wh[1])
+    cx = np.clip((xy[:, 0] * QUERY_GRID / w).astype(np.int64), 0, QUERY_GRID - 1)
+    cy = np.clip((xy[:, 1] * QUERY_GRID / h).astype(np.int64), 0, QUERY_GRID - 1)
+    cell = cy * QUERY_GRID + cx
+    # rank of each keypoint within its cell (the input order is by strength)
+    by_cell = np.lexsort((np.arange(n), cell))
+    starts = np.searchsorted(cell[by_cell], cell[by_cell], side="left")
+    within = np.empty(n, np.int64)
+    within[by_cell] = np.arange(n) - starts
+    return np.lexsort((np.arange(n), within))
+
+
+def signature(f: dict, full_wh: tuple[int, int] | None = None) -> dict:
     """What retrieval indexes of a raster: each distinct fine word once (at its
-    strongest keypoint) with that keypoint's orientation and scale codes and its rank
-    (0 = strongest); the same for the mirror image, whose keypoints have mirrored
-    descriptors and orientation 180 - angle."""
+    first keypoint in `balanced_order`) with that keypoint's orientation and scale
+    codes and its rank there (0 = first); the same for the mirror image, whose
+    keypoints have mirrored descriptors and orientation 180 - angle (the mirrored
+    grid holds the same keypoints per cell, so the ranks are the same)."""
     out = {}
+    order = balanced_order(f["xy"], full_wh)
     for prefix, desc, angle in (
         ("", f["desc"], f["angle"]),
         ("m", mirror_descriptors(f["desc"]), (180.0 - f["angle"]) % 360.0),
     ):
-        words = quantise(desc)
+        words = quantise(desc[order])
         uniq, first = np.unique(words, return_index=True)
         out[prefix + "words"] = uniq.astype(np.uint32)
-        out[prefix + "ang"] = angle_code(angle[first])
-        out[prefix + "lsc"] = scale_code(f["size"][first])
+        out[prefix + "ang"] = angle_code(angle[order][first])
+        out[prefix + "lsc"] = scale_code(f["size"][order][first])
         out[prefix + "rank"] = first.astype(np.uint16)
     return out
 
