@@ -184,7 +184,7 @@ def build_tables(
     )
     copies, related = load_copies(pair_files)
     t.update(copy_tables(copies, rep))
-    t["related_pairs"] = related_table(related, rep)
+    t["related_pairs"] = related_table(different_captures(related, copies, rep), rep)
     t["transform_list_stat"] = [
         (kind, sum(1 for r in t["copy_pairs"] if r[2] == kind)) for kind in COPY_KINDS
     ]
@@ -211,6 +211,26 @@ def load_copies(pair_files: Sequence[str]) -> tuple[list[dict], list[dict]]:
                 related.setdefault(frozenset((r["key1"], r["key2"])), r)
     # a pair is never both (each pair has one verdict); keep copies first regardless
     return list(seen.values()), [r for k, r in related.items() if k not in seen]
+
+
+def different_captures(related: list[dict], copies: list[dict], rep: dict[str, int]) -> list[dict]:
+    """Related pairs less those whose two rasters are joined by a chain of verified
+    copies (of present rasters): both are then derived from one capture (say a hue
+    change and a heavily re-encoded version of one photograph, too far apart for the
+    pixel check between them), so they are not different photographs."""
+    parent: dict[str, str] = {}
+
+    def find(k: str) -> str:
+        parent.setdefault(k, k)
+        while parent[k] != k:
+            parent[k] = parent[parent[k]]
+            k = parent[k]
+        return k
+
+    for c in copies:
+        if c["key1"] in rep and c["key2"] in rep:
+            parent[find(c["key1"])] = find(c["key2"])
+    return [r for r in related if find(r["key1"]) != find(r["key2"])]
 
 
 def related_table(related: list[dict], rep: dict[str, int]) -> list[tuple]:
