@@ -1,0 +1,210 @@
+"""The decision on real photographs: a copy (which kind, which way), a related pair
+(the same scene in another photograph), or neither."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from archive_twins.aggregate import different_captures
+from archive_twins.demo import photo
+from archive_twins.dihedral import dihedral
+from archive_twins.features import FeatureParams, balanced_order, describe
+from archive_twins.geometry import GeoParams, plain_margin, verify_geometric
+from archive_twins.verify import VerifyParams, compare, explains, photometric_change
+
+UKBENCH = Path(__file__).resolve().parents[2] / "shared" / "data" / "ukbench-dev"
+V = VerifyParams()
+
+
+def jpeg(arr: np.ndarray, q: int = 90) -> np.ndarray:
+    """A real re-encode, as a copy in an archive would be."""
+    ok, buf = cv2.imencode(
+        ".jpg", cv2.cvtColor(arr, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, q]
+    )
+    assert ok
+    return cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+
+
+def side(arr: np.ndarray, key: str, rank: tuple = (0,)) -> dict:
+    h, w = arr.shape[:2]
+    return {
+        "key": key,
+        "width": w,
+        "height": h,
+        "rank": rank,
+        "feat": describe(arr, (w, h), FeatureParams()),
+    }
+
+
+def decide(a: np.ndarray, b: np.ndarray, mirrored: bool = False) -> dict | None:
+    """The geometric stage's verdict, A ranked above B by file facts."""
+    return verify_geometric(side(a, "a", (1,)), side(b, "b", (0,)), a, b, GeoParams(), mirrored)
+
+
+def hue(arr: np.ndarray, shift: int) -> np.ndarray:
+    hsv = cv2.cvtColor(arr, cv2.COLOR_RGB2HSV)
+    hsv[..., 0] = (hsv[..., 0].astype(int) + shift) % 180
+    return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
+
+
+def grey(arr: np.ndarray) -> np.ndarray:
+    return np.repeat(cv2.cvtColor(arr, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
+
+
+def ukbench(n: int) -> np.ndarray:
+    path = UKBENCH / f"ukbench{n:05d}.jpg"
+    if not path.exists():
+        pytest.skip("development photographs not present")
+    return cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+
+
+# --- copies -------------------------------------------------------------------------
+
+
+def test_a_crop_of_a_mirror_image_is_a_copy_of_it():
+    """Both thumbnails aligned to the pixel: a mirrored copy compared one pixel off
+    used to fail the pixel check (continuous vs index coordinates)."""
+    a = photo("camera")
+    mirrored = jpeg(dihedral(a, 4))
+    crop = jpeg(a[100:500, 0:380])
+    g = decide(mirrored, crop, mirrored=True)
+    assert g is not None and g["accepted_by"] == "pixels"
+    assert g["metrics"]["max_block_ratio"] < 0.6
+
+
+@pytest.mark.parametrize("name", ["astronaut", "coffee", "chelsea"])
+def test_a_bordered_copy_with_a_caption_is_the_copy_not_the_source(name):
+    """A plain border and a caption around all of A: B is A with a border (A is the
+    source and all of it appears in B), not A a crop of B."""
+    a = photo(name)
+    h, w = a.shape[:2]
+    b = cv2.copyMakeBorder(a, 30, 80, 30, 30, cv2.BORDER_CONSTANT, value=(255, 255, 255))
+    cv2.putText(b, "Inv. 1234 - photo archive", (30, h + 90), 0, 1.2, (0, 0, 0), 2, cv2.LINE_AA)
+    b = jpeg(b)
+    for first, second, ranks in ((b, a, ((1,), (0,))), (a, b, ((0,), (1,)))):
+        g = verify_geometric(
+            side(first, "first", ranks[0]),
+            side(second, "second", ranks[1]),
+            first,
+            second,
+            GeoParams(),
+        )
+        assert g is not None and g["accepted_by"] == "pixels"
+        src = "first" if first is a else "second"
+        assert g["key1"] == src  # whichever way round it was asked
+        assert g["crop"] == pytest.approx((0, 0, w, h), abs=0.02 * w)
+
+
+def test_the_surroundings_of_a_crop_are_no_border():
+    a = photo("astronaut")
+    crop = a[100:400, 120:420]
+    hmat = np.array([[1.0, 0, 120], [0, 1, 100], [0, 0, 1]])  # crop -> a
+    assert not plain_margin(crop, a, hmat, (300, 300), (512, 512))
+
+
+def test_a_greyscale_copy_is_the_copy_even_when_its_file_ranks_higher():
+    """The colour photograph explains its greyscale copy; the greyscale one cannot
+    explain the colours, so it is not the source whatever its file size."""
+    colour = photo("coffee")
+    grey_copy = jpeg(grey(colour))
+    m = compare(grey_copy, colour, V)
+    assert explains(m, V) == -1  # the second (colour) explains the first
+    g = verify_geometric(
+        side(grey_copy, "grey", (1,)), side(colour, "colour", (0,)), grey_copy, colour, GeoParams()
+    )
+    assert g is not None and g["accepted_by"] == "pixels"
+    assert g["key1"] == "colour" and g["colour_change"]
+
+
+@pytest.mark.parametrize(
+    "change, colour",
+    [
+        ("jpeg15", False),
+        ("jpeg10", False),
+        ("resize", False),
+        ("hue", True),
+        ("grey", True),
+        ("contrast", True),
+        ("gamma", True),
+        ("saturation", True),
+    ],
+)
+def test_colour_change_is_measured_not_inferred(change, colour):
+    a = photo("chelsea")
+    if change.startswith("jpeg"):
+        b = jpeg(a, int(change[4:]))
+    elif change == "resize":
+        b = cv2.resize(a, (225, 150), interpolation=cv2.INTER_AREA)
+    elif change == "hue":
+        b = hue(a, 12)
+    elif change == "grey":
+        b = grey(a)
+    elif change == "contrast":
+        b = np.clip((a.astype(np.float32) - 128) * 0.75 + 128, 0, 255).astype(np.uint8)
+    elif change == "gamma":
+        b = (255 * (a / 255.0) ** 1.3).round().astype(np.uint8)
+    else:
+        hsv = cv2.cvtColor(a, cv2.COLOR_RGB2HSV).astype(np.float32)
+        hsv[..., 1] = np.clip(hsv[..., 1] * 0.6, 0, 255)
+        b = cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2RGB)
+    m = compare(a, jpeg(b), V)
+    assert (
+        m["max_block_ratio"] <= V.max_block_ratio or m["colour_block_ratio"] <= V.max_colour_ratio
+    )
+    assert photometric_change(m, V) is colour
+
+
+def test_a_colour_change_of_a_grey_photograph_is_none():
+    a = photo("camera")  # no colour
+    m = compare(a, jpeg(hue(a, 30)), V)
+    assert not photometric_change(m, V)
+
+
+# --- related pairs and neither -------------------------------------------------------
+
+
+def test_the_stereo_pair_is_related_not_a_copy():
+    left, right = photo("motorcycle_left"), photo("motorcycle_right")
+    g = decide(left, right)
+    assert g is not None and g["accepted_by"] is None
+    assert "pixels differ" in g["reason"]
+
+
+def test_viewpoints_of_one_development_group_are_never_copies():
+    """Every pair within four development groups (different photographs of one
+    object or scene): no copy, whatever the geometry."""
+    for group in (5, 14, 23, 32):
+        photos = [ukbench(4 * group + i) for i in range(4)]
+        for i in range(4):
+            for j in range(i + 1, 4):
+                for mirrored in (False, True):
+                    g = decide(photos[i], photos[j], mirrored)
+                    assert g is None or g["accepted_by"] is None, (group, i, j)
+
+
+def test_copies_joined_by_a_chain_of_copies_are_not_related():
+    related = [{"key1": "a", "key2": "c"}, {"key1": "a", "key2": "x"}]
+    copies = [{"key1": "a", "key2": "b"}, {"key1": "b", "key2": "c"}]
+    rep = {k: i for i, k in enumerate("abcx")}
+    assert different_captures(related, copies, rep) == [{"key1": "a", "key2": "x"}]
+    # a copy through a raster no longer present does not join them
+    assert len(different_captures(related, copies, {"a": 0, "c": 2, "x": 3})) == 2
+
+
+# --- retrieval's query words ---------------------------------------------------------
+
+
+def test_query_keypoints_cover_the_frame():
+    """The first 16 keypoints retrieval queries come from all 16 cells of the frame,
+    however the strongest cluster."""
+    rng = np.random.default_rng(0)
+    # strongest 100 in the top-left corner, then 100 spread out
+    xy = np.vstack([rng.uniform(0, 50, (100, 2)), rng.uniform(0, 400, (100, 2))])
+    order = balanced_order(xy.astype(np.float32), (400, 400))
+    cells = {(int(x // 100), int(y // 100)) for x, y in xy[order[:16]]}
+    assert len(cells) >= 14
+    assert sorted(order.tolist()) == list(range(200))
