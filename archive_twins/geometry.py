@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -154,9 +155,8 @@ def fit(
     size_b: tuple[int, int],
     mirror_first: bool,
     params: GeoParams,
-) -> tuple[np.ndarray, int, int] | None:
-    """RANSAC homography A->B (full-resolution coordinates): (H, inliers, matches,
-    spread of the inliers: the smaller hull fraction of the two frames)."""
+) -> Fit | None:
+    """RANSAC homography A->B (full-resolution coordinates) and its inliers."""
     best = None
     # Only the variant the retrieval preferred (mirrored words or plain) is matched:
     # matching is the costliest step for the many unrelated candidates.
@@ -180,8 +180,55 @@ def fit(
         if best is None or inliers > best[1]:
             keep = mask.ravel() > 0
             spread = min(_hull_fraction(pa[keep], size_a), _hull_fraction(pb[keep], size_b))
-            best = (hmat, inliers, len(good), spread)
+            best = Fit(hmat, inliers, len(good), spread, pa[keep], pb[keep])
     return best
+
+
+class Fit(NamedTuple):
+    """A RANSAC homography A->B and its inliers (full-resolution coordinates)."""
+
+    hmat: np.ndarray
+    inliers: int
+    matches: int
+    spread: float  # the smaller hull fraction of the two frames the inliers cover
+    pa: np.ndarray
+    pb: np.ndarray
+
+
+def content_box(thumb: np.ndarray, tol: float = 8.0) -> tuple[float, float, float, float]:
+    """The picture inside a plain border, as a fraction box (x0, y0, x1, y1) of the
+    frame: when the frame's outer ring is mostly one colour, the largest region not
+    of that colour reached from nothing but itself (a caption's letters are small
+    separate specks; an object on a plain studio background is the picture). The
+    whole frame when there is no plain border."""
+    h, w = thumb.shape[:2]
+    px = thumb.reshape(h, w, -1).astype(np.float32)
+    ring = np.concatenate([px[0], px[-1], px[:, 0], px[:, -1]])
+    colour = np.median(ring, axis=0)
+    if (np.abs(ring - colour).max(axis=1) <= tol).mean() < 0.8:
+        return 0.0, 0.0, 1.0, 1.0
+    other = (np.abs(px - colour).max(axis=2) > tol).astype(np.uint8)
+    other = cv2.morphologyEx(other, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+    n, _, stats, _ = cv2.connectedComponentsWithStats(other, connectivity=8)
+    if n <= 1:
+        return 0.0, 0.0, 1.0, 1.0
+    i = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    x, y, bw, bh = (int(v) for v in stats[i, :4])
+    return x / w, y / h, (x + bw) / w, (y + bh) / h
+
+
+def _in_content(
+    found: Fit, thumb_a: np.ndarray, thumb_b: np.ndarray, size_a: tuple, size_b: tuple
+) -> int:
+    """Inliers inside the picture of both frames (not on a border or caption they
+    share: two bordered photographs from one template match on their captions)."""
+
+    def inside(pts: np.ndarray, thumb: np.ndarray, size: tuple) -> np.ndarray:
+        x0, y0, x1, y1 = content_box(thumb)
+        fx, fy = pts[:, 0] / size[0], pts[:, 1] / size[1]
+        return (fx >= x0) & (fx <= x1) & (fy >= y0) & (fy <= y1)
+
+    return int((inside(found.pa, thumb_a, size_a) & inside(found.pb, thumb_b, size_b)).sum())
 
 
 def _hull_fraction(pts: np.ndarray, size: tuple[int, int]) -> float:
@@ -306,7 +353,7 @@ def verify_geometric(
     found = fit(a["feat"], b["feat"], size_a, size_b, mirror_first, params)
     if found is None:
         return None
-    hmat, inliers, matches, spread = found
+    hmat, inliers, matches, spread = found.hmat, found.inliers, found.matches, found.spread
     # A's frame must land as a convex quadrilateral covering enough of B
     cov_b = coverage(hmat, *size_a, *size_b)
     cov_a = coverage(np.linalg.inv(hmat), *size_b, *size_a)
@@ -337,7 +384,11 @@ def verify_geometric(
         and inliers >= params.strong_inlier_ratio * matches
     ):
         accepted_by = "geometry"
-    elif inliers >= params.related_min_inliers and spread >= params.related_min_spread:
+    elif (
+        inliers >= params.related_min_inliers
+        and spread >= params.related_min_spread
+        and _in_content(found, thumbs_a, thumbs_b, size_a, size_b) >= params.related_min_inliers
+    ):
         # the same scene or object, but not the same capture: a related pair
         accepted_by = None
     else:

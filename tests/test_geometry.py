@@ -68,7 +68,7 @@ def test_mirrored_descriptors_fit_a_mirror():
     assert fit(fa, fb, (512, 512), (512, 512), False, GeoParams()) is None
     found = fit(fa, fb, (512, 512), (512, 512), True, GeoParams())
     assert found is not None
-    hmat, inliers, _, _ = found
+    hmat, inliers = found.hmat, found.inliers
     assert inliers >= 50
     assert np.linalg.det(hmat[:2, :2]) < 0
     x, y, w = cv2.perspectiveTransform(np.array([[[100.0, 200.0]]]), hmat)[0, 0].tolist() + [1]
