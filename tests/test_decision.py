@@ -208,3 +208,18 @@ def test_query_keypoints_cover_the_frame():
     cells = {(int(x // 100), int(y // 100)) for x, y in xy[order[:16]]}
     assert len(cells) >= 14
     assert sorted(order.tolist()) == list(range(200))
+
+
+def test_two_photographs_in_one_caption_template_are_not_related():
+    """Two different photographs with the same border and caption layout match on
+    the caption: not the same object or scene (inliers inside the pictures count)."""
+
+    def mounted(name: str) -> np.ndarray:
+        a = cv2.resize(photo(name), (400, 300), interpolation=cv2.INTER_AREA)
+        b = cv2.copyMakeBorder(a, 20, 90, 20, 20, cv2.BORDER_CONSTANT, value=(255, 255, 255))
+        cv2.putText(b, "Inv. 1234 - photo archive", (20, 360), 0, 1.0, (0, 0, 0), 2, cv2.LINE_AA)
+        return jpeg(b)
+
+    first, second = mounted("coffee"), mounted("chelsea")
+    g = decide(first, second)
+    assert g is None
