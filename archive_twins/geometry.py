@@ -51,9 +51,10 @@ class GeoParams:
     # A fit this strong whose pixels disagree after alignment shows the same object or
     # scene in another photograph (another viewpoint, moment, frame): `related_pairs`.
     related_min_inliers: int = 20
-    # ... and whose inliers spread over this fraction of both frames (convex hull):
-    # a shared caption, label or colour chart matches on a thin strip only.
-    related_min_spread: float = 0.05
+    # ... and whose inliers fall in this many cells of an 8x8 grid of both frames: a
+    # watermark, logo or label two unrelated photographs share matches in a few
+    # cells only (measured: a shared watermark and credit line 4; the stereo pair 24).
+    related_min_cells: int = 8
     verify: VerifyParams = VerifyParams()
 
     def fingerprint(self) -> str:
@@ -179,8 +180,8 @@ def fit(
             continue
         if best is None or inliers > best[1]:
             keep = mask.ravel() > 0
-            spread = min(_hull_fraction(pa[keep], size_a), _hull_fraction(pb[keep], size_b))
-            best = Fit(hmat, inliers, len(good), spread, pa[keep], pb[keep])
+            cells = min(_cells(pa[keep], size_a), _cells(pb[keep], size_b))
+            best = Fit(hmat, inliers, len(good), cells, pa[keep], pb[keep])
     return best
 
 
@@ -190,7 +191,7 @@ class Fit(NamedTuple):
     hmat: np.ndarray
     inliers: int
     matches: int
-    spread: float  # the smaller hull fraction of the two frames the inliers cover
+    cells: int  # cells of an 8x8 grid holding inliers, the fewer of the two frames
     pa: np.ndarray
     pb: np.ndarray
 
@@ -231,12 +232,11 @@ def _in_content(
     return int((inside(found.pa, thumb_a, size_a) & inside(found.pb, thumb_b, size_b)).sum())
 
 
-def _hull_fraction(pts: np.ndarray, size: tuple[int, int]) -> float:
-    """Area of the convex hull of points as a fraction of the frame."""
-    if len(pts) < 3:
-        return 0.0
-    hull = cv2.convexHull(pts.astype(np.float32))
-    return float(cv2.contourArea(hull)) / max(1.0, float(size[0] * size[1]))
+def _cells(pts: np.ndarray, size: tuple[int, int], n: int = 8) -> int:
+    """How many cells of an n x n grid of the frame hold at least one point."""
+    cx = np.clip((pts[:, 0] * n / max(1, size[0])).astype(np.int64), 0, n - 1)
+    cy = np.clip((pts[:, 1] * n / max(1, size[1])).astype(np.int64), 0, n - 1)
+    return len(np.unique(cy * n + cx))
 
 
 def _thumb_homography(
@@ -353,7 +353,7 @@ def verify_geometric(
     found = fit(a["feat"], b["feat"], size_a, size_b, mirror_first, params)
     if found is None:
         return None
-    hmat, inliers, matches, spread = found.hmat, found.inliers, found.matches, found.spread
+    hmat, inliers, matches = found.hmat, found.inliers, found.matches
     # A's frame must land as a convex quadrilateral covering enough of B
     cov_b = coverage(hmat, *size_a, *size_b)
     cov_a = coverage(np.linalg.inv(hmat), *size_b, *size_a)
@@ -386,7 +386,7 @@ def verify_geometric(
         accepted_by = "geometry"
     elif (
         inliers >= params.related_min_inliers
-        and spread >= params.related_min_spread
+        and found.cells >= params.related_min_cells
         and _in_content(found, thumbs_a, thumbs_b, size_a, size_b) >= params.related_min_inliers
     ):
         # the same scene or object, but not the same capture: a related pair

@@ -50,7 +50,7 @@ def geo_params(matching: dict) -> GeoParams:
         strong_inliers=int(g["strong_inliers"]),
         strong_inlier_ratio=float(g["strong_inlier_ratio"]),
         related_min_inliers=int(g["related_min_inliers"]),
-        related_min_spread=float(g["related_min_spread"]),
+        related_min_cells=int(g["related_min_cells"]),
         verify=verify_params(matching),
     )
 

@@ -32,14 +32,15 @@ class VerifyParams:
     # background), a stereo pair 0.86, the development viewpoint groups >= 0.80.
     max_colour_ratio: float = 0.4
     # A colour or tone change is reported (`colour_change`) when the two differ
-    # beyond what re-encoding and resampling do. Measured on the development
-    # photographs' copies without such a change: grey gain 0.96-1.07, tone
-    # difference <= 2.1, saturation ratio 0.93-1.05, hue turn <= 2 degrees; the
-    # changes the product promises (contrast x0.6-0.8 / x1.25-1.5, gamma 0.6-1.6,
-    # saturation x0.5-0.7 / x1.3-1.5, hue >= 10 degrees, greyscale) lie beyond.
+    # beyond what re-encoding and resampling do. Measured on copies without such a
+    # change (fit half of bench/quality_bench.py, JPEG q10-20 included): grey gain
+    # 0.96-1.06, tone difference <= 1.7, saturation ratio 0.88-1.06, hue turn <= 3.3
+    # degrees; the changes the product promises (contrast x0.6-0.8 / x1.25-1.5,
+    # gamma 0.6-1.6, saturation x0.5-0.7 / x1.3-1.5, hue >= 10 degrees, greyscale)
+    # lie beyond.
     tone_tol: float = 3.0
     max_gain_change: float = 0.12
-    saturation_tol: float = 0.15
+    saturation_tol: float = 0.2
     hue_tol: float = 5.0
     # below this mean chroma (Lab a*b* units) an image has no colour to change
     min_chroma: float = 4.0

@@ -223,3 +223,12 @@ def test_two_photographs_in_one_caption_template_are_not_related():
     first, second = mounted("coffee"), mounted("chelsea")
     g = decide(first, second)
     assert g is None
+
+
+def test_two_photographs_sharing_a_watermark_are_not_related():
+    """Two development photographs of different animals carry the same watermark and
+    credit line: the fit lands on those few cells, not on a shared scene."""
+    squirrel, monkey = ukbench(1352), ukbench(995)
+    for mirrored in (False, True):
+        g = decide(squirrel, monkey, mirrored)
+        assert g is None, g["reason"]
