@@ -16,33 +16,9 @@ from pathlib import Path
 
 import duckdb
 
+from .records import FILES_SELECT, RECORD_COLUMNS, thumb_relpath
 from .schema import COPY_KINDS, INDEXES, TABLES, columns
 from .util import atomic_dir, atomic_open, display_name, file_mode, read_jsonl
-
-RECORD_COLUMNS = {
-    "path": "VARCHAR",
-    "filename": "VARCHAR",
-    "size_bytes": "BIGINT",
-    "mtime_ns": "BIGINT",
-    "sha256": "VARCHAR",
-    "format": "VARCHAR",
-    "width": "INTEGER",
-    "height": "INTEGER",
-    "n_pages": "INTEGER",
-    "bits_per_sample": "INTEGER",
-    "bands": "INTEGER",
-    "interpretation": "VARCHAR",
-    "pixel_hash": "VARCHAR",
-    "thumb_w": "INTEGER",
-    "thumb_h": "INTEGER",
-    "blank": "BOOLEAN",
-    "status": "VARCHAR",
-    "error": "VARCHAR",
-    "filename_bytes": "VARCHAR",
-    "exif_orientation": "INTEGER",
-    "ctime_ns": "BIGINT",
-    "inode": "UBIGINT",
-}
 
 
 def load_registry(path: str | os.PathLike) -> tuple[dict[str, int], int]:
@@ -116,6 +92,8 @@ def build_tables(
 ) -> tuple[dict[str, list[tuple]], dict]:
     """Compute every contract table as rows; also return the updated id registry."""
     con = duckdb.connect()
+    # the thumbnail's path is spelled once, in records.thumb_path
+    con.create_function("thumb_relpath", thumb_relpath, ["VARCHAR"], "VARCHAR")
     _read_records(con, shard_records)
     _disambiguate_escaped_names(con)
     paths = [r[0] for r in _query(con, "SELECT path FROM rec")]
@@ -138,15 +116,7 @@ def build_tables(
     t["fileid_to_filename_map"] = _query(
         con, "SELECT file_id, filename, filename_bytes FROM f ORDER BY file_id"
     )
-    t["files"] = _query(
-        con,
-        """SELECT file_id, filename, size_bytes, sha256, format, width, height, n_pages,
-                  bits_per_sample, bands, status, error, interpretation, pixel_hash, mtime_ns,
-                  CASE WHEN status = 'ok' THEN 'thumbs/' || sha256[1:2] || '/' || sha256 || '.jpg'
-                  END AS thumb, thumb_w, thumb_h, filename_bytes, exif_orientation,
-                  ctime_ns, inode, CAST(blank AS INTEGER) AS blank
-           FROM f ORDER BY file_id""",
-    )
+    t["files"] = _query(con, f"SELECT {', '.join(FILES_SELECT)} FROM f ORDER BY file_id")
     # Byte-identical sets. Empty files are not "copies" of each other: skip size 0.
     con.execute(
         """CREATE TABLE ident AS

@@ -14,6 +14,7 @@ import numpy as np
 import pyvips
 
 from .hashing import dihedral_phashes
+from .records import FileRecord
 from .util import atomic_open
 
 # libvips keeps recently used images in a cache; with 100 MB TIFFs that only costs memory.
@@ -277,76 +278,57 @@ def is_blank(pixels: np.ndarray) -> bool:
 def analyse(
     path: str, thumb_path: str, params: DecodeParams, name: str | None = None
 ) -> tuple[dict, np.ndarray | None]:
-    """Decode one file; write its thumbnail; return facts and the thumbnail pixels.
+    """Decode one file; write its thumbnail; return its decode facts (the
+    records.DECODE_KEYS of a FileRecord) and the thumbnail pixels.
 
     Raises nothing for bad images: problems come back as status 'error' with a reason,
     keeping whatever facts were learnt before the failure. Reasons name the file as
     `name` (default: its basename), never by the machine's absolute path.
     """
-    rec: dict = {
-        "format": None,
-        "width": None,
-        "height": None,
-        "n_pages": None,
-        "bits_per_sample": None,
-        "bands": None,
-        "interpretation": None,
-        "pixel_hash": None,
-        "thumb_w": None,
-        "thumb_h": None,
-        "phash": None,
-        "blank": None,
-        "status": "ok",
-        "error": None,
-        "exif_orientation": None,
-    }
+    rec = FileRecord(status="ok")
     try:
         if os.path.getsize(path) == 0:
             raise DecodeError("empty file (0 bytes)")
         fmt = loader_format(path)
-        rec["format"] = fmt
+        rec.format = fmt
         if fmt not in ALLOWED_FORMATS:
             raise DecodeError(f"content is {fmt}, not a supported image format")
         if fmt == "png" and (why := _png_zero_size(path)):
             raise DecodeError(why)
         img = open_page0(path, fmt)
         fields = set(img.get_fields())
-        rec.update(
-            width=img.width,
-            height=img.height,
-            bands=img.bands,
-            interpretation=img.interpretation,
-            n_pages=int(img.get("n-pages")) if "n-pages" in fields else 1,
-            bits_per_sample=(
-                int(img.get("bits-per-sample"))
-                if "bits-per-sample" in fields
-                else BITS.get(img.format, 8)
-            ),
+        rec.width, rec.height, rec.bands = img.width, img.height, img.bands
+        rec.interpretation = img.interpretation
+        rec.n_pages = int(img.get("n-pages")) if "n-pages" in fields else 1
+        rec.bits_per_sample = (
+            int(img.get("bits-per-sample"))
+            if "bits-per-sample" in fields
+            else BITS.get(img.format, 8)
         )
-        rec["exif_orientation"] = orientation_of(img)
+        rec.exif_orientation = orientation_of(img)
         if img.width * img.height > params.max_pixels:
             raise DecodeError(
                 f"image too large: {img.width}x{img.height} exceeds max_pixels={params.max_pixels}"
             )
-        rec["pixel_hash"] = pixel_hash(img)
+        rec.pixel_hash = pixel_hash(img)
         # Materialise the small thumbnail once: it is both saved and returned.
         thumb = make_thumbnail(path, fmt, params.thumb_size).copy_memory()
         data = thumb.jpegsave_buffer(Q=params.thumb_quality, keep="none")
         with atomic_open(thumb_path, "wb") as fh:
             fh.write(data)
-        rec["thumb_w"], rec["thumb_h"] = thumb.width, thumb.height
+        rec.thumb_w, rec.thumb_h = thumb.width, thumb.height
         pixels = vips_to_numpy(thumb)
-        rec["phash"] = dihedral_phashes(pixels)
-        rec["blank"] = is_blank(pixels)
-        return rec, pixels
+        rec.phash = dihedral_phashes(pixels)
+        rec.blank = is_blank(pixels)
+        return rec.facts(), pixels
     except DecodeError as exc:
-        rec.update(status="error", error=str(exc))
+        rec.status, rec.error = "error", str(exc)
     except pyvips.Error as exc:
-        rec.update(status="error", error=f"decode failed: {_vips_message(exc)}")
+        rec.status, rec.error = "error", f"decode failed: {_vips_message(exc)}"
     except (OSError, MemoryError, ValueError) as exc:
-        rec.update(status="error", error=f"{type(exc).__name__}: {exc}")
-    rec["pixel_hash"] = None if rec["status"] == "error" else rec["pixel_hash"]
+        rec.status, rec.error = "error", f"{type(exc).__name__}: {exc}"
+    rec.pixel_hash = None
     shown = os.path.basename(path) if name is None else name
     for form in {path, repr(path)[1:-1], os.fsencode(path).decode("utf-8", "replace")}:
-        rec["error"] = rec["error"].replace(form, shown)
-    return rec, None
+        rec.error = rec.error.replace(form, shown)
+    return rec.facts(), None

@@ -19,6 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .records import thumb_path
 from .util import atomic_open, read_jsonl
 
 VOCAB_PATH = Path(__file__).parent / "data" / "imi-2x2048.npy"
@@ -328,7 +329,7 @@ def run_features_shard(
             sigs[key] = {name: full[name] for name in SIG_FIELDS}
             stats["reused"] += 1
             continue
-        thumb = Path(store) / key[:2] / f"{key}.jpg"
+        thumb = thumb_path(store, key)
         bgr = cv2.imread(os.fspath(thumb), cv2.IMREAD_COLOR)
         if bgr is None:
             stats["missing_thumb"] += 1

@@ -35,6 +35,7 @@ from .dihedral import (
 )
 from .features import load_raster
 from .geometry import GeoParams, verify_geometric
+from .records import thumb_path
 from .retrieval import Index, Item, RetrievalParams
 from .util import read_jsonl, write_jsonl
 from .verify import (
@@ -77,7 +78,7 @@ class ThumbCache:
         self.get = lru_cache(maxsize=size)(self._load)
 
     def _load(self, sha: str) -> np.ndarray:
-        path = self.store / sha[:2] / f"{sha}.jpg"
+        path = thumb_path(self.store, sha)
         arr = cv2.imread(os.fspath(path), cv2.IMREAD_COLOR)
         if arr is None:
             raise FileNotFoundError(path)

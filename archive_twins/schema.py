@@ -1,6 +1,11 @@
-"""The output contract's tables, in one place for the SQLite writer, JSON and tests."""
+"""The output contract's tables, in one place for the SQLite writer, JSON and tests.
+
+Tables of a record's fields are derived from the record (archive_twins/records.py).
+"""
 
 from __future__ import annotations
+
+from .records import FILES_COLUMNS
 
 # (table, [(column, sqlite type)], extra DDL) in the order they are written.
 TABLES: dict[str, list[tuple[str, str]]] = {
@@ -10,33 +15,7 @@ TABLES: dict[str, list[tuple[str, str]]] = {
         # the name's raw bytes (hex): lossless where `filename` escapes non-UTF-8 bytes
         ("filename_bytes", "TEXT NOT NULL"),
     ],
-    "files": [
-        ("file_id", "INTEGER PRIMARY KEY"),
-        ("filename", "TEXT NOT NULL"),
-        ("size_bytes", "INTEGER"),
-        ("sha256", "TEXT"),
-        ("format", "TEXT"),
-        ("width", "INTEGER"),
-        ("height", "INTEGER"),
-        ("n_pages", "INTEGER"),
-        ("bits_per_sample", "INTEGER"),
-        ("bands", "INTEGER"),
-        ("status", "TEXT NOT NULL"),
-        ("error", "TEXT"),
-        ("interpretation", "TEXT"),
-        ("pixel_hash", "TEXT"),
-        ("mtime_ns", "INTEGER"),
-        ("thumb", "TEXT"),
-        ("thumb_w", "INTEGER"),
-        ("thumb_h", "INTEGER"),
-        ("filename_bytes", "TEXT NOT NULL"),
-        # EXIF/TIFF Orientation tag (1-8), NULL when absent; pixels are matched raw
-        ("exif_orientation", "INTEGER"),
-        ("ctime_ns", "INTEGER"),
-        ("inode", "INTEGER"),
-        # 1 for plain or near-plain images (blank pages, grey cards): never matched
-        ("blank", "INTEGER"),
-    ],
+    "files": FILES_COLUMNS,
     "identical_list": [("identical_set_id", "INTEGER NOT NULL"), ("file_id", "INTEGER NOT NULL")],
     "identical_list_stat": [("set_size", "INTEGER NOT NULL"), ("set_count", "INTEGER NOT NULL")],
     "same_pixels_list": [

@@ -17,27 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .decode import DecodeParams, analyse, exif_orientation, sha256_file
+from .records import FileRecord, thumb_path
 from .util import atomic_open, display_name, raw_name, read_jsonl, write_jsonl
 
 log = logging.getLogger("archive_twins.shard")
 
-DECODE_KEYS = (
-    "format",
-    "width",
-    "height",
-    "n_pages",
-    "bits_per_sample",
-    "bands",
-    "interpretation",
-    "pixel_hash",
-    "thumb_w",
-    "thumb_h",
-    "phash",
-    "blank",
-    "status",
-    "error",
-    "exif_orientation",
-)
 # Stand-in for the file in cached decode errors: the cache is shared by every byte
 # copy of a content, so the record's own relative name is put in when it is used.
 FILE_TOKEN = "\x00file\x00"
@@ -57,8 +41,8 @@ class ShardStats:
 
 def content_paths(store: Path, sha: str) -> tuple[Path, Path]:
     """Thumbnail and decode-record paths of a content hash in the store."""
-    base = store / sha[:2] / sha
-    return base.with_suffix(".jpg"), base.with_suffix(".json")
+    thumb = thumb_path(store, sha)
+    return thumb, thumb.with_suffix(".json")
 
 
 def _load_content(store: Path, sha: str, fp: str) -> dict | None:
@@ -131,51 +115,42 @@ def _process_file(
     fp = params.fingerprint()
     path = entry["path"]  # os.fsdecode'd: undecodable bytes are lone surrogates
     name = display_name(path)
-    rec = {
+    rec = FileRecord(
         # Records hold valid UTF-8 only (duckdb rejects lone surrogates): `path` is
         # the display name, `filename_bytes` the name's raw bytes in hex.
-        "path": name,
-        "filename": name,
-        "filename_bytes": raw_name(path).hex(),
-        "size_bytes": entry["size"] if entry["size"] >= 0 else None,
-        "mtime_ns": entry["mtime_ns"],
-        "ctime_ns": entry.get("ctime_ns"),
-        "inode": entry.get("inode"),
-        "sha256": None,
-        "params": fp,
-        **{k: None for k in DECODE_KEYS},
-    }
+        path=name,
+        filename=name,
+        filename_bytes=raw_name(path).hex(),
+        size_bytes=entry["size"] if entry["size"] >= 0 else None,
+        mtime_ns=entry["mtime_ns"],
+        ctime_ns=entry.get("ctime_ns"),
+        inode=entry.get("inode"),
+        params=fp,
+    )
     if "scan_error" in entry:
-        rec.update(status="error", error=entry["scan_error"])
-        return rec
+        rec.status, rec.error = "error", entry["scan_error"]
+        return rec.shard_dict()
     abspath = os.fspath(archive / path)
     try:
-        rec["sha256"] = sha256_file(abspath)
+        rec.sha256 = sha256_file(abspath)
         stats.hashed += 1
     except OSError as exc:
-        rec.update(status="error", error=f"cannot read: {exc.strerror or exc}")
-        return rec
-    sha = rec["sha256"]
-    cached = _load_content(store, sha, fp)
+        rec.status, rec.error = "error", f"cannot read: {exc.strerror or exc}"
+        return rec.shard_dict()
+    cached = _load_content(store, rec.sha256, fp)
     if cached is not None:
         stats.content_reused += 1
         if "exif_orientation" not in cached:  # cached before the column existed
             cached["exif_orientation"] = exif_orientation(abspath)
-        rec.update({k: cached.get(k) for k in DECODE_KEYS})
-        _name_in_error(rec, name)
-        return rec
-    thumb_path, meta_path = content_paths(store, sha)
-    log.info("decode %s", name)
-    decoded, _pixels = analyse(abspath, os.fspath(thumb_path), params, name=FILE_TOKEN)
-    stats.decoded += 1
-    rec.update(decoded)
-    _name_in_error(rec, name)
-    with atomic_open(meta_path, "w", encoding="ascii") as fh:
-        json.dump({**decoded, "params": fp}, fh, sort_keys=True)
-    return rec
-
-
-def _name_in_error(rec: dict, name: str) -> None:
-    """Put the file's relative name where a cached error names the file."""
-    if rec.get("error"):
-        rec["error"] = rec["error"].replace(FILE_TOKEN, name)
+        rec.set_facts(cached)
+    else:
+        thumb, meta = content_paths(store, rec.sha256)
+        log.info("decode %s", name)
+        decoded, _pixels = analyse(abspath, os.fspath(thumb), params, name=FILE_TOKEN)
+        stats.decoded += 1
+        rec.set_facts(decoded)
+        with atomic_open(meta, "w", encoding="ascii") as fh:
+            json.dump({**rec.facts(), "params": fp}, fh, sort_keys=True)
+    if rec.error:  # a cached error names the file by a token: put in this file's name
+        rec.error = rec.error.replace(FILE_TOKEN, name)
+    return rec.shard_dict()

@@ -112,13 +112,14 @@ def _describe_into(img, name: str, store: Path, feat_store: Path) -> dict:  # no
 
     from archive_twins.features import FeatureParams, describe, raster_path
     from archive_twins.hashing import dihedral_phashes
+    from archive_twins.records import thumb_path
 
     fp = FeatureParams()
     h, w = img.shape[:2]
     f = min(1.0, 800 / max(h, w))
     thumb = img if f >= 1 else cv2.resize(img, (round(w * f), round(h * f)), cv2.INTER_AREA)
     sha = hashlib.sha256(name.encode()).hexdigest()
-    tp = store / sha[:2] / f"{sha}.jpg"
+    tp = thumb_path(store, sha)
     tp.parent.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(tp), cv2.cvtColor(thumb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 80])
     thumb = cv2.cvtColor(cv2.imread(str(tp)), cv2.COLOR_BGR2RGB)
@@ -309,6 +310,7 @@ def write_archive(work: Path, pool: Path, n: int, seed: int, n_shards: int, tag:
         raster_path,
         save_signatures,
     )
+    from archive_twins.records import thumb_path
     from archive_twins.util import write_jsonl
 
     meta = json.loads((pool / "meta.json").read_text())
@@ -323,7 +325,7 @@ def write_archive(work: Path, pool: Path, n: int, seed: int, n_shards: int, tag:
     for r in recs:
         src_sha = r.pop("_target") or r["sha256"]
         sha = r["sha256"]
-        _link(pool / "thumbs" / src_sha[:2] / f"{src_sha}.jpg", store / sha[:2] / f"{sha}.jpg")
+        _link(thumb_path(pool / "thumbs", src_sha), thumb_path(store, sha))
         _link(raster_path(pool / "features", src_sha), raster_path(feat_store, sha))
     rng = np.random.default_rng(seed + 1)
     shard_of = rng.integers(0, n_shards, size=len(recs))

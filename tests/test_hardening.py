@@ -20,6 +20,7 @@ from archives import png_declaring
 from archive_twins.aggregate import build_tables, write_json, write_sqlite
 from archive_twins.decode import ALLOWED_FORMATS, DecodeParams, analyse
 from archive_twins.html import build_html
+from archive_twins.records import DECODE_KEYS
 from archive_twins.scan import scan_archive, write_manifests
 from archive_twins.schema import TABLES
 from archive_twins.shard import process_shard
@@ -245,7 +246,7 @@ def test_shard_error_names_the_relative_file(tmp_path, monkeypatch):
     grey_image(root / "d" / "x.jpg")
 
     def failing(path, thumb, params, name=None):
-        rec = {k: None for k in shard_mod.DECODE_KEYS}
+        rec = {k: None for k in DECODE_KEYS}
         shown = path if name is None else name
         rec.update(status="error", error=f'decode failed: "{shown}" is not a known file format')
         return rec, None
