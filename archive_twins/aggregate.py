@@ -16,7 +16,15 @@ from pathlib import Path
 
 import duckdb
 
-from .records import FILES_SELECT, RECORD_COLUMNS, thumb_relpath
+from .records import (
+    FILES_SELECT,
+    RECORD_COLUMNS,
+    TRANSFORM_PARAMETER,
+    CopyRecord,
+    copy_pair_row,
+    related_pair_row,
+    thumb_relpath,
+)
 from .schema import COPY_KINDS, INDEXES, TABLES, columns
 from .util import atomic_dir, atomic_open, display_name, file_mode, read_jsonl
 
@@ -156,7 +164,7 @@ def build_tables(
     t.update(copy_tables(copies, rep))
     t["related_pairs"] = related_table(different_captures(related, copies, rep), rep)
     t["transform_list_stat"] = [
-        (kind, sum(1 for r in t["copy_pairs"] if r[2] == kind)) for kind in COPY_KINDS
+        (kind, sum(1 for r in t["copy_pairs"] if r.kind == kind)) for kind in COPY_KINDS
     ]
     t["skipped_files"] = [
         (display_name(r["filename"]), r["size_bytes"], r["reason"])
@@ -166,24 +174,26 @@ def build_tables(
     return t, {"next_id": next_id, "ids": ids}
 
 
-def load_copies(pair_files: Sequence[str]) -> tuple[list[dict], list[dict]]:
+def load_copies(pair_files: Sequence[str]) -> tuple[list[CopyRecord], list[CopyRecord]]:
     """Verified copies and related pairs (same object or scene, other photograph)
     from the matching jobs, one per unordered pair of rasters."""
-    seen: dict[frozenset, dict] = {}
-    related: dict[frozenset, dict] = {}
+    seen: dict[frozenset, CopyRecord] = {}
+    related: dict[frozenset, CopyRecord] = {}
     for path in sorted(pair_files):
         for verdict in read_jsonl(path, missing_ok=False):
             c = verdict.get("copy")
             if c is not None:
-                seen.setdefault(frozenset((c["key1"], c["key2"])), c)
+                seen.setdefault(frozenset((c["key1"], c["key2"])), CopyRecord.from_dict(c))
             r = verdict.get("related")
             if r is not None:
-                related.setdefault(frozenset((r["key1"], r["key2"])), r)
+                related.setdefault(frozenset((r["key1"], r["key2"])), CopyRecord.from_dict(r))
     # a pair is never both (each pair has one verdict); keep copies first regardless
     return list(seen.values()), [r for k, r in related.items() if k not in seen]
 
 
-def different_captures(related: list[dict], copies: list[dict], rep: dict[str, int]) -> list[dict]:
+def different_captures(
+    related: list[CopyRecord], copies: list[CopyRecord], rep: dict[str, int]
+) -> list[CopyRecord]:
     """Related pairs less those whose two rasters are joined by a chain of verified
     copies (of present rasters): both are then derived from one capture (say a hue
     change and a heavily re-encoded version of one photograph, too far apart for the
@@ -198,68 +208,27 @@ def different_captures(related: list[dict], copies: list[dict], rep: dict[str, i
         return k
 
     for c in copies:
-        if c["key1"] in rep and c["key2"] in rep:
-            parent[find(c["key1"])] = find(c["key2"])
-    return [r for r in related if find(r["key1"]) != find(r["key2"])]
+        if c.key1 in rep and c.key2 in rep:
+            parent[find(c.key1)] = find(c.key2)
+    return [r for r in related if find(r.key1) != find(r.key2)]
 
 
-def related_table(related: list[dict], rep: dict[str, int]) -> list[tuple]:
+def related_table(related: list[CopyRecord], rep: dict[str, int]) -> list[tuple]:
     """related_pairs rows, keyed by representative file_ids."""
-    rows = []
-    for r in related:
-        if r["key1"] not in rep or r["key2"] not in rep:
-            continue
-        rows.append(
-            (
-                rep[r["key1"]],
-                rep[r["key2"]],
-                r["inliers"],
-                r["score"],
-                r["reason"],
-                r["homography"],
-                r["scale"],
-                r["angle"],
-                int(r["mirrored"]),
-                r["area_fraction"],
-                r["metrics"].get("max_block_ratio"),
-                r["metrics"].get("colour_block_ratio"),
-            )
-        )
-    return sorted(rows)
+    return sorted(related_pair_row(r, rep) for r in related if r.key1 in rep and r.key2 in rep)
 
 
-def copy_tables(copies: list[dict], rep: dict[str, int]) -> dict[str, list[tuple]]:
-    """copy_pairs and the per-kind transform tables, keyed by representative file_ids."""
-    rows = []
-    for c in copies:
-        if c["key1"] not in rep or c["key2"] not in rep:
-            continue  # a raster that disappeared since the matching job ran
-        rows.append(
-            (
-                rep[c["key1"]],
-                rep[c["key2"]],
-                c["kind"],
-                c["scale"],
-                c["angle"],
-                int(c["mirrored"]),
-                c["crop_x"],
-                c["crop_y"],
-                c["crop_w"],
-                c["crop_h"],
-                c["homography"],
-                c["inliers"],
-                c["score"],
-                c.get("method"),
-                c.get("area_fraction"),
-                int(bool(c.get("colour_change"))),
-            )
-        )
-    rows.sort()
-    param = {"resize": 3, "rotate90i": 4}
+def copy_tables(copies: list[CopyRecord], rep: dict[str, int]) -> dict[str, list[tuple]]:
+    """copy_pairs and the per-kind transform tables, keyed by representative file_ids.
+
+    A raster that disappeared since the matching job ran drops its pairs.
+    """
+    rows = sorted(copy_pair_row(c, rep) for c in copies if c.key1 in rep and c.key2 in rep)
     out: dict[str, list[tuple]] = {"copy_pairs": rows}
     for kind in COPY_KINDS:
+        param = TRANSFORM_PARAMETER[kind]
         out[f"transform_{kind}"] = [
-            (r[0], r[1], r[param[kind]] if kind in param else r[14]) for r in rows if r[2] == kind
+            (r.file_id1, r.file_id2, getattr(r, param)) for r in rows if r.kind == kind
         ]
     return out
 

@@ -35,7 +35,7 @@ from .dihedral import (
 )
 from .features import load_raster
 from .geometry import GeoParams, verify_geometric
-from .records import thumb_path
+from .records import CopyRecord, thumb_path
 from .retrieval import Index, Item, RetrievalParams
 from .util import read_jsonl, write_jsonl
 from .verify import (
@@ -139,30 +139,30 @@ def verify_candidate(
     else:
         kind = "resize"
     hom = dihedral_homography((src.width, src.height), (dst.width, dst.height), o)
-    return {
-        "key1": src.key,
-        "key2": dst.key,
-        "kind": kind,
-        "scale": round(dst.width / ow, 6),
-        "angle": 90 * k,
-        "mirrored": mirrored,
-        "crop_x": 0.0,
-        "crop_y": 0.0,
-        "crop_w": float(src.width),
-        "crop_h": float(src.height),
-        "homography": homography_json(hom),
-        "inliers": None,
-        "score": round(m["corr"], 4),
-        "method": "phash",
-        "hamming": dist,
-        "colour_change": colour,
-        "area_fraction": 1.0,
-        "metrics": {name: round(v, 4) for name, v in m.items()},
-    }
+    return CopyRecord(
+        key1=src.key,
+        key2=dst.key,
+        kind=kind,
+        scale=round(dst.width / ow, 6),
+        angle=90 * k,
+        mirrored=mirrored,
+        crop_x=0.0,
+        crop_y=0.0,
+        crop_w=float(src.width),
+        crop_h=float(src.height),
+        homography=homography_json(hom),
+        inliers=None,
+        score=round(m["corr"], 4),
+        method="phash",
+        hamming=dist,
+        colour_change=colour,
+        area_fraction=1.0,
+        metrics={name: round(v, 4) for name, v in m.items()},
+    ).to_dict()
 
 
 def geo_copy(g: dict, by_key: dict[str, Item]) -> dict:
-    """A geometric verdict in the copy-record format; dihedral-looking fits are
+    """A geometric verdict as a CopyRecord (JSON form); dihedral-looking fits are
     reported as resize/rotate90i with their exact parameters."""
     src, dst = by_key[g["key1"]], by_key[g["key2"]]
     src_wh, dst_wh = (src.width, src.height), (dst.width, dst.height)
@@ -186,27 +186,27 @@ def geo_copy(g: dict, by_key: dict[str, Item]) -> dict:
     else:
         hom, scale, angle, crop = g["hmat"], g["scale"], g["angle"], g["crop"]
         kind = "related" if related else "other"
-    return {
-        "key1": src.key,
-        "key2": dst.key,
-        "kind": kind,
-        "scale": round(float(scale), 6),
-        "angle": round(float(angle), 3) % 360,
-        "mirrored": int(g["mirrored"]),
-        "crop_x": round(crop[0], 2),
-        "crop_y": round(crop[1], 2),
-        "crop_w": round(crop[2], 2),
-        "crop_h": round(crop[3], 2),
-        "homography": homography_json(hom),
-        "inliers": g["inliers"],
-        "score": round(g["score"], 4),
-        "method": {"pixels": "sift", "geometry": "sift-geometry"}.get(g["accepted_by"], "related"),
-        "hamming": None,
-        "colour_change": bool(g["colour_change"]),
-        "area_fraction": round(crop[2] * crop[3] / (src.width * src.height), 4),
-        "metrics": {name: round(float(v), 4) for name, v in g["metrics"].items()},
-        "reason": g.get("reason"),
-    }
+    return CopyRecord(
+        key1=src.key,
+        key2=dst.key,
+        kind=kind,
+        scale=round(float(scale), 6),
+        angle=round(float(angle), 3) % 360,
+        mirrored=int(g["mirrored"]),
+        crop_x=round(crop[0], 2),
+        crop_y=round(crop[1], 2),
+        crop_w=round(crop[2], 2),
+        crop_h=round(crop[3], 2),
+        homography=homography_json(hom),
+        inliers=g["inliers"],
+        score=round(g["score"], 4),
+        method={"pixels": "sift", "geometry": "sift-geometry"}.get(g["accepted_by"], "related"),
+        hamming=None,
+        colour_change=bool(g["colour_change"]),
+        area_fraction=round(crop[2] * crop[3] / (src.width * src.height), 4),
+        metrics={name: round(float(v), 4) for name, v in g["metrics"].items()},
+        reason=g.get("reason"),
+    ).to_dict()
 
 
 class FeatureCache:

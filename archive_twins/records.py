@@ -4,6 +4,10 @@
   `files` table publishes it. Each field says which stage produces it, its duckdb type
   (when the aggregation reads it from the shard records) and its SQLite type (when it
   is a column of `files`); the field order is the column order.
+- `CopyRecord`: one verified pair of rasters in the matching jobs' output, a copy or
+  (kind 'related', with a reason) the same object in another photograph. Its fields
+  with an SQLite type are the columns of `copy_pairs`, in order; `RELATED_PAIRS` is
+  the `related_pairs` view of the same record.
 - `thumb_path` / `thumb_relpath`: where a content's thumbnail lives.
 
 Adding a column is one field here plus the line of the stage that fills it; the
@@ -12,16 +16,22 @@ schema, the duckdb read, the shard record keys and the review pages follow.
 
 from __future__ import annotations
 
+import dataclasses
 import os
+from collections import namedtuple
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 # Stages that produce a FileRecord field.
 SHARD = "shard"  # the file's name, stat facts and sha256 (rule decode_shard)
 DECODE = "decode"  # facts decoded from the bytes: cached by sha256 (decode.analyse)
 AGGREGATE = "aggregate"  # computed when the tables are built (rule aggregate)
+MATCH = "match"  # CopyRecord: a matching job's verification (match.py)
+
+# A field without default: every producer must set it.
+REQUIRED: Any = dataclasses.MISSING
 
 # Results subdirectory of the content store; the `thumb` column is relative to results.
 THUMB_DIR = "thumbs"
@@ -146,3 +156,101 @@ FILES_SELECT = [
     for f in fields(FileRecord)
     if f.metadata["sql"] is not None
 ]
+
+
+def _flag(value: Any) -> int:
+    return int(bool(value))
+
+
+@dataclass(kw_only=True)
+class CopyRecord:
+    """A verified pair of rasters (by pixel hash `key1`/`key2`; key2 is key1
+    transformed), as the matching jobs write it under "copy" or "related".
+
+    Records written before a field existed read it as its default.
+    """
+
+    key1: str = _col(MATCH, sql="INTEGER NOT NULL", name="file_id1", default=REQUIRED)
+    key2: str = _col(MATCH, sql="INTEGER NOT NULL", name="file_id2", default=REQUIRED)
+    # 'resize', 'rotate90i', 'other', or 'related' (not a copy)
+    kind: str = _col(MATCH, sql="TEXT NOT NULL", default=REQUIRED)
+    scale: float = _col(MATCH, sql="REAL", default=REQUIRED)
+    angle: float = _col(MATCH, sql="REAL", default=REQUIRED)
+    mirrored: int = _col(MATCH, sql="INTEGER", to_sql=int, default=REQUIRED)
+    crop_x: float = _col(MATCH, sql="REAL", default=REQUIRED)
+    crop_y: float = _col(MATCH, sql="REAL", default=REQUIRED)
+    crop_w: float = _col(MATCH, sql="REAL", default=REQUIRED)
+    crop_h: float = _col(MATCH, sql="REAL", default=REQUIRED)
+    # JSON 3x3 matrix mapping key1's pixels to key2's
+    homography: str = _col(MATCH, sql="TEXT", default=REQUIRED)
+    inliers: int | None = _col(MATCH, sql="INTEGER", default=REQUIRED)
+    score: float = _col(MATCH, sql="REAL", default=REQUIRED)
+    method: str | None = _col(MATCH, sql="TEXT")  # 'phash', 'sift', 'sift-geometry'
+    area_fraction: float | None = _col(MATCH, sql="REAL")  # crop area / key1's area
+    colour_change: bool | None = _col(MATCH, sql="INTEGER", to_sql=_flag)
+    # Not columns of `copy_pairs`:
+    hamming: int | None = _col(MATCH)  # pHash distance of the hash stage
+    metrics: dict[str, float] = _col(MATCH, factory=dict)  # of the pixel check
+    reason: str | None = _col(MATCH)  # why a related pair is not a copy
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> CopyRecord:
+        """The record of a verdict's "copy" or "related" entry (unknown keys ignored)."""
+        return cls(**{f.name: d[f.name] for f in fields(cls) if f.name in d})
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form written into the matching jobs' output."""
+        return dataclasses.asdict(self)
+
+
+COPY_PAIRS_COLUMNS = _table(CopyRecord)
+# A copy_pairs row; named, so the transform tables pick their parameter by name.
+CopyPairRow = namedtuple("CopyPairRow", [c for c, _ in COPY_PAIRS_COLUMNS])
+# The figure each kind of copy is described by in its transform_<kind> table.
+TRANSFORM_PARAMETER = {"resize": "scale", "rotate90i": "angle", "other": "area_fraction"}
+
+
+def copy_pair_row(c: CopyRecord, ids: Mapping[str, int]) -> CopyPairRow:
+    """The `copy_pairs` row of a copy, its rasters given as file_ids by `ids`."""
+    values = []
+    for f in fields(CopyRecord):
+        if f.metadata["sql"] is None:
+            continue
+        value = getattr(c, f.name)
+        if f.metadata["name"] in ("file_id1", "file_id2"):
+            value = ids[value]
+        elif f.metadata["to_sql"] is not None:
+            value = f.metadata["to_sql"](value)
+        values.append(value)
+    return CopyPairRow(*values)
+
+
+class View(NamedTuple):
+    """A table column computed from a record: name, SQLite type, value."""
+
+    column: str
+    sql: str
+    value: Callable[[CopyRecord, Mapping[str, int]], Any]
+
+
+# `related_pairs`: the related record's columns in the table's (contract) order.
+RELATED_PAIRS = (
+    View("file_id1", "INTEGER NOT NULL", lambda r, ids: ids[r.key1]),
+    View("file_id2", "INTEGER NOT NULL", lambda r, ids: ids[r.key2]),
+    View("inliers", "INTEGER", lambda r, _: r.inliers),
+    View("score", "REAL", lambda r, _: r.score),
+    View("reason", "TEXT", lambda r, _: r.reason),
+    View("homography", "TEXT", lambda r, _: r.homography),
+    View("scale", "REAL", lambda r, _: r.scale),
+    View("angle", "REAL", lambda r, _: r.angle),
+    View("mirrored", "INTEGER", lambda r, _: int(r.mirrored)),
+    View("overlap", "REAL", lambda r, _: r.area_fraction),
+    View("max_block_ratio", "REAL", lambda r, _: r.metrics.get("max_block_ratio")),
+    View("colour_block_ratio", "REAL", lambda r, _: r.metrics.get("colour_block_ratio")),
+)
+RELATED_PAIRS_COLUMNS = [(v.column, v.sql) for v in RELATED_PAIRS]
+
+
+def related_pair_row(r: CopyRecord, ids: Mapping[str, int]) -> tuple:
+    """The `related_pairs` row of a related record, its rasters given as file_ids."""
+    return tuple(v.value(r, ids) for v in RELATED_PAIRS)

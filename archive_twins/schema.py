@@ -5,7 +5,12 @@ Tables of a record's fields are derived from the record (archive_twins/records.p
 
 from __future__ import annotations
 
-from .records import FILES_COLUMNS
+from .records import (
+    COPY_PAIRS_COLUMNS,
+    FILES_COLUMNS,
+    RELATED_PAIRS_COLUMNS,
+    TRANSFORM_PARAMETER,
+)
 
 # (table, [(column, sqlite type)], extra DDL) in the order they are written.
 TABLES: dict[str, list[tuple[str, str]]] = {
@@ -22,24 +27,7 @@ TABLES: dict[str, list[tuple[str, str]]] = {
         ("same_pixels_set_id", "INTEGER NOT NULL"),
         ("file_id", "INTEGER NOT NULL"),
     ],
-    "copy_pairs": [
-        ("file_id1", "INTEGER NOT NULL"),
-        ("file_id2", "INTEGER NOT NULL"),
-        ("kind", "TEXT NOT NULL"),
-        ("scale", "REAL"),
-        ("angle", "REAL"),
-        ("mirrored", "INTEGER"),
-        ("crop_x", "REAL"),
-        ("crop_y", "REAL"),
-        ("crop_w", "REAL"),
-        ("crop_h", "REAL"),
-        ("homography", "TEXT"),
-        ("inliers", "INTEGER"),
-        ("score", "REAL"),
-        ("method", "TEXT"),
-        ("area_fraction", "REAL"),
-        ("colour_change", "INTEGER"),
-    ],
+    "copy_pairs": COPY_PAIRS_COLUMNS,
     "transform_resize": [
         ("file_id1", "INTEGER NOT NULL"),
         ("file_id2", "INTEGER NOT NULL"),
@@ -58,26 +46,13 @@ TABLES: dict[str, list[tuple[str, str]]] = {
     "transform_list_stat": [("transform", "TEXT NOT NULL"), ("count", "INTEGER NOT NULL")],
     # The same object or scene in two different photographs: the geometry fits, the
     # pixels do not. Never also in copy_pairs.
-    "related_pairs": [
-        ("file_id1", "INTEGER NOT NULL"),
-        ("file_id2", "INTEGER NOT NULL"),
-        ("inliers", "INTEGER"),
-        ("score", "REAL"),
-        ("reason", "TEXT"),
-        ("homography", "TEXT"),
-        ("scale", "REAL"),
-        ("angle", "REAL"),
-        ("mirrored", "INTEGER"),
-        ("overlap", "REAL"),
-        ("max_block_ratio", "REAL"),
-        ("colour_block_ratio", "REAL"),
-    ],
+    "related_pairs": RELATED_PAIRS_COLUMNS,
     # Beyond the contract: what the scan skipped, and how this result was made.
     "skipped_files": [("filename", "TEXT NOT NULL"), ("size_bytes", "INTEGER"), ("reason", "TEXT")],
     "run_info": [("key", "TEXT PRIMARY KEY"), ("value", "TEXT")],
 }
 
-COPY_KINDS = ("resize", "rotate90i", "other")
+COPY_KINDS = tuple(TRANSFORM_PARAMETER)  # resize, rotate90i, other
 
 INDEXES = [
     "CREATE INDEX idx_files_sha256 ON files(sha256)",

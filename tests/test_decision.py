@@ -14,6 +14,7 @@ from archive_twins.demo import photo
 from archive_twins.dihedral import dihedral
 from archive_twins.features import FeatureParams, balanced_order, describe
 from archive_twins.geometry import GeoParams, plain_margin, verify_geometric
+from archive_twins.records import CopyRecord
 from archive_twins.verify import VerifyParams, compare, explains, photometric_change
 
 UKBENCH = Path(__file__).resolve().parents[2] / "shared" / "data" / "ukbench-dev"
@@ -186,11 +187,26 @@ def test_viewpoints_of_one_development_group_are_never_copies():
                     assert g is None or g["accepted_by"] is None, (group, i, j)
 
 
+def pair(key1: str, key2: str) -> CopyRecord:
+    """A copy or related record between two rasters (its figures do not matter here)."""
+    figures = dict.fromkeys(("scale", "angle", "crop_x", "crop_y", "crop_w", "crop_h"), 1.0)
+    return CopyRecord(
+        key1=key1,
+        key2=key2,
+        kind="other",
+        mirrored=0,
+        homography="",
+        inliers=None,
+        score=1.0,
+        **figures,
+    )
+
+
 def test_copies_joined_by_a_chain_of_copies_are_not_related():
-    related = [{"key1": "a", "key2": "c"}, {"key1": "a", "key2": "x"}]
-    copies = [{"key1": "a", "key2": "b"}, {"key1": "b", "key2": "c"}]
+    related = [pair("a", "c"), pair("a", "x")]
+    copies = [pair("a", "b"), pair("b", "c")]
     rep = {k: i for i, k in enumerate("abcx")}
-    assert different_captures(related, copies, rep) == [{"key1": "a", "key2": "x"}]
+    assert different_captures(related, copies, rep) == [pair("a", "x")]
     # a copy through a raster no longer present does not join them
     assert len(different_captures(related, copies, {"a": 0, "c": 2, "x": 3})) == 2
 

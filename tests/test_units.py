@@ -15,6 +15,7 @@ from archive_twins.dihedral import (
     nearest_dihedral,
 )
 from archive_twins.match import MatchParams, verdict_key
+from archive_twins.records import CopyRecord
 from archive_twins.retrieval import Item, chunk_of
 from archive_twins.util import write_jsonl
 
@@ -64,6 +65,7 @@ def test_chunk_of_is_a_range_of_hash_prefixes():
 
 
 def _copy(k1: str, k2: str, kind: str, **kw: object) -> dict:
+    """A copy record in its JSON form (as the matching jobs write it)."""
     c = {
         "key1": k1,
         "key2": k2,
@@ -88,15 +90,13 @@ def _copy(k1: str, k2: str, kind: str, **kw: object) -> dict:
 
 def test_copy_tables_parameters_per_kind_and_vanished_rasters():
     rep = {"a": 1, "b": 2, "c": 3, "d": 4}
-    t = copy_tables(
-        [
-            _copy("a", "b", "resize"),
-            _copy("a", "c", "rotate90i"),
-            _copy("c", "d", "other"),
-            _copy("a", "gone", "resize"),
-        ],
-        rep,
-    )
+    copies = [
+        _copy("a", "b", "resize"),
+        _copy("a", "c", "rotate90i"),
+        _copy("c", "d", "other"),
+        _copy("a", "gone", "resize"),
+    ]
+    t = copy_tables([CopyRecord.from_dict(c) for c in copies], rep)
     assert [r[:3] for r in t["copy_pairs"]] == [
         (1, 2, "resize"),
         (1, 3, "rotate90i"),
@@ -118,6 +118,6 @@ def test_a_pair_is_a_copy_or_related_never_both(tmp_path):
         ],
     )
     copies, rel = load_copies([str(tmp_path / "c.jsonl")])
-    assert [(c["key1"], c["key2"]) for c in copies] == [("c", "d")]
+    assert [(c.key1, c.key2) for c in copies] == [("c", "d")]
     rows = related_table(rel, {"a": 1, "b": 2})
     assert [(r[0], r[1], r[2], r[4]) for r in rows] == [(1, 2, 50, "pixels differ")]
