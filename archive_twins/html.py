@@ -17,9 +17,33 @@ from collections import Counter
 from pathlib import Path
 from urllib.parse import quote
 
+from .records import TRANSFORM_PARAMETER
+from .schema import columns
 from .util import atomic_dir
 
 WEB = Path(__file__).parent / "web"
+
+# The page data holds files and items as arrays; their column names go with them
+# (data "fields"), and app.js reads every value by name.
+# A file: columns of `files`, with `thumb` relative to the page and `href` its link.
+FILE_FIELDS = (
+    "filename",
+    "thumb",
+    "width",
+    "height",
+    "thumb_w",
+    "thumb_h",
+    "format",
+    "size_bytes",
+    "href",
+    "exif_orientation",
+)
+# A pair: its two files (indexes into the page's files), then every copy_pairs column.
+PAIR_FIELDS = ("file1", "file2", *columns("copy_pairs")[2:])
+# An identical or same-pixels set: its kind and its files.
+SET_FIELDS = ("kind", "files")
+# Page values that differ from the table's: the homography as 9 numbers.
+PAGE_VALUES = {"homography": lambda v: [x for row in json.loads(v) for x in row]}
 
 PAGES = {
     "identical": ("Identical and same-pixel sets", "sets", "set size", "sets"),
@@ -89,48 +113,26 @@ class _Files:
         if file_id not in self.index:
             f = self.files[file_id]
             self.index[file_id] = len(self.rows)
-            self.rows.append(
-                [
-                    f["filename"],
-                    f"../{f['thumb']}" if f.get("thumb") else "",
-                    f["width"],
-                    f["height"],
-                    f.get("thumb_w"),
-                    f.get("thumb_h"),
-                    f["format"],
-                    f["size_bytes"],
-                    file_uri(self.archive, f),
-                    f.get("exif_orientation"),
-                ]
-            )
+            row = {
+                **f,
+                "thumb": f"../{f['thumb']}" if f.get("thumb") else "",
+                "href": file_uri(self.archive, f),
+            }
+            self.rows.append([row[k] for k in FILE_FIELDS])
         return self.index[file_id]
 
 
 def _pair_row(p: dict, fx: _Files) -> list:
-    return [
-        fx(p["file_id1"]),
-        fx(p["file_id2"]),
-        p["kind"],
-        p["scale"],
-        p["angle"],
-        p["mirrored"],
-        p["crop_x"],
-        p["crop_y"],
-        p["crop_w"],
-        p["crop_h"],
-        [v for row in json.loads(p["homography"]) for v in row],
-        p["inliers"],
-        p["score"],
-        p.get("method"),
-        p.get("area_fraction"),
-        p.get("colour_change"),
-    ]
+    """A copy_pairs row as the page gets it (PAIR_FIELDS)."""
+    row = {**p, "file1": fx(p["file_id1"]), "file2": fx(p["file_id2"])}
+    return [PAGE_VALUES[k](row[k]) if k in PAGE_VALUES else row[k] for k in PAIR_FIELDS]
 
 
 def _related_as_pair(r: dict) -> dict:
     """A related pair in the shape of a copy pair, so the pages align and flicker it
     the same way (the reason is shown where a copy's method is)."""
     return {
+        **dict.fromkeys(columns("copy_pairs")),
         "file_id1": r["file_id1"],
         "file_id2": r["file_id2"],
         "kind": "related",
@@ -224,6 +226,7 @@ def build_html(
         for name, (title, mode, param, unit) in PAGES.items():
             fx = _Files(files, archive)
             if mode == "sets":
+                fields, param_field = SET_FIELDS, None  # the parameter is the set's size
                 items = []
                 for kind, table, key in (
                     ("identical", "identical_list", "identical_set_id"),
@@ -235,14 +238,18 @@ def build_html(
                     items += [[kind, [fx(i) for i in sorted(g)]] for _, g in sorted(groups.items())]
             elif name == "related":
                 items = [_pair_row(_related_as_pair(r), fx) for r in t.get("related_pairs", [])]
+                fields, param_field = PAIR_FIELDS, "area_fraction"  # the overlap
             else:
                 kind = name.removeprefix("transform_")
                 items = [_pair_row(p, fx) for p in t["copy_pairs"] if p["kind"] == kind]
+                fields, param_field = PAIR_FIELDS, TRANSFORM_PARAMETER[kind]
             data = {
                 "title": title,
                 "mode": mode,
                 "param": param,
                 "unit": unit,
+                "param_field": param_field,
+                "fields": {"file": FILE_FIELDS, "item": fields},
                 "files": fx.rows,
                 "items": items,
             }

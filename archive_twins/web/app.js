@@ -6,8 +6,11 @@
 (function () {
   const D = window.ATW_DATA;
   const PAGE_SIZE = 24;
-  // [name, thumb, width, height, thumb_w, thumb_h, format, size, href, exif_orientation]
-  const F = D.files;
+  // Files and items come as compact arrays; D.fields names their columns (html.py
+  // derives them from the records), so they are read by name here, never by position.
+  const named = (names) => (row) => Object.fromEntries(names.map((k, i) => [k, row[i]]));
+  const F = D.files.map(named(D.fields.file));
+  const ITEMS = D.items.map(named(D.fields.item));
   const state = { page: 0, q: "", min: "", max: "", mirror: "any", sort: "default",
                   sel: 0, rows: [], flicker: null };
 
@@ -34,17 +37,17 @@
   function fileLine(fi) {
     const f = F[fi];
     // <bdi>: a right-to-left override in one name cannot reorder the text after it
-    const a = el("a", { class: "fname", href: f[8], title: "open the original file" },
-      el("bdi", { text: f[0] }));
-    return el("div", { class: "file" }, a,
-      el("span", { class: "facts", text: ` ${f[2]}×${f[3]} ${f[6] || ""} ${fmtSize(f[7])}` }));
+    const a = el("a", { class: "fname", href: f.href, title: "open the original file" },
+      el("bdi", { text: f.filename }));
+    const facts = ` ${f.width}×${f.height} ${f.format || ""} ${fmtSize(f.size_bytes)}`;
+    return el("div", { class: "file" }, a, el("span", { class: "facts", text: facts }));
   }
 
   function thumb(fi, cls) {
     const f = F[fi];
-    const img = el("img", { src: f[1], class: cls || "thumb", loading: "lazy", alt: "" });
-    img.width = f[4];
-    img.height = f[5];
+    const img = el("img", { src: f.thumb, class: cls || "thumb", loading: "lazy", alt: "" });
+    img.width = f.thumb_w;
+    img.height = f.thumb_h;
     return img;
   }
 
@@ -56,10 +59,10 @@
 
   function oriented(img, fi) {
     const f = F[fi];
-    const o = f[9];
-    if (!ORIENT[o] || !f[4] || !f[5]) return img;
-    const s = Math.min(176 / f[4], 176 / f[5], 1);
-    const w = f[4] * s, h = f[5] * s, swap = o >= 5;
+    const o = f.exif_orientation;
+    if (!ORIENT[o] || !f.thumb_w || !f.thumb_h) return img;
+    const s = Math.min(176 / f.thumb_w, 176 / f.thumb_h, 1);
+    const w = f.thumb_w * s, h = f.thumb_h * s, swap = o >= 5;
     const box = el("span", { class: "orient", title: `EXIF orientation ${o}` });
     box.style.width = (swap ? h : w) + "px";
     box.style.height = (swap ? w : h) + "px";
@@ -71,8 +74,8 @@
   }
 
   // ---- pairs ---------------------------------------------------------------------
-  // pair: [f1, f2, kind, scale, angle, mirrored, cx, cy, cw, ch, H(9), inliers, score,
-  //        method, area, colour]
+  // pair: file1, file2 (indexes into F), then the copy_pairs columns (kind, scale, angle,
+  // mirrored, crop_x..crop_h, homography as 9 numbers, inliers, score, method, ...)
 
   function invert3(m) {
     const [a, b, c, d, e, f, g, h, i] = m;
@@ -94,51 +97,52 @@
   // CSS transform that draws file2's thumbnail (natural size) in file1's display frame:
   // display <- file1 pixels <- (H^-1) file2 pixels <- file2 thumbnail pixels.
   function alignMatrix(pair, displayScale) {
-    const f2 = F[pair[1]];
-    const s2 = [f2[2] / f2[4], 0, 0, 0, f2[3] / f2[5], 0, 0, 0, 1];
+    const f2 = F[pair.file2];
+    const s2 = [f2.width / f2.thumb_w, 0, 0, 0, f2.height / f2.thumb_h, 0, 0, 0, 1];
     const d = [displayScale, 0, 0, 0, displayScale, 0, 0, 0, 1];
-    const m = mul3(d, mul3(invert3(pair[10]), s2));
+    const m = mul3(d, mul3(invert3(pair.homography), s2));
     const n = m.map((v) => v / m[8]);
     return `matrix3d(${n[0]},${n[3]},0,${n[6]},${n[1]},${n[4]},0,${n[7]},0,0,1,0,${n[2]},${n[5]},0,${n[8]})`;
   }
 
   function paramText(p) {
-    const parts = [p[2]];
-    if (p[2] === "rotate90i" || p[4]) parts.push(`angle ${+p[4].toFixed(2)}°`);
-    parts.push(`scale ${+p[3].toFixed(4)}`);
-    if (p[5]) parts.push("mirrored");
-    if (p[15]) parts.push("colour change");
-    if (p[2] === "other") {
-      parts.push(`crop ${p[6].toFixed(0)},${p[7].toFixed(0)} ${p[8].toFixed(0)}×${p[9].toFixed(0)}`);
-      parts.push(`area ${(100 * p[14]).toFixed(1)}%`);
+    const parts = [p.kind];
+    if (p.kind === "rotate90i" || p.angle) parts.push(`angle ${+p.angle.toFixed(2)}°`);
+    parts.push(`scale ${+p.scale.toFixed(4)}`);
+    if (p.mirrored) parts.push("mirrored");
+    if (p.colour_change) parts.push("colour change");
+    if (p.kind === "other") {
+      const [x, y, w, h] = [p.crop_x, p.crop_y, p.crop_w, p.crop_h].map((v) => v.toFixed(0));
+      parts.push(`crop ${x},${y} ${w}×${h}`);
+      parts.push(`area ${(100 * p.area_fraction).toFixed(1)}%`);
     }
-    if (p[11] != null) parts.push(`${p[11]} inliers`);
-    parts.push(`score ${(+p[12]).toFixed(3)}`, p[13]);
+    if (p.inliers != null) parts.push(`${p.inliers} inliers`);
+    parts.push(`score ${(+p.score).toFixed(3)}`, p.method);
     return parts.join(" · ");
   }
 
   function pairCard(p, idx) {
-    const f1 = F[p[0]];
+    const f1 = F[p.file1];
     const width = 360;
-    const ds = width / f1[2];
+    const ds = width / f1.width;
     const frame = el("div", { class: "frame" });
     frame.style.width = `${width}px`;
-    frame.style.height = `${Math.round(f1[3] * ds)}px`;
-    const base = thumb(p[0], "base");
+    frame.style.height = `${Math.round(f1.height * ds)}px`;
+    const base = thumb(p.file1, "base");
     base.style.width = `${width}px`;
-    base.style.height = `${Math.round(f1[3] * ds)}px`;
-    const top = thumb(p[1], "overlay");
+    base.style.height = `${Math.round(f1.height * ds)}px`;
+    const top = thumb(p.file2, "overlay");
     top.style.transform = alignMatrix(p, ds);
     frame.append(base, top);
-    const side = el("div", { class: "side" }, oriented(thumb(p[0]), p[0]),
-      oriented(thumb(p[1]), p[1]));
+    const side = el("div", { class: "side" }, oriented(thumb(p.file1), p.file1),
+      oriented(thumb(p.file2), p.file2));
     const flick = el("button", { class: "flicker", text: "flicker (f)",
                                  onclick: () => toggleFlicker(card) });
     const view = el("button", { class: "view", text: "blend (b)",
                                 onclick: () => toggleBlend(card) });
     const card = el("article", { class: "card", "data-index": String(idx) },
       el("div", { class: "params", text: paramText(p) }),
-      fileLine(p[0]), fileLine(p[1]),
+      fileLine(p.file1), fileLine(p.file2),
       el("div", { class: "tools" }, flick, view), frame, side);
     card.addEventListener("click", () => select(idx));
     return card;
@@ -171,11 +175,11 @@
   // ---- sets ----------------------------------------------------------------------
 
   function setCard(s, idx) {
-    const kind = s[0] === "identical" ? "byte-identical" : "same pixels, different bytes";
+    const kind = s.kind === "identical" ? "byte-identical" : "same pixels, different bytes";
     const card = el("article", { class: "card set", "data-index": String(idx) },
-      el("div", { class: "params", text: `${kind} · ${s[1].length} files` }));
-    for (const fi of s[1]) card.appendChild(fileLine(fi));
-    card.appendChild(el("div", { class: "side" }, ...s[1].slice(0, 6).map((fi) => oriented(thumb(fi), fi))));
+      el("div", { class: "params", text: `${kind} · ${s.files.length} files` }));
+    for (const fi of s.files) card.appendChild(fileLine(fi));
+    card.appendChild(el("div", { class: "side" }, ...s.files.slice(0, 6).map((fi) => oriented(thumb(fi), fi))));
     card.addEventListener("click", () => select(idx));
     return card;
   }
@@ -183,29 +187,30 @@
   // ---- filtering, paging, keyboard -----------------------------------------------
 
   function names(item) {
-    return D.mode === "sets" ? item[1].map((i) => F[i][0]) : [F[item[0]][0], F[item[1]][0]];
+    const files = D.mode === "sets" ? item.files : [item.file1, item.file2];
+    return files.map((i) => F[i].filename);
   }
 
   function param(item) {
-    if (D.mode === "sets") return item[1].length;
-    return item[2] === "resize" ? item[3] : item[2] === "rotate90i" ? item[4] : item[14];
+    // a set's size, or the pair column the page is about (D.param_field, from html.py)
+    return D.mode === "sets" ? item.files.length : item[D.param_field];
   }
 
   function filtered() {
     const q = state.q.toLowerCase();
     const lo = state.min === "" ? -Infinity : +state.min;
     const hi = state.max === "" ? Infinity : +state.max;
-    let rows = D.items.filter((it) => {
+    let rows = ITEMS.filter((it) => {
       if (q && !names(it).some((n) => n.toLowerCase().includes(q))) return false;
       const v = param(it);
       if (v < lo || v > hi) return false;
-      if (D.mode !== "sets" && state.mirror !== "any" && String(it[5]) !== state.mirror) return false;
-      if (D.mode === "sets" && state.mirror !== "any" && it[0] !== state.mirror) return false;
+      if (D.mode !== "sets" && state.mirror !== "any" && String(it.mirrored) !== state.mirror) return false;
+      if (D.mode === "sets" && state.mirror !== "any" && it.kind !== state.mirror) return false;
       return true;
     });
     if (state.sort === "param") rows = rows.slice().sort((a, b) => param(a) - param(b));
     if (state.sort === "score" && D.mode !== "sets")
-      rows = rows.slice().sort((a, b) => a[12] - b[12]);
+      rows = rows.slice().sort((a, b) => a.score - b.score);
     return rows;
   }
 
@@ -221,7 +226,7 @@
       list.appendChild(D.mode === "sets" ? setCard(it, i) : pairCard(it, i));
     });
     document.getElementById("pageinfo").textContent =
-      `page ${state.page + 1} of ${pages} · ${state.rows.length} of ${D.items.length} ${D.unit}`;
+      `page ${state.page + 1} of ${pages} · ${state.rows.length} of ${ITEMS.length} ${D.unit}`;
     state.sel = Math.min(state.sel, Math.max(0, list.children.length - 1));
     select(state.sel, false);
     history.replaceState(null, "", `#page=${state.page + 1}`);
