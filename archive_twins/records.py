@@ -17,6 +17,7 @@ schema, the duckdb read, the shard record keys and the review pages follow.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from collections import namedtuple
 from collections.abc import Callable, Mapping
@@ -59,7 +60,7 @@ def _col(
     *,
     select: str | None = None,
     name: str | None = None,
-    to_sql: Callable[[Any], Any] | None = None,
+    to_sql: Callable[[Any, Mapping[str, int]], Any] | None = None,
     default: Any = None,
     factory: Callable[[], Any] | None = None,
 ) -> Any:
@@ -68,10 +69,13 @@ def _col(
     `duck`: type when read from JSON by duckdb (None: not read); `sql`: SQLite type
     of the table column (None: not a column); `select`: the aggregation's SQL for the
     column (default: the field itself); `name`: column name when it differs from the
-    field; `to_sql`: conversion of the value for the table.
+    field; `to_sql(value, ids)`: the column's value (ids: raster key -> file_id).
     """
     meta = {"stage": stage, "duck": duck, "sql": sql, "select": select, "name": name}
-    return field(default=default, metadata={**meta, "to_sql": to_sql})
+    meta["to_sql"] = to_sql
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
 
 
 @dataclass(slots=True)
@@ -116,23 +120,25 @@ class FileRecord:
 
     def set_facts(self, facts: Mapping[str, Any]) -> None:
         """Take the decode facts (missing ones as None) from a decode or cache record."""
-        for key in DECODE_KEYS:
+        for key in stage_keys(type(self), DECODE):
             setattr(self, key, facts.get(key))
 
     def facts(self) -> dict[str, Any]:
         """The decode facts alone: what the content store caches per sha256."""
-        return {key: getattr(self, key) for key in DECODE_KEYS}
+        return {key: getattr(self, key) for key in stage_keys(type(self), DECODE)}
 
     def shard_dict(self) -> dict[str, Any]:
         """The record as the shard stage writes it (without the aggregation's columns)."""
-        return {key: getattr(self, key) for key in SHARD_KEYS}
+        return {key: getattr(self, key) for key in stage_keys(type(self), SHARD, DECODE)}
 
 
-def _keys(cls: type, *stages: str) -> tuple[str, ...]:
+@functools.cache
+def stage_keys(cls: type, *stages: str) -> tuple[str, ...]:
+    """Names of the fields of a record class that the given stages produce."""
     return tuple(f.name for f in fields(cls) if f.metadata["stage"] in stages)
 
 
-def _table(cls: type) -> list[tuple[str, str]]:
+def table_columns(cls: type) -> list[tuple[str, str]]:
     """(column, SQLite type) of the fields that are table columns, in field order."""
     return [
         (f.metadata["name"] or f.name, f.metadata["sql"])
@@ -141,24 +147,40 @@ def _table(cls: type) -> list[tuple[str, str]]:
     ]
 
 
+def duckdb_types(cls: type) -> dict[str, str]:
+    """Field -> duckdb type of the fields read from JSON lines by duckdb."""
+    return {f.name: f.metadata["duck"] for f in fields(cls) if f.metadata["duck"] is not None}
+
+
+def select_list(cls: type) -> list[str]:
+    """SQL expressions `<expr> AS <column>` of the table columns, in column order."""
+    return [
+        f"{f.metadata['select'] or f.name} AS {f.metadata['name'] or f.name}"
+        for f in fields(cls)
+        if f.metadata["sql"] is not None
+    ]
+
+
 # Keys decode.analyse fills and the content store caches.
-DECODE_KEYS = _keys(FileRecord, DECODE)
+DECODE_KEYS = stage_keys(FileRecord, DECODE)
 # Keys of a shard record (JSON lines of rule decode_shard).
-SHARD_KEYS = _keys(FileRecord, SHARD, DECODE)
+SHARD_KEYS = stage_keys(FileRecord, SHARD, DECODE)
 # Shard record fields the aggregation reads, with their duckdb types.
-RECORD_COLUMNS = {
-    f.name: f.metadata["duck"] for f in fields(FileRecord) if f.metadata["duck"] is not None
-}
-FILES_COLUMNS = _table(FileRecord)
-# The aggregation's SELECT list for `files` (from its table of records), in column order.
-FILES_SELECT = [
-    f"{f.metadata['select'] or f.name} AS {f.name}"
-    for f in fields(FileRecord)
-    if f.metadata["sql"] is not None
-]
+RECORD_COLUMNS = duckdb_types(FileRecord)
+FILES_COLUMNS = table_columns(FileRecord)
+# The aggregation's SELECT list for `files` (from its table of records).
+FILES_SELECT = select_list(FileRecord)
 
 
-def _flag(value: Any) -> int:
+def _file_id(key: str, ids: Mapping[str, int]) -> int:
+    return ids[key]
+
+
+def _int(value: Any, _ids: Mapping[str, int]) -> int:
+    return int(value)
+
+
+def _flag(value: Any, _ids: Mapping[str, int]) -> int:
     return int(bool(value))
 
 
@@ -170,13 +192,17 @@ class CopyRecord:
     Records written before a field existed read it as its default.
     """
 
-    key1: str = _col(MATCH, sql="INTEGER NOT NULL", name="file_id1", default=REQUIRED)
-    key2: str = _col(MATCH, sql="INTEGER NOT NULL", name="file_id2", default=REQUIRED)
+    key1: str = _col(
+        MATCH, sql="INTEGER NOT NULL", name="file_id1", to_sql=_file_id, default=REQUIRED
+    )
+    key2: str = _col(
+        MATCH, sql="INTEGER NOT NULL", name="file_id2", to_sql=_file_id, default=REQUIRED
+    )
     # 'resize', 'rotate90i', 'other', or 'related' (not a copy)
     kind: str = _col(MATCH, sql="TEXT NOT NULL", default=REQUIRED)
     scale: float = _col(MATCH, sql="REAL", default=REQUIRED)
     angle: float = _col(MATCH, sql="REAL", default=REQUIRED)
-    mirrored: int = _col(MATCH, sql="INTEGER", to_sql=int, default=REQUIRED)
+    mirrored: int = _col(MATCH, sql="INTEGER", to_sql=_int, default=REQUIRED)
     crop_x: float = _col(MATCH, sql="REAL", default=REQUIRED)
     crop_y: float = _col(MATCH, sql="REAL", default=REQUIRED)
     crop_w: float = _col(MATCH, sql="REAL", default=REQUIRED)
@@ -203,26 +229,25 @@ class CopyRecord:
         return dataclasses.asdict(self)
 
 
-COPY_PAIRS_COLUMNS = _table(CopyRecord)
-# A copy_pairs row; named, so the transform tables pick their parameter by name.
-CopyPairRow = namedtuple("CopyPairRow", [c for c, _ in COPY_PAIRS_COLUMNS])
+COPY_PAIRS_COLUMNS = table_columns(CopyRecord)
 # The figure each kind of copy is described by in its transform_<kind> table.
 TRANSFORM_PARAMETER = {"resize": "scale", "rotate90i": "angle", "other": "area_fraction"}
 
 
-def copy_pair_row(c: CopyRecord, ids: Mapping[str, int]) -> CopyPairRow:
-    """The `copy_pairs` row of a copy, its rasters given as file_ids by `ids`."""
+@functools.cache
+def row_type(cls: type) -> type:
+    """The named tuple of a record class's table row (columns by name and position)."""
+    return namedtuple(f"{cls.__name__}Row", [c for c, _ in table_columns(cls)])
+
+
+def copy_pair_row(c: CopyRecord, ids: Mapping[str, int]) -> tuple:
+    """The `copy_pairs` row of a copy (a named tuple), rasters as file_ids by `ids`."""
     values = []
-    for f in fields(CopyRecord):
-        if f.metadata["sql"] is None:
-            continue
-        value = getattr(c, f.name)
-        if f.metadata["name"] in ("file_id1", "file_id2"):
-            value = ids[value]
-        elif f.metadata["to_sql"] is not None:
-            value = f.metadata["to_sql"](value)
-        values.append(value)
-    return CopyPairRow(*values)
+    for f in fields(c):
+        if f.metadata["sql"] is not None:
+            value, to_sql = getattr(c, f.name), f.metadata["to_sql"]
+            values.append(value if to_sql is None else to_sql(value, ids))
+    return row_type(type(c))(*values)
 
 
 class View(NamedTuple):
