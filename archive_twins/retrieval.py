@@ -24,6 +24,7 @@ import hashlib
 import json
 import mmap
 import os
+import resource
 import shutil
 import struct
 import zipfile
@@ -166,6 +167,7 @@ def build_index(
     from their shard bundles, and the candidates of the new rasters are searched once
     (`delta.npz`) for every chunk. The result is the same as a rebuild (tests).
     """
+    clock = _Stages()
     items = collect_items(record_files)
     keys = sorted(items)
     n = len(keys)
@@ -185,14 +187,14 @@ def build_index(
             _save(tmp / f"{name}.npy", np.array([items[k][j] for k in keys], dtype=np.int64))
         _save(tmp / "size_bytes.npy", np.array([items[k][0] for k in keys], dtype=np.int64))
         _save(tmp / "format.npy", np.array([items[k][5] for k in keys], dtype="S8"))
-        ph = np.zeros((n, 8), np.uint64)
-        for i, k in enumerate(keys):
-            ph[i] = [int(h, 16) for h in items[k][6]]
+        ph = _hex64(np.array([items[k][6] for k in keys], dtype="S16").reshape(n, 8))
         _save(tmp / "phash.npy", ph)
         del items
         pos = {s.decode(): i for i, s in enumerate(sha_arr.tolist())}  # rep sha -> item
         need = np.ones(n, bool) if src is None else src < 0
+        clock.done("items")
         sizes = _write_word_lists(signature_files, pos, need, tmp, params, base, src)
+        clock.done("word_lists")
         stats = {f"{f}_words": int(sizes[f]) for f in FAMILIES}
         if src is None:
             for prefix, fam in INVERTED.items():
@@ -202,6 +204,7 @@ def build_index(
             old_to_new[src[src >= 0]] = np.flatnonzero(src >= 0)
             for prefix, fam in INVERTED.items():
                 _merge_inverted(tmp, prefix, fam, base, old_to_new, np.flatnonzero(src < 0))
+        clock.done("inverted")
         stats.update(items=n, merged=src is not None, new=int(need.sum()))
         # The generation: which rasters (with which representative files) this index
         # holds, so a chunk can tell what was added since its previous run.
@@ -228,11 +231,32 @@ def build_index(
             _save_delta(tmp / "delta.npz", need, *delta)
             meta["delta_from"] = base.meta["gen"]
             stats["delta_pairs"] = len(delta[0]) + len(delta[1])
+            clock.done("delta")
             del new_index
             (tmp / "meta.json").write_text(json.dumps(meta, sort_keys=True))
     if gens_dir is not None:
         _keep_as_base(out_dir, Path(gens_dir) / "base")
+    stats["stages"] = clock.stages
     return stats
+
+
+class _Stages:
+    """CPU seconds and peak resident set of a job's stages (for the logs)."""
+
+    def __init__(self) -> None:
+        self.stages: dict[str, list] = {}
+        self.t = self._cpu()
+
+    @staticmethod
+    def _cpu() -> float:
+        r = resource.getrusage(resource.RUSAGE_SELF)
+        return r.ru_utime + r.ru_stime
+
+    def done(self, name: str) -> None:
+        t = self._cpu()
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+        self.stages[name] = [round(t - self.t, 2), peak]
+        self.t = t
 
 
 # ---------------------------------------------------------------- shard bundles
@@ -376,9 +400,8 @@ def _write_word_lists(
             for name, field in ((w_name, "words"), (a_name, "ang"), (l_name, "lsc")):
                 out[name][dst] = np.asarray(b[prefix + field])[take] if len(take) else 0
             release(*out.values())
-        for arr in out.values():
-            release(arr)
-            del arr
+        finish(*out.values())
+        del out
     return totals
 
 
@@ -392,7 +415,7 @@ def _copy_runs(
     new_off: np.ndarray,
     old_off: np.ndarray,
     src: np.ndarray,
-    release_every: int = 1 << 26,
+    release_every: int = 1 << 24,
 ) -> None:
     """Copy the word lists of the base index's rasters, run by run (consecutive
     rasters in both indexes)."""
@@ -460,7 +483,7 @@ def _keep_as_base(out_dir: str | os.PathLike, base_dir: Path) -> None:
 # ---------------------------------------------------------------- inverted files
 
 
-def _invert(tmp: Path, prefix: str, fam: str, block: int = 1 << 23) -> None:
+def _invert(tmp: Path, prefix: str, fam: str, block: int = 1 << 22) -> None:
     """An inverted file of one family's word lists: postings scattered word by word
     in blocks of rasters taken in index order, so within a word they are sorted by
     raster."""
@@ -499,8 +522,7 @@ def _invert(tmp: Path, prefix: str, fam: str, block: int = 1 << 23) -> None:
             cursor += np.bincount(ws, minlength=N_WORDS)
             release(post_id, post_ang, post_lsc, words, ang, lsc)
         i0 = i1
-    for arr in (post_id, post_ang, post_lsc):
-        release(arr)
+    finish(post_id, post_ang, post_lsc)
 
 
 def _merge_inverted(
@@ -527,11 +549,13 @@ def _merge_inverted(
     order = np.lexsort((nid, nw))
     nw, nid = nw[order], nid[order]
     nang, nlsc = np.asarray(ang[take])[order], np.asarray(lsc[take])[order]
+    release(words, ang, lsc)
     # postings of the base's rasters that are gone (or changed)
     old_indptr = base.inverted[prefix]["indptr"]
     bo = np.asarray(base.arrays[off_name], np.int64)
     gone = np.flatnonzero(old_to_new < 0)
     gw = np.asarray(base.arrays[w_name][_ranges(bo[gone], bo[gone + 1])], np.int64)
+    release(base.arrays[w_name])
     counts = np.diff(old_indptr) - np.bincount(gw, minlength=N_WORDS)
     counts += np.bincount(nw, minlength=N_WORDS)
     indptr = np.zeros(N_WORDS + 1, np.int64)
@@ -577,20 +601,25 @@ def _merge_inverted(
         release(*out, *old)
         w0 = w1
     assert cur == total, (cur, total)
-    for arr in out:
-        release(arr)
+    finish(*out)
+
+
+def finish(*arrays: np.ndarray) -> None:
+    """Write memory-mapped outputs to disk (once, at the end) and release them."""
+    for arr in arrays:
+        arr.flush()
+    release(*arrays)
 
 
 def release(*arrays: np.ndarray) -> None:
     """Drop the pages of memory-mapped arrays from this process's resident set (they
-    stay in the page cache): a job that streams through an index of any size keeps
-    only what it works on now resident."""
+    stay in the page cache, written pages too, and reach the disk with the page
+    cache's writeback or `finish`): a job that streams through an index of any size
+    keeps only what it works on now resident."""
     for arr in arrays:
         m = getattr(arr, "_mmap", None)
         if m is None:
             continue
-        if arr.mode != "r":
-            arr.flush()
         try:
             m.madvise(mmap.MADV_DONTNEED)
         except (OSError, ValueError, AttributeError):
@@ -796,10 +825,16 @@ class Index:
         if len(new) == 0:
             return out
         ph = self.phash
-        qi, ti, oi, di = hamming_search(ph[new, 0], ph, max_dist)
-        hits = [(new[qi], ti, oi, di)]
-        ti, qi, oi, di = hamming_search(ph[:, 0], ph[new], max_dist)
-        hits.append((ti, new[qi], oi, di))
+        mask = np.zeros(self.n, bool)
+        mask[new] = True
+        old = np.flatnonzero(~mask)
+        # new x old both ways, then new x new (apart, so self-matches stay few)
+        qi, ti, oi, di = hamming_search(ph[new, 0], ph[old], max_dist)
+        hits = [(new[qi], old[ti], oi, di)]
+        ti, qi, oi, di = hamming_search(ph[old, 0], ph[new], max_dist)
+        hits.append((old[ti], new[qi], oi, di))
+        qi, ti, oi, di = hamming_search(ph[new, 0], ph[new], max_dist)
+        hits.append((new[qi], new[ti], oi, di))
         for xs, ys, os_, ds in hits:
             # x upright ~ y in orientation o (x = o(y)): orientation x -> y is o^-1
             for x, y, o, d in zip(xs.tolist(), ys.tolist(), os_.tolist(), ds.tolist(), strict=True):
@@ -826,6 +861,7 @@ class Index:
         jw = np.asarray(self.arrays["awords"][take], np.int64)
         ja = np.asarray(self.arrays["aang"][take], np.int64)
         js_ = np.asarray(self.arrays["alsc"][take], np.int64)
+        release(*self.arrays.values())
         sizes = s1 - s0
         cum = np.concatenate([[0], np.cumsum(sizes)])
         local = np.repeat(np.arange(len(js), dtype=np.int64), sizes)
@@ -838,6 +874,7 @@ class Index:
             starts, lens = post.lookup(jw)
             # postings of the rasters before j only
             ends = _first_after(post.ids, starts, starts + lens, js[local] - 1)
+            release(post.ids)
             lens = ends - starts
             qlen = _segment_sums(lens, sizes)
             b0 = 0
@@ -1130,9 +1167,25 @@ def pair_votes(query: dict, target: dict, params: RetrievalParams, mirrored: boo
 def identity_of(keys: np.ndarray, shas: np.ndarray) -> np.ndarray:
     """64-bit digests of (pixel hash, sha256) pairs: the first 16 hex digits of each,
     combined (both are uniform hashes), compared as integers, not strings."""
-    k = np.array([int(x[:16], 16) for x in keys], dtype=np.uint64)
-    h = np.array([int(x[:16], 16) for x in shas], dtype=np.uint64)
+    k = _hex64(np.asarray(keys, dtype="S40").astype("S16"))
+    h = _hex64(np.asarray(shas, dtype="S64").astype("S16"))
     return k ^ (h * np.uint64(0x9E3779B97F4A7C15))
+
+
+_NIBBLE = np.zeros(256, np.uint64)
+_NIBBLE[np.frombuffer(b"0123456789", np.uint8)] = np.arange(10, dtype=np.uint64)
+_NIBBLE[np.frombuffer(b"abcdef", np.uint8)] = np.arange(10, 16, dtype=np.uint64)
+_NIBBLE[np.frombuffer(b"ABCDEF", np.uint8)] = np.arange(10, 16, dtype=np.uint64)
+
+
+def _hex64(hexes: np.ndarray) -> np.ndarray:
+    """Values of 16-digit hexadecimal byte strings (any shape), as uint64, at once."""
+    a = np.ascontiguousarray(hexes, dtype="S16")
+    if a.size and not (np.char.str_len(a) == 16).all():  # fewer digits: one by one
+        return np.array([int(x, 16) for x in a.ravel().tolist()], np.uint64).reshape(a.shape)
+    digits = _NIBBLE[a.view(np.uint8).reshape(*a.shape, 16)]
+    shifts = np.arange(60, -4, -4, dtype=np.uint64)
+    return np.bitwise_or.reduce(digits << shifts, axis=-1).astype(np.uint64)
 
 
 def _key_floor(prefix32: int) -> bytes:
