@@ -457,7 +457,7 @@ def one_size(n: int, base: Path, pool: Path, sample: int | None, reuse: bool = F
         "setup_s": round(setup_s, 1),
         "index_cpu_s": idx["cpu_s"],
         "index_peak_rss_mb": idx["peak_rss_mb"],
-        "postings": idx["postings"],
+        "postings": idx["a_words"],
         "chunks_cpu_s": round(chunk_cpu, 1),
         "retrieval_cpu_s": round(retr_cpu, 1),
         "chunk_peak_rss_mb": max(c["peak_rss_mb"] for c in ch),
