@@ -393,6 +393,17 @@ def found_pairs(work: Path) -> tuple[set[frozenset], set[frozenset]]:
     return out, examined
 
 
+def _same_features(shards: Path) -> bool:
+    """Whether an earlier run's bundles were made with today's feature settings."""
+    import numpy as np
+
+    from archive_twins.features import FeatureParams
+
+    first = sorted(shards.glob("base-*.npz"))[0]
+    with np.load(first) as z:
+        return str(z["params"]) == FeatureParams().fingerprint()
+
+
 def one_size(n: int, base: Path, pool: Path, sample: int | None, reuse: bool = False) -> dict:
     work = base / f"n{n}"
     meta_pool = json.loads((pool / "meta.json").read_text())
@@ -400,7 +411,7 @@ def one_size(n: int, base: Path, pool: Path, sample: int | None, reuse: bool = F
     n_chunks = max(4, n // 4000)
     t0 = time.perf_counter()
     shards, parked = work / "shards", work / "add-shards"
-    if reuse and len(list(shards.glob("base-*.npz"))) == n_shards:
+    if reuse and len(list(shards.glob("base-*.npz"))) == n_shards and _same_features(shards):
         # the archive of an earlier run (same seeds): park its added shards, start
         # from no index, no generations and no chunk outputs
         parked.mkdir(exist_ok=True)
