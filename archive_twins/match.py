@@ -375,26 +375,36 @@ def chunk_candidates(
     params: MatchParams,
     old: np.ndarray | None = None,
     rows: list[dict] | None = None,
+    since: str | None = None,
 ) -> tuple[dict, dict, dict]:
     """The hash and word candidates of the pairs a chunk owns.
 
     With `old` (which items are unchanged since the chunk's previous run) and that
-    run's rows, only pairs involving a new raster are searched: new rasters of the
-    chunk against everything, unchanged ones against the new rasters only. Both
-    candidate criteria are functions of the pair, so this equals a full search.
+    run's rows, only pairs involving a new raster are searched: when the index job
+    already searched them since that run's generation (`since`), they are read from
+    the index; else new rasters of the chunk are searched against everything,
+    unchanged ones against the new rasters only. Both candidate criteria are
+    functions of the pair, so this equals a full search.
     """
     rp = params.retrieval
     geo = params.geo is not None
     mine = np.arange(lo, hi, dtype=np.int64)
-    counts = {"queries_full": hi - lo, "queries_delta": 0}
+    counts = {"queries_full": hi - lo, "queries_delta": 0, "stored_delta": False}
     if old is None or rows is None:
         hash_c = index.hash_candidates(mine, rp.max_hamming)
         word_c = index.word_candidates(mine, rp) if geo else {}
         return hash_c, word_c, counts
     hash_c, word_c = _carried(index, rows, old)
+    new = index.delta_since(since)
+    if new is not None and np.array_equal(~new, old):
+        dh, dw = index.delta_candidates(lo, hi)
+        hash_c.update(dh)
+        if geo:
+            word_c.update(dw)
+        return hash_c, word_c, {"queries_full": 0, "queries_delta": 0, "stored_delta": True}
     fresh, kept = mine[~old[lo:hi]], mine[old[lo:hi]]
     added = np.flatnonzero(~old)
-    counts = {"queries_full": len(fresh), "queries_delta": len(kept)}
+    counts = {"queries_full": len(fresh), "queries_delta": len(kept), "stored_delta": False}
     hash_c.update(index.hash_candidates(fresh, rp.max_hamming))
     hash_c.update(index.hash_candidates(kept, rp.max_hamming, targets=added))
     if geo:
@@ -429,13 +439,15 @@ def run_match_chunk(
         "n_chunks": n_chunks,
         "params": params.fingerprint(),
     }
-    old = None
+    old, since = None, None
     if prev_rows and "meta" in prev_rows[0]:
         pm = prev_rows[0]["meta"]
         if {k: pm.get(k) for k in ("chunk", "n_chunks", "params")} == {
             k: meta[k] for k in ("chunk", "n_chunks", "params")
         }:
-            old = index.unchanged_since(pm.get("gen"))
+            since = pm.get("gen")
+            stored = index.delta_since(since)
+            old = ~stored if stored is not None else index.unchanged_since(since)
     job = ChunkJob(
         index,
         params,
@@ -444,7 +456,7 @@ def run_match_chunk(
         {r["key"]: r for r in prev_rows if r.get("key")},
     )
     t0 = time.perf_counter()
-    hash_c, word_c, counts = chunk_candidates(index, lo, hi, params, old, prev_rows)
+    hash_c, word_c, counts = chunk_candidates(index, lo, hi, params, old, prev_rows, since)
     job.stats.update(
         retrieval_s=round(time.perf_counter() - t0, 3),
         items=index.n,

@@ -24,13 +24,17 @@ import hashlib
 import json
 import mmap
 import os
+import resource
+import shutil
+import struct
+import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .dihedral import inverse
-from .features import N_WORDS, load_signatures
+from .features import N_WORDS
 from .hashing import hamming_search
 from .util import atomic_dir, atomic_open, read_jsonl
 
@@ -127,6 +131,26 @@ def _save(path: Path, arr: np.ndarray) -> None:
     np.save(path, arr, allow_pickle=False)
 
 
+# Item-major word lists (per raster, in index order): all words, the query words
+# (the strongest `query_features` keypoints) and the mirror image's query words.
+FAMILIES = {
+    "a": ("aoff", "awords", "aang", "alsc"),
+    "q": ("qoff", "qwords", "qang", "qlsc"),
+    "mq": ("mqoff", "mqwords", "mqang", "mqlsc"),
+}
+# Inverted files (CSR over words, postings sorted by raster within a word), by the
+# prefix of their arrays: of all words (queried by query words), and of the query
+# words plain and mirrored (queried by a new raster's words, the other way round).
+INVERTED = {"": "a", "q_": "q", "mq_": "mq"}
+INVERTED_ARRAYS = ("indptr", "post_id", "post_ang", "post_lsc")
+INDEX_FORMAT = 2
+# An index is merged into the previous one while at most this share of its rasters
+# is new (else rebuilt), and the candidates of the new rasters are searched once, by
+# the index job, while at most this share is new (else each chunk searches its own).
+MERGE_MAX_FRACTION = 0.5
+DELTA_MAX_FRACTION = 0.1
+
+
 def build_index(
     record_files: list[str],
     signature_files: list[str],
@@ -135,193 +159,491 @@ def build_index(
     gens_dir: str | os.PathLike | None = None,
     keep_gens: int = 8,
 ) -> dict:
-    """Write the index directory (atomically): items, query words and postings.
+    """Write the index directory (atomically): items, word lists, inverted files.
 
-    Two passes over the per-shard signature bundles (count, then fill memory-mapped
-    arrays), so memory holds one shard's signatures plus the per-item facts.
+    With `gens_dir`, the last good index is kept there (`base/`, hard links) and the
+    next index is merged into it: rasters already indexed (same pixel hash, same
+    representative file, same signature settings) are copied, only new ones are read
+    from their shard bundles, and the candidates of the new rasters are searched once
+    (`delta.npz`) for every chunk. The result is the same as a rebuild (tests).
     """
+    clock = _Stages()
     items = collect_items(record_files)
     keys = sorted(items)
     n = len(keys)
-    pos = {items[k][1]: i for i, k in enumerate(keys)}  # representative sha -> item
+    key_arr = np.array(keys, dtype="S40")
+    sha_arr = np.array([items[k][1] for k in keys], dtype="S64")
+    ident = identity_of(key_arr, sha_arr)
+    sig_params = _bundle_params(signature_files)
+    base = _open_base(gens_dir, params, sig_params)
+    src = _match_items(base, key_arr, sha_arr) if base is not None else None
+    if src is not None and (src < 0).sum() > MERGE_MAX_FRACTION * max(1, n):
+        src = None
     with atomic_dir(out_dir) as tmp:
-        _save(tmp / "keys.npy", np.array(keys, dtype="S40"))
-        _save(tmp / "sha.npy", np.array([items[k][1] for k in keys], dtype="S64"))
+        _save(tmp / "keys.npy", key_arr)
+        _save(tmp / "sha.npy", sha_arr)
+        _save(tmp / "identity.npy", ident)
         for j, name in ((2, "width"), (3, "height"), (4, "bits")):
             _save(tmp / f"{name}.npy", np.array([items[k][j] for k in keys], dtype=np.int64))
         _save(tmp / "size_bytes.npy", np.array([items[k][0] for k in keys], dtype=np.int64))
         _save(tmp / "format.npy", np.array([items[k][5] for k in keys], dtype="S8"))
-        ph = np.zeros((n, 8), np.uint64)
-        for i, k in enumerate(keys):
-            ph[i] = [int(h, 16) for h in items[k][6]]
+        ph = _hex64(np.array([items[k][6] for k in keys], dtype="S16").reshape(n, 8))
         _save(tmp / "phash.npy", ph)
-        items_sha = {k: items[k][1] for k in keys}
         del items
-        stats = _build_postings(signature_files, pos, tmp, params)
-        stats["items"] = n
+        pos = {s.decode(): i for i, s in enumerate(sha_arr.tolist())}  # rep sha -> item
+        need = np.ones(n, bool) if src is None else src < 0
+        clock.done("items")
+        sizes = _write_word_lists(signature_files, pos, need, tmp, params, base, src)
+        clock.done("word_lists")
+        stats = {f"{f}_words": int(sizes[f]) for f in FAMILIES}
+        if src is None:
+            for prefix, fam in INVERTED.items():
+                _invert(tmp, prefix, fam)
+        else:
+            old_to_new = np.full(base.n, -1, np.int64)
+            old_to_new[src[src >= 0]] = np.flatnonzero(src >= 0)
+            for prefix, fam in INVERTED.items():
+                _merge_inverted(tmp, prefix, fam, base, old_to_new, np.flatnonzero(src < 0))
+        clock.done("inverted")
+        stats.update(items=n, merged=src is not None, new=int(need.sum()))
         # The generation: which rasters (with which representative files) this index
         # holds, so a chunk can tell what was added since its previous run.
-        identity = identity_of(
-            np.array(keys, dtype="S40"), np.array([items_sha[k] for k in keys], dtype="S64")
-        )
-        gen = hashlib.sha1(identity.tobytes() + params.fingerprint().encode()).hexdigest()[:16]
+        gen = hashlib.sha1(ident.tobytes() + params.fingerprint().encode()).hexdigest()[:16]
         stats["gen"] = gen
+        meta = {
+            "params": params.fingerprint(),
+            "format": INDEX_FORMAT,
+            "signatures": sig_params,
+            **stats,
+        }
         if gens_dir is not None:
             gdir = Path(gens_dir)
             gdir.mkdir(parents=True, exist_ok=True)
             with atomic_open(gdir / f"{gen}.npy", "wb") as fh:
-                np.save(fh, identity)
+                np.save(fh, ident)
             for old in sorted(gdir.glob("*.npy"), key=lambda p: p.stat().st_mtime)[:-keep_gens]:
                 old.unlink(missing_ok=True)
-        meta = {"params": params.fingerprint(), **stats}
-        if gens_dir is not None:
             meta["gens_dir"] = os.path.abspath(gens_dir)
         (tmp / "meta.json").write_text(json.dumps(meta, sort_keys=True))
+        if src is not None and 0 < need.sum() <= DELTA_MAX_FRACTION * n:
+            new_index = Index(tmp)
+            delta = new_index.delta_search(need, params)
+            _save_delta(tmp / "delta.npz", need, *delta)
+            meta["delta_from"] = base.meta["gen"]
+            stats["delta_pairs"] = len(delta[0]) + len(delta[1])
+            clock.done("delta")
+            del new_index
+            (tmp / "meta.json").write_text(json.dumps(meta, sort_keys=True))
+    if gens_dir is not None:
+        _keep_as_base(out_dir, Path(gens_dir) / "base")
+    stats["stages"] = clock.stages
     return stats
 
 
-def _sig_batches(signature_files: list[str], pos: dict[str, int]):
-    """Each indexed raster's signature (its representative's) once, shard by shard:
-    (item index, sig)."""
-    seen = np.zeros(len(pos), bool)
+class _Stages:
+    """CPU seconds and peak resident set of a job's stages (for the logs)."""
+
+    def __init__(self) -> None:
+        self.stages: dict[str, list] = {}
+        self.t = self._cpu()
+
+    @staticmethod
+    def _cpu() -> float:
+        r = resource.getrusage(resource.RUSAGE_SELF)
+        return r.ru_utime + r.ru_stime
+
+    def done(self, name: str) -> None:
+        t = self._cpu()
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+        self.stages[name] = [round(t - self.t, 2), peak]
+        self.t = t
+
+
+# ---------------------------------------------------------------- shard bundles
+
+
+class _Bundle:
+    """One shard's signature bundle (an uncompressed .npz): its arrays are memory-
+    mapped, so reading a few rasters' signatures reads only their bytes."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = os.fspath(path)
+        with zipfile.ZipFile(self.path) as zf:
+            self.infos = {i.filename.removesuffix(".npy"): i for i in zf.infolist()}
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.infos
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        info = self.infos[name]
+        if info.compress_type == zipfile.ZIP_STORED:
+            with open(self.path, "rb") as fh:
+                fh.seek(info.header_offset)
+                n_name, n_extra = struct.unpack("<HH", fh.read(30)[26:30])
+                fh.seek(info.header_offset + 30 + n_name + n_extra)
+                version = np.lib.format.read_magic(fh)
+                if version == (1, 0):
+                    shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
+                else:
+                    shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
+                offset = fh.tell()
+            if not fortran and not dtype.hasobject:
+                if int(np.prod(shape)) == 0:
+                    return np.zeros(shape, dtype)
+                return np.memmap(self.path, dtype, "r", offset, shape)
+        with zipfile.ZipFile(self.path) as zf, zf.open(info) as fh:
+            return np.lib.format.read_array(fh, allow_pickle=False)
+
+
+def _open_bundle(path: str) -> _Bundle | None:
+    """A readable bundle of the current format, else None (as `load_signatures`)."""
+    try:
+        b = _Bundle(path)
+    except (FileNotFoundError, OSError, zipfile.BadZipFile, ValueError):
+        return None
+    return b if "params" in b and "moffsets" in b else None
+
+
+def _bundle_params(signature_files: list[str]) -> list[str]:
+    """The feature settings the bundles were made with (part of what an index holds)."""
+    out = set()
     for path in signature_files:
-        batch = []
-        for key, sig in sorted(load_signatures(path).items()):
-            i = pos.get(key)
-            if i is None or seen[i]:
-                continue
-            seen[i] = True
-            batch.append((i, sig))
-        yield batch
+        b = _open_bundle(path)
+        if b is not None:
+            out.add(str(b["params"][()]))
+    return sorted(out)
 
 
-def _build_postings(
-    signature_files: list[str], pos: dict[str, int], tmp: Path, params: RetrievalParams
-) -> dict:
-    n = len(pos)
+def _segment_sums(values: np.ndarray, lens: np.ndarray) -> np.ndarray:
+    """Sums of consecutive segments of the given lengths."""
+    cs = np.concatenate([[0], np.cumsum(values, dtype=np.int64)])
+    ends = np.cumsum(lens)
+    return cs[ends] - cs[ends - lens]
+
+
+def _family_source(b: _Bundle, rows: np.ndarray, fam: str, q: int) -> np.ndarray:
+    """Positions in a bundle's arrays of the entries of family `fam` of these rows,
+    row after row (a raster's entries keep their bundle order)."""
+    off = np.asarray(b["moffsets" if fam == "mq" else "offsets"], np.int64)
+    take = _ranges(off[rows], off[rows + 1])
+    if fam == "a":
+        return take
+    rank = np.asarray(b["mrank" if fam == "mq" else "rank"][take])
+    return take[rank < q]
+
+
+def _write_word_lists(
+    signature_files: list[str],
+    pos: dict[str, int],
+    need: np.ndarray,
+    tmp: Path,
+    params: RetrievalParams,
+    base: Index | None,
+    src: np.ndarray | None,
+) -> dict[str, int]:
+    """The item-major word lists of every family: rasters of the base index copied
+    (runs of consecutive rasters at once), the others (`need`) read from the bundles
+    that hold their representative's signature (first one found)."""
+    n, q = len(need), params.query_features
+    seen = ~need
+    plan = []
+    sizes = {fam: np.zeros(n, np.int64) for fam in FAMILIES}
+    if base is not None and src is not None:
+        kept = np.flatnonzero(src >= 0)
+        for fam, (off_name, *_) in FAMILIES.items():
+            old = np.asarray(base.arrays[off_name], np.int64)
+            sizes[fam][kept] = old[src[kept] + 1] - old[src[kept]]
+    for path in signature_files:
+        if not need.any() or seen.all():
+            break
+        b = _open_bundle(path)
+        if b is None:
+            continue
+        rows, its = [], []
+        for r, k in enumerate(b["keys"].tolist()):
+            i = pos.get(k)
+            if i is not None and not seen[i]:
+                seen[i] = True
+                rows.append(r)
+                its.append(i)
+        if not rows:
+            continue
+        rows_a, its_a = np.array(rows, np.int64), np.array(its, np.int64)
+        plan.append((path, rows_a, its_a))
+        for fam in FAMILIES:
+            off = np.asarray(b["moffsets" if fam == "mq" else "offsets"], np.int64)
+            lens = off[rows_a + 1] - off[rows_a]
+            if fam == "a":
+                sizes[fam][its_a] = lens
+            else:
+                take = _ranges(off[rows_a], off[rows_a + 1])
+                rank = np.asarray(b["mrank" if fam == "mq" else "rank"][take])
+                sizes[fam][its_a] = _segment_sums(rank < q, lens)
+    totals = {}
+    for fam, (off_name, w_name, a_name, l_name) in FAMILIES.items():
+        off = np.concatenate([[0], np.cumsum(sizes[fam])]).astype(np.int64)
+        _save(tmp / f"{off_name}.npy", off)
+        total = int(off[-1])
+        totals[fam] = total
+        out = {
+            w_name: _open_out(tmp, w_name, np.uint32, total),
+            a_name: _open_out(tmp, a_name, np.uint8, total),
+            l_name: _open_out(tmp, l_name, np.int8, total),
+        }
+        if base is not None and src is not None:
+            _copy_runs(out, base, off, np.asarray(base.arrays[off_name], np.int64), src)
+        prefix = "m" if fam == "mq" else ""
+        for path, rows_a, its_a in plan:
+            b = _Bundle(path)
+            take = _family_source(b, rows_a, fam, q)
+            dst = _ranges(off[its_a], off[its_a + 1])
+            for name, field in ((w_name, "words"), (a_name, "ang"), (l_name, "lsc")):
+                out[name][dst] = np.asarray(b[prefix + field])[take] if len(take) else 0
+            release(*out.values())
+        finish(*out.values())
+        del out
+    return totals
+
+
+def _open_out(tmp: Path, name: str, dtype: type, size: int) -> np.ndarray:
+    return np.lib.format.open_memmap(tmp / f"{name}.npy", "w+", dtype, (size,))
+
+
+def _copy_runs(
+    out: dict[str, np.ndarray],
+    base: Index,
+    new_off: np.ndarray,
+    old_off: np.ndarray,
+    src: np.ndarray,
+    release_every: int = 1 << 24,
+) -> None:
+    """Copy the word lists of the base index's rasters, run by run (consecutive
+    rasters in both indexes)."""
+    kept = np.flatnonzero(src >= 0)
+    if len(kept) == 0:
+        return
+    brk = np.flatnonzero((np.diff(kept) != 1) | (np.diff(src[kept]) != 1)) + 1
+    starts = np.concatenate([[0], brk])
+    ends = np.concatenate([brk, [len(kept)]])
+    copied = 0
+    for a, e in zip(starts.tolist(), ends.tolist(), strict=True):
+        i0, i1 = int(kept[a]), int(kept[e - 1]) + 1
+        p0, p1 = int(src[kept[a]]), int(src[kept[e - 1]]) + 1
+        s, t = int(old_off[p0]), int(old_off[p1])
+        d = int(new_off[i0])
+        assert int(new_off[i1]) - d == t - s
+        for name, arr in out.items():
+            arr[d : d + t - s] = base.arrays[name][s:t]
+        copied += t - s
+        if copied >= release_every:
+            release(*out.values(), *(base.arrays[k] for k in out))
+            copied = 0
+
+
+def _match_items(base: Index, keys: np.ndarray, shas: np.ndarray) -> np.ndarray:
+    """Per item, its index in the base index when it is the same raster with the same
+    representative file there, else -1."""
+    p = np.searchsorted(base.keys, keys)
+    p = np.minimum(p, max(0, base.n - 1))
+    ok = (base.n > 0) & (base.keys[p] == keys) if base.n else np.zeros(len(keys), bool)
+    ok &= base.sha[p] == shas
+    return np.where(ok, p, -1).astype(np.int64)
+
+
+def _open_base(gens_dir: str | os.PathLike | None, params: RetrievalParams, sig_params: list):
+    """The last good index kept in the generations directory, if it was made the same
+    way (format, candidate settings, signature settings)."""
+    if gens_dir is None:
+        return None
+    try:
+        base = Index(Path(gens_dir) / "base")
+    except (FileNotFoundError, OSError, ValueError, KeyError):
+        return None
+    m = base.meta
+    if (m.get("format"), m.get("params"), m.get("signatures")) != (
+        INDEX_FORMAT,
+        params.fingerprint(),
+        sig_params,
+    ):
+        return None
+    return base
+
+
+def _keep_as_base(out_dir: str | os.PathLike, base_dir: Path) -> None:
+    """Hard links to the index just written (files are never rewritten in place), as
+    the base of the next merge; a failed run leaves the previous base."""
+    with atomic_dir(base_dir) as tmp:
+        for f in Path(out_dir).iterdir():
+            try:
+                os.link(f, tmp / f.name)
+            except OSError:
+                shutil.copy2(f, tmp / f.name)
+
+
+# ---------------------------------------------------------------- inverted files
+
+
+def _invert(tmp: Path, prefix: str, fam: str, block: int = 1 << 22) -> None:
+    """An inverted file of one family's word lists: postings scattered word by word
+    in blocks of rasters taken in index order, so within a word they are sorted by
+    raster."""
+    off_name, w_name, a_name, l_name = FAMILIES[fam]
+    off = np.load(tmp / f"{off_name}.npy")
+    words = np.load(tmp / f"{w_name}.npy", mmap_mode="r")
+    ang = np.load(tmp / f"{a_name}.npy", mmap_mode="r")
+    lsc = np.load(tmp / f"{l_name}.npy", mmap_mode="r")
+    total = int(off[-1])
     counts = np.zeros(N_WORDS, np.int64)
-    qn = np.zeros(n, np.int64)
-    mqn = np.zeros(n, np.int64)
-    an = np.zeros(n, np.int64)
-    q = params.query_features
-    for batch in _sig_batches(signature_files, pos):
-        for i, sig in batch:
-            qn[i] = int((sig["rank"] < q).sum())
-            mqn[i] = int((sig["mrank"] < q).sum())
-            an[i] = len(sig["words"])
-        if batch:
-            counts += np.bincount(
-                np.concatenate([sig["words"] for _, sig in batch]).astype(np.int64),
-                minlength=N_WORDS,
-            )
+    for s in range(0, total, block):
+        counts += np.bincount(np.asarray(words[s : s + block], np.int64), minlength=N_WORDS)
     indptr = np.zeros(N_WORDS + 1, np.int64)
     np.cumsum(counts, out=indptr[1:])
-    total = int(indptr[-1])
-    _save(tmp / "indptr.npy", indptr)
-
-    def mm(name: str, dtype: type, size: int) -> np.ndarray:
-        return np.lib.format.open_memmap(tmp / f"{name}.npy", "w+", dtype, (size,))
-
-    post_id, post_ang, post_lsc = (
-        mm("post_id", np.uint32, total),
-        mm("post_ang", np.uint8, total),
-        mm("post_lsc", np.int8, total),
-    )
-    qoff = np.concatenate([[0], np.cumsum(qn)]).astype(np.int64)
-    mqoff = np.concatenate([[0], np.cumsum(mqn)]).astype(np.int64)
-    aoff = np.concatenate([[0], np.cumsum(an)]).astype(np.int64)
-    _save(tmp / "qoff.npy", qoff)
-    _save(tmp / "mqoff.npy", mqoff)
-    _save(tmp / "aoff.npy", aoff)
-    qa = {
-        "qwords": mm("qwords", np.uint32, int(qoff[-1])),
-        "qang": mm("qang", np.uint8, int(qoff[-1])),
-        "qlsc": mm("qlsc", np.int8, int(qoff[-1])),
-        "mqwords": mm("mqwords", np.uint32, int(mqoff[-1])),
-        "mqang": mm("mqang", np.uint8, int(mqoff[-1])),
-        "mqlsc": mm("mqlsc", np.int8, int(mqoff[-1])),
-        "awords": mm("awords", np.uint32, int(aoff[-1])),
-        "aang": mm("aang", np.uint8, int(aoff[-1])),
-        "alsc": mm("alsc", np.int8, int(aoff[-1])),
-    }
+    _save(tmp / f"{prefix}indptr.npy", indptr)
+    post_id = _open_out(tmp, f"{prefix}post_id", np.uint32, total)
+    post_ang = _open_out(tmp, f"{prefix}post_ang", np.uint8, total)
+    post_lsc = _open_out(tmp, f"{prefix}post_lsc", np.int8, total)
     cursor = indptr[:-1].copy()
-    written, release_every = 0, 1 << 23
-    for batch in _sig_batches(signature_files, pos):
-        if not batch:
-            continue
-        for i, sig in batch:
-            for prefix, off in (("", qoff), ("m", mqoff)):
-                sel = sig[prefix + "rank"] < q
-                s, e = off[i], off[i + 1]
-                qa[prefix + "qwords"][s:e] = sig[prefix + "words"][sel]
-                qa[prefix + "qang"][s:e] = sig[prefix + "ang"][sel]
-                qa[prefix + "qlsc"][s:e] = sig[prefix + "lsc"][sel]
-            s, e = aoff[i], aoff[i + 1]
-            qa["awords"][s:e], qa["aang"][s:e], qa["alsc"][s:e] = (
-                sig["words"],
-                sig["ang"],
-                sig["lsc"],
-            )
-        words = np.concatenate([sig["words"] for _, sig in batch]).astype(np.int64)
-        ids = np.concatenate([np.full(len(sig["words"]), i, np.uint32) for i, sig in batch])
-        ang = np.concatenate([sig["ang"] for _, sig in batch])
-        lsc = np.concatenate([sig["lsc"] for _, sig in batch])
-        order = np.argsort(words, kind="stable")
-        ws = words[order]
-        first = np.searchsorted(ws, ws, side="left")
-        slot = cursor[ws] + (np.arange(len(ws)) - first)
-        post_id[slot], post_ang[slot], post_lsc[slot] = ids[order], ang[order], lsc[order]
-        np.add.at(cursor, ws, 1)
-        written += len(ws)
-        if written >= release_every:  # bounded resident set, few re-faults
-            release(post_id, post_ang, post_lsc, *qa.values())
-            written = 0
-    _sort_within_words(indptr, post_id, post_ang, post_lsc)
-    for arr in (post_id, post_ang, post_lsc, *qa.values()):
+    n = len(off) - 1
+    i0 = 0
+    while i0 < n:
+        i1 = int(np.searchsorted(off, off[i0] + block, side="right")) - 1
+        i1 = min(max(i1, i0 + 1), n)
+        s, e = int(off[i0]), int(off[i1])
+        if e > s:
+            ws = np.asarray(words[s:e], np.int64)
+            ids = np.repeat(np.arange(i0, i1, dtype=np.uint32), np.diff(off[i0 : i1 + 1]))
+            order = np.argsort(ws, kind="stable")
+            ws = ws[order]
+            first = np.searchsorted(ws, ws, side="left")
+            slot = cursor[ws] + (np.arange(len(ws)) - first)
+            post_id[slot] = ids[order]
+            post_ang[slot] = np.asarray(ang[s:e])[order]
+            post_lsc[slot] = np.asarray(lsc[s:e])[order]
+            cursor += np.bincount(ws, minlength=N_WORDS)
+            release(post_id, post_ang, post_lsc, words, ang, lsc)
+        i0 = i1
+    finish(post_id, post_ang, post_lsc)
+
+
+def _merge_inverted(
+    tmp: Path,
+    prefix: str,
+    fam: str,
+    base: Index,
+    old_to_new: np.ndarray,
+    new_items: np.ndarray,
+    block: int = 1 << 23,
+) -> None:
+    """The base index's inverted file with the postings of dropped rasters left out,
+    the others renumbered, and those of new rasters inserted in place (a merge of
+    sorted runs, block of words by block of words)."""
+    off_name, w_name, a_name, l_name = FAMILIES[fam]
+    off = np.load(tmp / f"{off_name}.npy")
+    words = np.load(tmp / f"{w_name}.npy", mmap_mode="r")
+    ang = np.load(tmp / f"{a_name}.npy", mmap_mode="r")
+    lsc = np.load(tmp / f"{l_name}.npy", mmap_mode="r")
+    # the new postings, sorted by word then raster
+    take = _ranges(off[new_items], off[new_items + 1])
+    nw = np.asarray(words[take], np.int64)
+    nid = np.repeat(new_items, off[new_items + 1] - off[new_items])
+    order = np.lexsort((nid, nw))
+    nw, nid = nw[order], nid[order]
+    nang, nlsc = np.asarray(ang[take])[order], np.asarray(lsc[take])[order]
+    release(words, ang, lsc)
+    # postings of the base's rasters that are gone (or changed)
+    old_indptr = base.inverted[prefix]["indptr"]
+    bo = np.asarray(base.arrays[off_name], np.int64)
+    gone = np.flatnonzero(old_to_new < 0)
+    gw = np.asarray(base.arrays[w_name][_ranges(bo[gone], bo[gone + 1])], np.int64)
+    release(base.arrays[w_name])
+    counts = np.diff(old_indptr) - np.bincount(gw, minlength=N_WORDS)
+    counts += np.bincount(nw, minlength=N_WORDS)
+    indptr = np.zeros(N_WORDS + 1, np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    _save(tmp / f"{prefix}indptr.npy", indptr)
+    total = int(indptr[-1])
+    out = (
+        _open_out(tmp, f"{prefix}post_id", np.uint32, total),
+        _open_out(tmp, f"{prefix}post_ang", np.uint8, total),
+        _open_out(tmp, f"{prefix}post_lsc", np.int8, total),
+    )
+    old = [base.inverted[prefix][k] for k in ("post_id", "post_ang", "post_lsc")]
+    new = (nid.astype(np.uint32), nang, nlsc)
+    w0, cur = 0, 0
+    while w0 < N_WORDS:
+        w1 = int(np.searchsorted(old_indptr, old_indptr[w0] + block, side="right")) - 1
+        w1 = min(max(w1, w0 + 1), N_WORDS)
+        s, e = int(old_indptr[w0]), int(old_indptr[w1])
+        oid = old_to_new[np.asarray(old[0][s:e], np.int64)]
+        keep = oid >= 0
+        a0, a1 = np.searchsorted(nw, [w0, w1])
+        if keep.all() and a0 == a1:
+            parts = [oid.astype(np.uint32), old[1][s:e], old[2][s:e]]
+        else:
+            wloc = np.repeat(np.arange(w1 - w0, dtype=np.int64), np.diff(old_indptr[w0 : w1 + 1]))
+            kold = (wloc[keep] << 32) | oid[keep]
+            knew = ((nw[a0:a1] - w0) << 32) | nid[a0:a1]
+            ins = np.searchsorted(kold, knew) + np.arange(a1 - a0)
+            is_new = np.zeros(len(kold) + a1 - a0, bool)
+            is_new[ins] = True
+            parts = []
+            for o_arr, n_arr, src_vals in zip(
+                out, new, (oid, old[1][s:e], old[2][s:e]), strict=True
+            ):
+                merged = np.empty(len(is_new), o_arr.dtype)
+                merged[~is_new] = np.asarray(src_vals)[keep]
+                merged[is_new] = n_arr[a0:a1]
+                parts.append(merged)
+        m = len(parts[0])
+        for o_arr, part in zip(out, parts, strict=True):
+            o_arr[cur : cur + m] = part
+        cur += m
+        release(*out, *old)
+        w0 = w1
+    assert cur == total, (cur, total)
+    finish(*out)
+
+
+def finish(*arrays: np.ndarray) -> None:
+    """Write memory-mapped outputs to disk (once, at the end) and release them."""
+    for arr in arrays:
         arr.flush()
-    return {"postings": total, "query_words": int(qoff[-1]), "mirror_query_words": int(mqoff[-1])}
+    release(*arrays)
 
 
 def release(*arrays: np.ndarray) -> None:
     """Drop the pages of memory-mapped arrays from this process's resident set (they
-    stay in the page cache): a job that streams through an index of any size keeps
-    only what it works on now resident."""
+    stay in the page cache, written pages too, and reach the disk with the page
+    cache's writeback or `finish`): a job that streams through an index of any size
+    keeps only what it works on now resident."""
     for arr in arrays:
         m = getattr(arr, "_mmap", None)
         if m is None:
             continue
-        if arr.mode != "r":
-            arr.flush()
         try:
             m.madvise(mmap.MADV_DONTNEED)
         except (OSError, ValueError, AttributeError):
             pass
 
 
-def _sort_within_words(
-    indptr: np.ndarray,
-    post_id: np.ndarray,
-    post_ang: np.ndarray,
-    post_lsc: np.ndarray,
-    max_block: int = 1 << 23,
-) -> None:
-    """Sort each word's postings by raster index (in bounded blocks of words), so a
-    query can skip the rasters before it by bisection."""
-    n_words = len(indptr) - 1
-    w0 = 0
-    while w0 < n_words:
-        w1 = int(np.searchsorted(indptr, indptr[w0] + max_block, side="right")) - 1
-        w1 = min(max(w1, w0 + 1), n_words)
-        s, e = int(indptr[w0]), int(indptr[w1])
-        if e > s:
-            lens = np.diff(indptr[w0 : w1 + 1])
-            word = np.repeat(np.arange(w1 - w0, dtype=np.uint64), lens)
-            order = np.argsort((word << np.uint64(32)) | post_id[s:e].astype(np.uint64))
-            post_id[s:e] = post_id[s:e][order]
-            post_ang[s:e] = post_ang[s:e][order]
-            post_lsc[s:e] = post_lsc[s:e][order]
-            release(post_id, post_ang, post_lsc)
-        w0 = w1
+def _save_delta(path: Path, new: np.ndarray, hash_c: dict, word_c: dict) -> None:
+    """The candidates of every pair with a new raster, sorted by first raster."""
+    hk = sorted(hash_c)
+    ev = [sorted(hash_c[p].items()) for p in hk]
+    hoff = np.concatenate([[0], np.cumsum([len(e) for e in ev])]).astype(np.int64)
+    flat = [x for e in ev for x in e]
+    wk = sorted(word_c)
+    with atomic_open(path, "wb") as fh:
+        np.savez(
+            fh,
+            new=new,
+            hpair=np.array(hk, np.int64).reshape(-1, 2),
+            hoff=hoff,
+            hev=np.array(flat, np.int64).reshape(-1, 2),
+            wpair=np.array(wk, np.int64).reshape(-1, 2),
+            wvotes=np.array([word_c[p][0] for p in wk], np.int64),
+            wmirror=np.array([word_c[p][1] for p in wk], bool),
+        )
 
 
 def _first_after(
@@ -358,10 +680,17 @@ class Index:
         self.sha, self.width, self.height = load("sha"), load("width"), load("height")
         self.bits, self.format, self.size_bytes = load("bits"), load("format"), load("size_bytes")
         self.phash = load("phash")
-        self.indptr = load("indptr", True)
-        self.post = {name: load(name, True) for name in ("post_id", "post_ang", "post_lsc")}
-        self.query = {name: load(name, True) for name in QUERY_ARRAYS}
-        self.all_words = {name: load(name, True) for name in ALL_ARRAYS}
+        self.arrays = {name: load(name, True) for names in FAMILIES.values() for name in names}
+        self.inverted = {
+            prefix: {name: load(prefix + name, True) for name in INVERTED_ARRAYS}
+            for prefix in INVERTED
+            if (self.path / f"{prefix}indptr.npy").exists()
+        }
+        self.indptr = self.inverted[""]["indptr"]
+        self.post = {name: self.inverted[""][name] for name in INVERTED_ARRAYS[1:]}
+        self.query = {name: self.arrays[name] for name in QUERY_ARRAYS}
+        self.all_words = {name: self.arrays[name] for name in ALL_ARRAYS}
+        self._identity = None
 
     def find(self, key: str) -> int | None:
         """Item index of a pixel hash, or None."""
@@ -383,7 +712,41 @@ class Index:
     def identity(self) -> np.ndarray:
         """Per item, a 64-bit digest of its pixel hash and representative sha256: what
         its candidates depend on."""
-        return identity_of(self.keys, self.sha)
+        if self._identity is None:
+            path = self.path / "identity.npy"
+            self._identity = np.load(path) if path.exists() else identity_of(self.keys, self.sha)
+        return self._identity
+
+    def delta_since(self, gen: str | None) -> np.ndarray | None:
+        """Which items are new since generation `gen` when the index job searched
+        their candidates (`delta_candidates`), else None."""
+        if not gen or gen != self.meta.get("delta_from"):
+            return None
+        try:
+            self._delta = np.load(self.path / "delta.npz")
+            return self._delta["new"]
+        except (FileNotFoundError, OSError, ValueError, KeyError):
+            return None
+
+    def delta_candidates(self, lo: int, hi: int) -> tuple[dict, dict]:
+        """The stored candidates (hash, word) of the pairs with a new raster whose first
+        raster is in [lo, hi) (after `delta_since` found them)."""
+        d = self._delta
+        hp, hoff, hev = d["hpair"], d["hoff"], d["hev"]
+        a, b = np.searchsorted(hp[:, 0], [lo, hi])
+        hash_c = {}
+        for k in range(int(a), int(b)):
+            ev = hev[hoff[k] : hoff[k + 1]].tolist()
+            hash_c[(int(hp[k, 0]), int(hp[k, 1]))] = {o: dd for o, dd in ev}
+        wp = d["wpair"]
+        a, b = np.searchsorted(wp[:, 0], [lo, hi])
+        word_c = {
+            (int(i), int(j)): (int(v), bool(m))
+            for (i, j), v, m in zip(
+                wp[a:b].tolist(), d["wvotes"][a:b].tolist(), d["wmirror"][a:b].tolist(), strict=True
+            )
+        }
+        return hash_c, word_c
 
     def key(self, i: int) -> str:
         """Pixel hash of item i."""
@@ -444,6 +807,145 @@ class Index:
                 seen = out.setdefault((i, j), {})
                 seen[o] = min(d, seen.get(o, 99))
         return out
+
+    def delta_search(self, new: np.ndarray, params: RetrievalParams) -> tuple[dict, dict]:
+        """The hash and word candidates of every pair with a new raster (`new`, a mask),
+        at a cost that grows with the new rasters, not with the archive's pairs."""
+        return (
+            self.hash_candidates_with(np.flatnonzero(new), params.max_hamming),
+            self.word_candidates_with(new, params),
+        )
+
+    def hash_candidates_with(self, new: np.ndarray, max_dist: int) -> dict:
+        """`hash_candidates` of every pair (i < j) with a raster of `new` among them:
+        each of them upright against the 8 orientations of every raster, and every
+        raster upright against their 8 orientations."""
+        out: dict[tuple[int, int], dict[int, int]] = {}
+        new = np.asarray(new, np.int64)
+        if len(new) == 0:
+            return out
+        ph = self.phash
+        mask = np.zeros(self.n, bool)
+        mask[new] = True
+        old = np.flatnonzero(~mask)
+        # new x old both ways, then new x new (apart, so self-matches stay few)
+        qi, ti, oi, di = hamming_search(ph[new, 0], ph[old], max_dist)
+        hits = [(new[qi], old[ti], oi, di)]
+        ti, qi, oi, di = hamming_search(ph[old, 0], ph[new], max_dist)
+        hits.append((old[ti], new[qi], oi, di))
+        qi, ti, oi, di = hamming_search(ph[new, 0], ph[new], max_dist)
+        hits.append((new[qi], new[ti], oi, di))
+        for xs, ys, os_, ds in hits:
+            # x upright ~ y in orientation o (x = o(y)): orientation x -> y is o^-1
+            for x, y, o, d in zip(xs.tolist(), ys.tolist(), os_.tolist(), ds.tolist(), strict=True):
+                if x == y:
+                    continue
+                pair, o_ij = ((x, y), inverse(o)) if x < y else ((y, x), o)
+                seen = out.setdefault(pair, {})
+                seen[o_ij] = min(d, seen.get(o_ij, 99))
+        return out
+
+    def word_candidates_with(self, new: np.ndarray, params: RetrievalParams) -> dict:
+        """`word_candidates` of every pair (i < j) with a new raster (`new`, a mask):
+        new rasters' query words against all later rasters, as in a full search; and,
+        the other way round, all words of each new raster j against the inverted files
+        of query words, for the earlier rasters i that are not new."""
+        new = np.asarray(new, bool)
+        out = self.word_candidates(np.flatnonzero(new), params)
+        js = np.flatnonzero(new)
+        if len(js) == 0:
+            return out
+        aoff = self.arrays["aoff"]
+        s0, s1 = np.asarray(aoff[js], np.int64), np.asarray(aoff[js + 1], np.int64)
+        take = _ranges(s0, s1)
+        jw = np.asarray(self.arrays["awords"][take], np.int64)
+        ja = np.asarray(self.arrays["aang"][take], np.int64)
+        js_ = np.asarray(self.arrays["alsc"][take], np.int64)
+        release(*self.arrays.values())
+        sizes = s1 - s0
+        cum = np.concatenate([[0], np.cumsum(sizes)])
+        local = np.repeat(np.arange(len(js), dtype=np.int64), sizes)
+        max_q = max(1, params.batch_cells // max(1, self.n))
+        for mirrored, prefix in ((False, "q_"), (True, "mq_")):
+            inv = self.inverted[prefix]
+            if len(inv["post_id"]) == 0:
+                continue
+            post = Postings(inv["indptr"], None, inv["post_id"], inv["post_ang"], inv["post_lsc"])
+            starts, lens = post.lookup(jw)
+            # postings of the rasters before j only
+            ends = _first_after(post.ids, starts, starts + lens, js[local] - 1)
+            release(post.ids)
+            lens = ends - starts
+            qlen = _segment_sums(lens, sizes)
+            b0 = 0
+            while b0 < len(js):
+                b1, budget = b0, 0
+                while (
+                    b1 < len(js)
+                    and b1 - b0 < max_q
+                    and (b1 == b0 or budget + qlen[b1] <= params.batch_votes)
+                ):
+                    budget += int(qlen[b1])
+                    b1 += 1
+                w = slice(cum[b0], cum[b1])
+                self._reverse_batch(
+                    js[b0:b1],
+                    local[w] - b0,
+                    starts[w],
+                    lens[w],
+                    ja[w],
+                    js_[w],
+                    post,
+                    new,
+                    params,
+                    mirrored,
+                    out,
+                )
+                release(post.ids, post.ang, post.lsc)
+                b0 = b1
+        return out
+
+    def _reverse_batch(
+        self,
+        jitems: np.ndarray,
+        local: np.ndarray,
+        starts: np.ndarray,
+        lens: np.ndarray,
+        jang: np.ndarray,
+        jlsc: np.ndarray,
+        post: Postings,
+        new: np.ndarray,
+        params: RetrievalParams,
+        mirrored: bool,
+        out: dict,
+    ) -> None:
+        total = int(lens.sum())
+        if total == 0:
+            return
+        rep = np.repeat(np.arange(len(starts), dtype=np.int64), lens)
+        p = (starts - (np.cumsum(lens) - lens))[rep] + np.arange(total, dtype=np.int64)
+        db = np.asarray(post.ids[p], np.int64)
+        keep = ~new[db]  # pairs of two new rasters: found by the earlier one's query
+        p, db, rep = p[keep], db[keep], rep[keep]
+        n = self.n
+        cell = local[rep] * n + db
+        counts = np.bincount(cell, minlength=len(jitems) * n)
+        sel = counts[cell] >= params.min_votes
+        if not sel.any():
+            return
+        cell, p, rep = cell[sel], p[sel], rep[sel]
+        box = box_keys(
+            jang[rep] - np.asarray(post.ang[p], np.int64),
+            jlsc[rep] - np.asarray(post.lsc[p], np.int64),
+            params,
+        )
+        for c, v in _best_bins(cell, box, params):
+            if v < params.min_votes:
+                continue
+            i, j = c % n, int(jitems[c // n])
+            old = out.get((i, j))
+            if old is None or v > old[0]:
+                out[(i, j)] = (int(v), mirrored)
 
     def postings(self) -> Postings:
         """The whole inverted file."""
@@ -580,18 +1082,23 @@ class Index:
             np.asarray(post.lsc[p], np.int64) - qs[rep],
             params,
         )
-        n_box = params.angle_bins * BOX_SCALES
-        keys, box_counts = np.unique(np.tile(cell * n_box, 4) + box, return_counts=True)
-        pair_cell = keys // n_box
-        starts_idx = np.flatnonzero(np.r_[True, pair_cell[1:] != pair_cell[:-1]])
-        best = np.maximum.reduceat(box_counts, starts_idx)
-        for c, v in zip(pair_cell[starts_idx].tolist(), best.tolist(), strict=True):
+        for c, v in _best_bins(cell, box, params):
             if v < params.min_votes:
                 continue
             i, j = int(qitems[c // n]), c % n
             old = out.get((i, j))
             if old is None or v > old[0]:
                 out[(i, j)] = (int(v), mirrored)
+
+
+def _best_bins(cell: np.ndarray, box: np.ndarray, params: RetrievalParams) -> list:
+    """(pair cell, votes in its best orientation/scale box) of the votes of a batch."""
+    n_box = params.angle_bins * BOX_SCALES
+    keys, box_counts = np.unique(np.tile(cell * n_box, 4) + box, return_counts=True)
+    pair_cell = keys // n_box
+    starts_idx = np.flatnonzero(np.r_[True, pair_cell[1:] != pair_cell[:-1]])
+    best = np.maximum.reduceat(box_counts, starts_idx)
+    return list(zip(pair_cell[starts_idx].tolist(), best.tolist(), strict=True))
 
 
 @dataclass(frozen=True)
@@ -660,9 +1167,25 @@ def pair_votes(query: dict, target: dict, params: RetrievalParams, mirrored: boo
 def identity_of(keys: np.ndarray, shas: np.ndarray) -> np.ndarray:
     """64-bit digests of (pixel hash, sha256) pairs: the first 16 hex digits of each,
     combined (both are uniform hashes), compared as integers, not strings."""
-    k = np.array([int(x[:16], 16) for x in keys], dtype=np.uint64)
-    h = np.array([int(x[:16], 16) for x in shas], dtype=np.uint64)
+    k = _hex64(np.asarray(keys, dtype="S40").astype("S16"))
+    h = _hex64(np.asarray(shas, dtype="S64").astype("S16"))
     return k ^ (h * np.uint64(0x9E3779B97F4A7C15))
+
+
+_NIBBLE = np.zeros(256, np.uint64)
+_NIBBLE[np.frombuffer(b"0123456789", np.uint8)] = np.arange(10, dtype=np.uint64)
+_NIBBLE[np.frombuffer(b"abcdef", np.uint8)] = np.arange(10, 16, dtype=np.uint64)
+_NIBBLE[np.frombuffer(b"ABCDEF", np.uint8)] = np.arange(10, 16, dtype=np.uint64)
+
+
+def _hex64(hexes: np.ndarray) -> np.ndarray:
+    """Values of 16-digit hexadecimal byte strings (any shape), as uint64, at once."""
+    a = np.ascontiguousarray(hexes, dtype="S16")
+    if a.size and not (np.char.str_len(a) == 16).all():  # fewer digits: one by one
+        return np.array([int(x, 16) for x in a.ravel().tolist()], np.uint64).reshape(a.shape)
+    digits = _NIBBLE[a.view(np.uint8).reshape(*a.shape, 16)]
+    shifts = np.arange(60, -4, -4, dtype=np.uint64)
+    return np.bitwise_or.reduce(digits << shifts, axis=-1).astype(np.uint64)
 
 
 def _key_floor(prefix32: int) -> bytes:

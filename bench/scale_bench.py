@@ -395,14 +395,36 @@ def found_pairs(work: Path) -> tuple[set[frozenset], set[frozenset]]:
     return out, examined
 
 
-def one_size(n: int, base: Path, pool: Path, sample: int | None) -> dict:
+def _same_features(shards: Path) -> bool:
+    """Whether an earlier run's bundles were made with today's feature settings."""
+    import numpy as np
+
+    from archive_twins.features import FeatureParams
+
+    first = sorted(shards.glob("base-*.npz"))[0]
+    with np.load(first) as z:
+        return str(z["params"]) == FeatureParams().fingerprint()
+
+
+def one_size(n: int, base: Path, pool: Path, sample: int | None, reuse: bool = False) -> dict:
     work = base / f"n{n}"
-    shutil.rmtree(work, ignore_errors=True)
     meta_pool = json.loads((pool / "meta.json").read_text())
     n_shards = max(16, n // 1000)
     n_chunks = max(4, n // 4000)
     t0 = time.perf_counter()
-    arch = write_archive(work, pool, n, seed=n, n_shards=n_shards, tag="base")
+    shards, parked = work / "shards", work / "add-shards"
+    if reuse and len(list(shards.glob("base-*.npz"))) == n_shards and _same_features(shards):
+        # the archive of an earlier run (same seeds): park its added shards, start
+        # from no index, no generations and no chunk outputs
+        parked.mkdir(exist_ok=True)
+        for p in shards.glob("add-*"):
+            p.rename(parked / p.name)
+        for d in ("index", "gens", "pairs"):
+            shutil.rmtree(work / d, ignore_errors=True)
+        arch = {"pairs": meta_pool["pairs"], "n": n}
+    else:
+        shutil.rmtree(work, ignore_errors=True)
+        arch = write_archive(work, pool, n, seed=n, n_shards=n_shards, tag="base")
     setup_s = time.perf_counter() - t0
     chunks = list(range(n_chunks))
     if sample and sample < n_chunks:
@@ -430,7 +452,11 @@ def one_size(n: int, base: Path, pool: Path, sample: int | None) -> dict:
         by_kind[p[2]][0] += frozenset(p[:2]) in found
     # rerun after adding 1 % new images (in new shard files: they land in all shards)
     add = max(1, n // 100)
-    write_archive(work, pool, add, seed=n + 7, n_shards=n_shards, tag="add")
+    if len(list(parked.glob("add-*.npz"))) == n_shards:
+        for p in parked.glob("add-*"):
+            p.rename(shards / p.name)
+    else:
+        write_archive(work, pool, add, seed=n + 7, n_shards=n_shards, tag="add")
     idx2 = run_job("index", str(work))
     ch2 = [run_job("chunk", str(work), str(c), str(n_chunks)) for c in chunks]
     rerun_cpu = idx2["cpu_s"] + sum(c["cpu_s"] for c in ch2) * scale
@@ -444,7 +470,7 @@ def one_size(n: int, base: Path, pool: Path, sample: int | None) -> dict:
         "setup_s": round(setup_s, 1),
         "index_cpu_s": idx["cpu_s"],
         "index_peak_rss_mb": idx["peak_rss_mb"],
-        "postings": idx["postings"],
+        "postings": idx["a_words"],
         "chunks_cpu_s": round(chunk_cpu, 1),
         "retrieval_cpu_s": round(retr_cpu, 1),
         "chunk_peak_rss_mb": max(c["peak_rss_mb"] for c in ch),
@@ -465,7 +491,20 @@ def one_size(n: int, base: Path, pool: Path, sample: int | None) -> dict:
         "rerun_fraction": round(rerun_cpu / full_cpu, 4),
         "rerun_chunk_peak_rss_mb": max(c["peak_rss_mb"] for c in ch2),
         "rerun_index_cpu_s": idx2["cpu_s"],
+        "rerun_index_peak_rss_mb": idx2["peak_rss_mb"],
+        "rerun_index_stages": idx2.get("stages"),
+        "rerun_chunks_cpu_s": round(sum(c["cpu_s"] for c in ch2) * scale, 1),
+        "rerun_chunk_cpu_s_max": max(c["cpu_s"] for c in ch2),
+        "rerun_stored_delta": all(c.get("stored_delta") for c in ch2),
+        "index_stages": idx.get("stages"),
+        "rerun_recall": _recall(work, recall_pairs),
     }
+
+
+def _recall(work: Path, pairs: list) -> float:
+    """Planted pairs found, after the rerun."""
+    found, _ = found_pairs(work)
+    return round(len([p for p in pairs if frozenset(p[:2]) in found]) / max(1, len(pairs)), 4)
 
 
 def main() -> None:
@@ -473,6 +512,9 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 50_000, 262_000])
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--sample-chunks", type=int, default=8, help="chunks run above 50k rasters")
+    ap.add_argument(
+        "--reuse", action="store_true", help="reuse the archives of an earlier run in --workdir"
+    )
     ap.add_argument("--job", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.job:
@@ -490,7 +532,7 @@ def main() -> None:
     rows = []
     for n in args.sizes:
         sample = args.sample_chunks if n > 50_000 else None
-        row = one_size(n, base, base / "pool", sample)
+        row = one_size(n, base, base / "pool", sample, args.reuse)
         rows.append(row)
         print(json.dumps(row), flush=True)
     if len(rows) >= 2:

@@ -1,10 +1,13 @@
 # Matching: one index over the whole archive, then chunked verification.
 #
-# `index` gathers one item per distinct raster (facts, pHashes) and an inverted file
-# of fine visual words from every shard. Each `match_chunk` job owns the pairs whose
-# first raster (by pixel hash) falls in its chunk, asks the index for their
-# candidates, and verifies them; which chunk a pair belongs to depends only on the
-# pair, so the results are the same for any number of shards or chunks.
+# `index` gathers one item per distinct raster (facts, pHashes), its word lists and
+# inverted files of fine visual words from every shard; after the first run it
+# merges the new rasters into the last good index (kept as hard links under
+# `generations`/base) and searches their candidates once (cost grows with the new
+# rasters). Each `match_chunk` job owns the pairs whose first raster (by pixel hash)
+# falls in its chunk, takes their candidates from the index (searching them itself
+# when the index did not), and verifies them; which chunk a pair belongs to depends
+# only on the pair, so the results are the same for any number of shards or chunks.
 
 
 rule index:

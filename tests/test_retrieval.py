@@ -202,3 +202,99 @@ def test_delta_search_equals_a_full_search(index_dir, tmp_path, n_chunks):
         assert h_delta == h_full
         assert w_delta == w_full
         assert counts["queries_full"] == int((~old_mask[lo:hi]).sum())
+
+
+def _history(index_dir, tmp_path, dropped: set[str]) -> tuple[list[str], list[str], list[str]]:
+    """Record files of the whole archive, and of an earlier one without `dropped`."""
+    from archive_twins.util import read_jsonl
+
+    path, _, _ = index_dir
+    root = path.parent
+    records = sorted(str(p) for p in root.glob("shard-*.jsonl"))
+    signatures = sorted(str(p) for p in root.glob("shard-*.npz"))
+    earlier = []
+    for i, path_ in enumerate(records):
+        rows = [r for r in read_jsonl(path_) if r["name"] not in dropped]
+        earlier.append(str(tmp_path / f"earlier-{len(dropped)}-{i}.jsonl"))
+        write_jsonl(earlier[-1], rows)
+    return records, earlier, signatures
+
+
+def _arrays(path) -> dict[str, np.ndarray]:
+    return {p.stem: np.load(p) for p in sorted(path.glob("*.npy"))}
+
+
+def test_merged_index_equals_a_rebuilt_index(index_dir, tmp_path):
+    """An index merged into the previous one (rasters added, removed, and both at
+    once) holds exactly the arrays of an index built from scratch."""
+    records, earlier, signatures = _history(index_dir, tmp_path, {"chelsea", "moon", "coffee"})
+    _, later, _ = _history(index_dir, tmp_path, {"rocket", "astronaut_crop"})
+    params, gens = RetrievalParams(), tmp_path / "gens"
+    for step, recs in enumerate([earlier, records, later, earlier]):
+        stats = build_index(recs, signatures, tmp_path / "index", params, gens)
+        assert stats["merged"] == (step > 0)
+        build_index(recs, signatures, tmp_path / f"fresh-{step}", params)
+        got, want = _arrays(tmp_path / "index"), _arrays(tmp_path / f"fresh-{step}")
+        assert got.keys() == want.keys()
+        for name in want:
+            assert np.array_equal(got[name], want[name]), (step, name)
+        gens_equal = (
+            Index(tmp_path / "index").meta["gen"] == Index(tmp_path / f"fresh-{step}").meta["gen"]
+        )
+        assert gens_equal
+
+
+@pytest.mark.parametrize("n_chunks", [1, 3])
+def test_stored_delta_equals_a_full_search(index_dir, tmp_path, monkeypatch, n_chunks):
+    """The candidates of the new rasters searched once by the index job (new rasters'
+    query words against everything, and all their words against the earlier rasters'
+    query words) are exactly those of a full search, chunk by chunk."""
+    from archive_twins import retrieval
+    from archive_twins.match import MatchParams, chunk_candidates
+
+    monkeypatch.setattr(retrieval, "DELTA_MAX_FRACTION", 1.0)
+    dropped = {"astronaut_crop", "chelsea", "rocket_small", "moon", "brick"}
+    records, earlier, signatures = _history(index_dir, tmp_path, dropped)
+    params, gens = MatchParams(), tmp_path / "gens"
+    build_index(earlier, signatures, tmp_path / "index", params.retrieval, gens)
+    old_index = Index(tmp_path / "index")
+    old_gen = old_index.meta["gen"]
+    rows_of = {}
+    for c in range(n_chunks):
+        lo, hi = old_index.chunk_range(c, n_chunks)
+        h_old, w_old, _ = chunk_candidates(old_index, lo, hi, params)
+        rows_of[c] = _rows(old_index, h_old, w_old)
+    stats = build_index(records, signatures, tmp_path / "index", params.retrieval, gens)
+    assert stats["merged"] and stats["new"] == len(dropped)
+    index = Index(tmp_path / "index")
+    new = index.delta_since(old_gen)
+    assert new is not None and int(new.sum()) == len(dropped)
+    assert np.array_equal(~new, index.unchanged_since(old_gen))
+    assert index.delta_since("something else") is None
+    whole_h, whole_w = index.delta_search(new, params.retrieval)
+    full_h = index.hash_candidates(np.arange(index.n), params.retrieval.max_hamming)
+    full_w = index.word_candidates(np.arange(index.n), params.retrieval)
+    assert whole_h == {p: v for p, v in full_h.items() if new[p[0]] or new[p[1]]}
+    assert whole_w == {p: v for p, v in full_w.items() if new[p[0]] or new[p[1]]}
+    assert any(not new[i] and new[j] for i, j in whole_w)  # the reversed direction counts
+    for c in range(n_chunks):
+        lo, hi = index.chunk_range(c, n_chunks)
+        h_full, w_full, _ = chunk_candidates(index, lo, hi, params)
+        h, w, counts = chunk_candidates(index, lo, hi, params, ~new, rows_of[c], old_gen)
+        assert counts["stored_delta"]
+        assert (h, w) == (h_full, w_full)
+
+
+def _rows(index: Index, hash_c: dict, word_c: dict) -> list[dict]:
+    """A chunk's output rows carrying these candidates."""
+    return [
+        {
+            "pair": [index.key(i), index.key(j)],
+            "stage": "phash",
+            "evidence": sorted([o, d] for o, d in ev.items()),
+        }
+        for (i, j), ev in hash_c.items()
+    ] + [
+        {"pair": [index.key(i), index.key(j)], "stage": "geo", "evidence": [v, m]}
+        for (i, j), (v, m) in word_c.items()
+    ]
