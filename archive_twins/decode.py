@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import pyvips
 
 from .hashing import dihedral_phashes
 from .records import FileRecord
-from .util import atomic_open
+from .util import atomic_open, fingerprint
 
 # libvips keeps recently used images in a cache; with 100 MB TIFFs that only costs memory.
 pyvips.cache_set_max(0)
@@ -53,9 +53,9 @@ class DecodeParams:
     max_pixels: int = 1_000_000_000
 
     def fingerprint(self) -> str:
-        """Short stable id of these settings, stored with cached results."""
-        raw = f"v4:{self.thumb_size}:{self.thumb_quality}:{self.max_pixels}"
-        return hashlib.sha1(raw.encode()).hexdigest()[:12]
+        """Stored with cached results: changing a setting redoes them (v4: thumbnails
+        colour-managed through the embedded ICC profile)."""
+        return fingerprint("decode-v4", asdict(self))
 
 
 def _source(path: str) -> pyvips.Source:

@@ -12,7 +12,7 @@ bundled per shard in `{results}/features/shard-NNNN.npz` for the index job.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import cache
 from pathlib import Path
 
@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from .records import thumb_path
-from .util import atomic_open, read_jsonl
+from .util import atomic_open, fingerprint, read_jsonl
 
 VOCAB_PATH = Path(__file__).parent / "data" / "imi-2x2048.npy"
 HALF_WORDS = 2048
@@ -44,11 +44,9 @@ class FeatureParams:
     thumbs: str = ""
 
     def fingerprint(self) -> str:
-        """Changing these (or the thumbnails) re-extracts every raster."""
-        return (
-            f"sift4:{self.max_side}:{self.n_features}:{self.contrast_threshold}:"
-            f"{VOCAB_PATH.name}:{self.thumbs}"
-        )
+        """Changing these, the vocabulary or the thumbnails re-extracts every raster
+        (sift4: query ranks balanced over the frame)."""
+        return fingerprint("sift4", {**asdict(self), "vocabulary": VOCAB_PATH.name})
 
 
 def root_sift(desc: np.ndarray) -> np.ndarray:

@@ -11,13 +11,14 @@ fits a homography, is still rejected.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import NamedTuple
 
 import cv2
 import numpy as np
 
 from .features import mirror_descriptors, root_sift
+from .util import fingerprint
 from .verify import (
     VerifyParams,
     accepted,
@@ -59,7 +60,7 @@ class GeoParams:
 
     def fingerprint(self) -> str:
         """Part of the verdict cache key."""
-        return f"g1:{self}"
+        return fingerprint("geometry-1", asdict(self))
 
 
 def _rootsift(f: dict, mirrored: bool) -> np.ndarray:

@@ -37,7 +37,7 @@ from .features import load_raster
 from .geometry import GeoParams, verify_geometric
 from .records import CopyRecord, thumb_path
 from .retrieval import Index, Item, RetrievalParams
-from .util import read_jsonl, write_jsonl
+from .util import fingerprint, read_jsonl, write_jsonl
 from .verify import (
     VerifyParams,
     explains,
@@ -62,10 +62,7 @@ class MatchParams:
 
     def fingerprint(self) -> str:
         """Part of every verdict's cache key: changing any setting re-verifies."""
-        d = asdict(self)
-        d["retrieval"] = self.retrieval.fingerprint()
-        raw = json.dumps(d, sort_keys=True, default=str)
-        return hashlib.sha1(raw.encode()).hexdigest()[:16]
+        return fingerprint("match-1", {**asdict(self), "retrieval": self.retrieval.fingerprint()})
 
 
 class ThumbCache:

@@ -36,7 +36,7 @@ import numpy as np
 from .dihedral import inverse
 from .features import N_WORDS
 from .hashing import hamming_search
-from .util import atomic_dir, atomic_open, read_jsonl
+from .util import atomic_dir, atomic_open, fingerprint, read_jsonl
 
 FORMAT_RANK = {"tiff": 3, "png": 2, "webp": 1, "jp2k": 1, "jpeg": 0, "gif": 0}
 
@@ -64,7 +64,7 @@ class RetrievalParams:
         d = asdict(self)
         d.pop("batch_votes")
         d.pop("batch_cells")
-        return "r1:" + json.dumps(d, sort_keys=True)
+        return fingerprint("retrieval-1", d)
 
 
 def chunk_of(key: str, n_chunks: int) -> int:

@@ -177,6 +177,14 @@ def read_jsonl(path: str | os.PathLike, missing_ok: bool = True) -> list[dict]:
         return []
 
 
+def fingerprint(tag: str, settings: Any) -> str:
+    """The one form of every cache key's settings part: a readable tag (bump its
+    version when the code's output changes) and a digest of the settings, so any
+    changed setting changes the key."""
+    raw = json.dumps(settings, sort_keys=True, default=str)
+    return f"{tag}:{hashlib.sha1(raw.encode()).hexdigest()[:16]}"
+
+
 def path_key(relpath: str) -> str:
     """Stable 64-bit hex key of a relative path (shard assignment, file identity)."""
     raw = relpath.encode("utf-8", "surrogateescape")

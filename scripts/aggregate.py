@@ -6,4 +6,14 @@ sys.path.insert(0, snakemake.scriptdir + "/..")
 
 from archive_twins.cli import run_aggregate  # noqa: E402
 
-run_aggregate(snakemake)
+run_aggregate(
+    log=snakemake.log[0],
+    records=list(snakemake.input.records),
+    skipped=snakemake.input.skipped,
+    pairs=list(snakemake.input.pairs),
+    sqlite=snakemake.output.sqlite,
+    json_dir=snakemake.output.json,
+    registry=snakemake.output.registry,
+    archive=snakemake.params.archive,
+    shards=snakemake.params.shards,
+)

@@ -6,4 +6,9 @@ sys.path.insert(0, snakemake.scriptdir + "/..")
 
 from archive_twins.cli import run_html  # noqa: E402
 
-run_html(snakemake)
+run_html(
+    log=snakemake.log[0],
+    json_dir=snakemake.input.json,
+    html=snakemake.output.html,
+    archive=snakemake.params.archive,
+)

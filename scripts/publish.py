@@ -6,4 +6,4 @@ sys.path.insert(0, snakemake.scriptdir + "/..")
 
 from archive_twins.cli import run_publish  # noqa: E402
 
-run_publish(snakemake)
+run_publish(log=snakemake.log[0], sqlite=snakemake.input.sqlite, marker=snakemake.output.marker)

@@ -121,3 +121,39 @@ def test_a_pair_is_a_copy_or_related_never_both(tmp_path):
     assert [(c.key1, c.key2) for c in copies] == [("c", "d")]
     rows = related_table(rel, {"a": 1, "b": 2})
     assert [(r[0], r[1], r[2], r[4]) for r in rows] == [(1, 2, 50, "pixels differ")]
+
+
+def test_every_cache_key_uses_one_fingerprint_form():
+    """Each settings record's fingerprint is `tag:digest` from util.fingerprint, and
+    changing any of its fields changes it (so no setting can be left out of a key)."""
+    import dataclasses
+
+    from archive_twins.decode import DecodeParams
+    from archive_twins.features import FeatureParams
+    from archive_twins.geometry import GeoParams
+    from archive_twins.match import MatchParams
+    from archive_twins.retrieval import RetrievalParams
+
+    for cls in (DecodeParams, FeatureParams, GeoParams, RetrievalParams, MatchParams):
+        base = cls()
+        tag, digest = base.fingerprint().split(":")
+        assert tag and len(digest) == 16
+        for f in dataclasses.fields(cls):
+            if f.name in ("batch_votes", "batch_cells"):  # work sizes, not results
+                continue
+            value = getattr(base, f.name)
+            if isinstance(value, bool):
+                changed = not value
+            elif isinstance(value, int | float):
+                changed = value + 1
+            elif isinstance(value, str):
+                changed = value + "x"
+            elif isinstance(value, dict):
+                changed = {**value, "x": 1}
+            elif value is None:
+                continue
+            else:  # a nested settings record
+                inner = dataclasses.fields(value)[0]
+                changed = dataclasses.replace(value, **{inner.name: getattr(value, inner.name) + 1})
+            other = dataclasses.replace(base, **{f.name: changed})
+            assert other.fingerprint() != base.fingerprint(), (cls.__name__, f.name)
