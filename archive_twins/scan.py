@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .util import shard_of, write_text_if_changed
+from .util import shard_assignment, write_text_if_changed
 
 IMAGE_EXT = re.compile(r"\.(tiff?|jpe?g|png)$", re.IGNORECASE)
 
@@ -165,19 +165,20 @@ def _add_file(result: ScanResult, entry: os.DirEntry, rel: str) -> None:
         )
 
 
-def write_manifests(scan: ScanResult, outdir: str | os.PathLike, n_shards: int) -> list[int]:
+def write_manifests(
+    scan: ScanResult, outdir: str | os.PathLike, n_shards: int, folder_files: int = 128
+) -> list[int]:
     """Write `shard-NNNN.jsonl` per shard and `skipped.jsonl`; return changed shards.
 
     Files are only rewritten when their content changes, keeping mtimes of untouched
-    shards so Snakemake leaves them alone.
+    shards so Snakemake leaves them alone. Shards by folder (`shard_assignment`).
     """
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     buckets: list[list[str]] = [[] for _ in range(n_shards)]
+    shard = shard_assignment([rec["path"] for rec in scan.images], n_shards, folder_files)
     for rec in scan.images:
-        buckets[shard_of(rec["path"], n_shards)].append(
-            json.dumps(rec, ensure_ascii=True, sort_keys=True)
-        )
+        buckets[shard[rec["path"]]].append(json.dumps(rec, ensure_ascii=True, sort_keys=True))
     changed = []
     for i, lines in enumerate(buckets):
         text = "".join(line + "\n" for line in lines)

@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import json
 import os
+import posixpath
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -191,9 +192,32 @@ def path_key(relpath: str) -> str:
     return hashlib.sha1(raw).hexdigest()[:16]
 
 
-def shard_of(relpath: str, n_shards: int) -> int:
-    """Shard of a path: depends only on the path, so adding a file touches one shard."""
-    return int(path_key(relpath), 16) % n_shards
+def shard_assignment(
+    paths: Iterable[str], n_shards: int, folder_files: int = 128
+) -> dict[str, int]:
+    """Shard of every path, folder by folder.
+
+    A folder's files stay together: a folder of m files is cut into k buckets (k the
+    smallest power of two with k * folder_files >= m; a file's bucket is a hash of
+    its path mod k) and each bucket goes to the shard a hash of (folder, bucket)
+    picks. So a new folder of m files touches about m / folder_files shards, not all
+    of them; a new file touches its bucket's shard; and when a folder grows past a
+    power of two, only half of its files move (bucket b splits into b and b + k).
+    Many buckets per shard keep shards balanced: choose folder_files well below the
+    files per shard (default 128 for about 1,000 files a shard).
+    """
+    by_dir: dict[str, list[str]] = {}
+    for p in paths:
+        by_dir.setdefault(posixpath.dirname(p), []).append(p)
+    out: dict[str, int] = {}
+    for folder, members in by_dir.items():
+        k = 1
+        while k * folder_files < len(members):
+            k *= 2
+        for p in members:
+            bucket = int(path_key(p), 16) % k
+            out[p] = int(path_key(f"{folder}\0{bucket}"), 16) % n_shards
+    return out
 
 
 def raw_name(relpath: str) -> bytes:

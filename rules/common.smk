@@ -78,7 +78,9 @@ if not workflow.remote_exec and not workflow.subprocess_exec:
         follow_symlinks=config["follow_symlinks"],
         exclude=[RESULTS_PATH, ".snakemake"],
     )
-    _changed = write_manifests(_scan, f"{RESULTS_PATH}/manifest", N_SHARDS)
+    _changed = write_manifests(
+        _scan, f"{RESULTS_PATH}/manifest", N_SHARDS, int(config["shard_folder_files"])
+    )
     write_rerun_token(f"{RESULTS_PATH}/manifest", VERIFY == "full", "verify: full")
     logger.info(
         f"scanned {ARCHIVE}: {len(_scan.images)} image files, "
