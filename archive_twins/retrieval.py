@@ -314,6 +314,19 @@ def _bundle_params(signature_files: list[str]) -> list[str]:
     return sorted(out)
 
 
+def _batches(qlen: np.ndarray, max_q: int, budget: int):
+    """Consecutive query ranges [b0, b1) of at most max_q queries whose votes stay
+    within the budget (a query alone may exceed it)."""
+    b0 = 0
+    while b0 < len(qlen):
+        b1, used = b0, 0
+        while b1 < len(qlen) and b1 - b0 < max_q and (b1 == b0 or used + qlen[b1] <= budget):
+            used += int(qlen[b1])
+            b1 += 1
+        yield b0, b1
+        b0 = b1
+
+
 def _segment_sums(values: np.ndarray, lens: np.ndarray) -> np.ndarray:
     """Sums of consecutive segments of the given lengths."""
     cs = np.concatenate([[0], np.cumsum(values, dtype=np.int64)])
@@ -877,16 +890,7 @@ class Index:
             release(post.ids)
             lens = ends - starts
             qlen = _segment_sums(lens, sizes)
-            b0 = 0
-            while b0 < len(js):
-                b1, budget = b0, 0
-                while (
-                    b1 < len(js)
-                    and b1 - b0 < max_q
-                    and (b1 == b0 or budget + qlen[b1] <= params.batch_votes)
-                ):
-                    budget += int(qlen[b1])
-                    b1 += 1
+            for b0, b1 in _batches(qlen, max_q, params.batch_votes):
                 w = slice(cum[b0], cum[b1])
                 self._reverse_batch(
                     js[b0:b1],
@@ -902,7 +906,6 @@ class Index:
                     out,
                 )
                 release(post.ids, post.ang, post.lsc)
-                b0 = b1
         return out
 
     def _reverse_batch(
@@ -999,20 +1002,8 @@ class Index:
             starts, lens = post.lookup(qw)
             sizes = s1 - s0
             cum = np.concatenate([[0], np.cumsum(sizes)])
-            qlen = np.zeros(len(queries), np.int64)
-            nonempty = sizes > 0
-            if nonempty.any():
-                qlen[nonempty] = np.add.reduceat(lens, cum[:-1][nonempty]) if len(lens) else 0
-            b0 = 0
-            while b0 < len(queries):
-                b1, budget = b0, 0
-                while (
-                    b1 < len(queries)
-                    and b1 - b0 < max_q
-                    and (b1 == b0 or budget + qlen[b1] <= params.batch_votes)
-                ):
-                    budget += int(qlen[b1])
-                    b1 += 1
+            qlen = _segment_sums(lens, sizes)
+            for b0, b1 in _batches(qlen, max_q, params.batch_votes):
                 w = slice(cum[b0], cum[b1])
                 self._vote_batch(
                     queries[b0:b1],
@@ -1027,7 +1018,6 @@ class Index:
                     out,
                 )
                 release(post.ids, post.ang, post.lsc, *self.query.values())
-                b0 = b1
         return out
 
     def _vote_batch(
