@@ -46,12 +46,13 @@ class VerifyParams:
     min_chroma: float = 4.0
 
 
-def _prep(arr: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """Resize to `size`; return lightly blurred grey (0..255) and Lab images."""
+def _prep(arr: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Resize to `size`; return lightly blurred grey (0..255), Lab and the resized
+    RGB image (the colour fit's input)."""
     small = cv2.resize(arr, size, interpolation=cv2.INTER_AREA)
     lab = cv2.cvtColor(small, cv2.COLOR_RGB2LAB).astype(np.float32)
     grey = cv2.GaussianBlur(cv2.cvtColor(small, cv2.COLOR_RGB2GRAY).astype(np.float32), (0, 0), 0.7)
-    return grey, lab
+    return grey, lab, small
 
 
 def compare(
@@ -71,8 +72,8 @@ def compare(
     long_side = min(params.compare_size, max(h, w), max(src.shape[:2]))
     f = long_side / max(h, w)
     size = (max(8, round(w * f)), max(8, round(h * f)))
-    ga, la = _prep(src, size)
-    gb, lb = _prep(dst, size)
+    ga, la, small_a = _prep(src, size)
+    gb, lb, small_b = _prep(dst, size)
     if mask is None:
         inside = np.ones(ga.shape, bool)
     else:
@@ -88,8 +89,6 @@ def compare(
             "gain": 0.0,
             "chroma_diff": 0.0,
             "tone_diff": 0.0,
-            "agreeing_blocks": 0.0,
-            "colour_median_ratio": np.inf,
             "saturation_ratio": 1.0,
             "hue_turn": 0.0,
             "chroma": 0.0,
@@ -105,16 +104,11 @@ def compare(
     usable = coverage >= 0.9
     used = int(usable.sum())
     worst = float(ratios[usable].max()) if used else 0.0
-    # share of the overlap's blocks that agree as a copy's do (a related pair: the
-    # same scene, so much of it agrees; a shared caption or chart: a thin strip)
-    agreeing = float((ratios[usable] <= 0.6).mean()) if used else 0.0
     # The colour fit both ways: a copy's colours follow from its source's (greyscale,
     # clipped contrast), not always the other way round, and which way works tells
     # the source (see `explains`).
-    small_a = cv2.resize(src, size, interpolation=cv2.INTER_AREA)
-    small_b = cv2.resize(dst, size, interpolation=cv2.INTER_AREA)
-    forward, median = colour_block_ratio(small_a, gb, inside, n, params.noise_floor)
-    backward, _ = colour_block_ratio(small_b, ga, inside, n, params.noise_floor)
+    forward = colour_block_ratio(small_a, gb, inside, n, params.noise_floor)
+    backward = colour_block_ratio(small_b, ga, inside, n, params.noise_floor)
     za = (a_in - am) / (a_in.std() + 1e-6)
     zb = (b_in - bm) / (b_in.std() + 1e-6)
     la_in, lb_in = la[inside], lb[inside]
@@ -138,8 +132,6 @@ def compare(
         "gain": gain,
         "chroma_diff": chroma * 100 / 255,
         "tone_diff": tone * 100 / 255,
-        "agreeing_blocks": agreeing,
-        "colour_median_ratio": median if used else np.inf,
         "saturation_ratio": (mag_b + 0.5) / (mag_a + 0.5),
         "hue_turn": turn,
         "chroma": max(mag_a, mag_b),
@@ -155,8 +147,8 @@ def colour_block_ratio(
     inside: np.ndarray,
     n: int,
     floor: float,
-) -> tuple[float, float]:
-    """Worst and median block ratio when each block of the target's grey levels is fitted from
+) -> float:
+    """Worst block ratio when each block of the target's grey levels is fitted from
     the source's colour (1, R, G, B and squared luminance, least squares per block);
     `src` is RGB at the target's size.
 
@@ -196,9 +188,8 @@ def colour_block_ratio(
     full = np.outer([len(r) for r in rows], [len(c) for c in cols])
     usable = counts >= 0.9 * full
     if not usable.any():
-        return 0.0, 0.0
-    ratios = (res / (structure + floor))[usable]
-    return float(ratios.max()), float(np.median(ratios))
+        return 0.0
+    return float((res / (structure + floor))[usable].max())
 
 
 def _block_sums(x: np.ndarray, r0: np.ndarray, c0: np.ndarray) -> np.ndarray:
