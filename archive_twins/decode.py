@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pyvips
 
-from .hashing import dihedral_phashes
+from .hashing import dihedral_hashes
 from .records import FileRecord
 from .util import atomic_open, fingerprint
 
@@ -54,8 +54,8 @@ class DecodeParams:
 
     def fingerprint(self) -> str:
         """Stored with cached results: changing a setting redoes them (v4: thumbnails
-        colour-managed through the embedded ICC profile)."""
-        return fingerprint("decode-v4", asdict(self))
+        colour-managed through the embedded ICC profile; v5: tone hashes)."""
+        return fingerprint("decode-v5", asdict(self))
 
 
 def _source(path: str) -> pyvips.Source:
@@ -318,7 +318,7 @@ def analyse(
             fh.write(data)
         rec.thumb_w, rec.thumb_h = thumb.width, thumb.height
         pixels = vips_to_numpy(thumb)
-        rec.phash = dihedral_phashes(pixels)
+        rec.phash, rec.tone_hash = dihedral_hashes(pixels)
         rec.blank = is_blank(pixels)
         return rec.facts(), pixels
     except DecodeError as exc:

@@ -150,7 +150,8 @@ def verify_candidate(
         homography=homography_json(hom),
         inliers=None,
         score=round(m["corr"], 4),
-        method="phash",
+        # found by the tone hash of a smooth raster when pHash was too far apart
+        method="phash" if dist <= params.retrieval.max_hamming else "tone-hash",
         hamming=dist,
         colour_change=colour,
         area_fraction=1.0,
@@ -388,7 +389,7 @@ def chunk_candidates(
     mine = np.arange(lo, hi, dtype=np.int64)
     counts = {"queries_full": hi - lo, "queries_delta": 0, "stored_delta": False}
     if old is None or rows is None:
-        hash_c = index.hash_candidates(mine, rp.max_hamming)
+        hash_c = index.hash_candidates(mine, rp)
         word_c = index.word_candidates(mine, rp) if geo else {}
         return hash_c, word_c, counts
     hash_c, word_c = _carried(index, rows, old)
@@ -402,8 +403,8 @@ def chunk_candidates(
     fresh, kept = mine[~old[lo:hi]], mine[old[lo:hi]]
     added = np.flatnonzero(~old)
     counts = {"queries_full": len(fresh), "queries_delta": len(kept), "stored_delta": False}
-    hash_c.update(index.hash_candidates(fresh, rp.max_hamming))
-    hash_c.update(index.hash_candidates(kept, rp.max_hamming, targets=added))
+    hash_c.update(index.hash_candidates(fresh, rp))
+    hash_c.update(index.hash_candidates(kept, rp, targets=added))
     if geo:
         word_c.update(index.word_candidates(fresh, rp))
         if len(added) and len(kept):

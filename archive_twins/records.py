@@ -117,6 +117,7 @@ class FileRecord:
     path: str | None = _col(SHARD, "VARCHAR")  # display name, the key of reruns
     params: str | None = _col(SHARD)  # fingerprint of the decode settings
     phash: list[str] | None = _col(DECODE)  # pHash of each of the 8 orientations
+    tone_hash: list[str] | None = _col(DECODE)  # hashing.tone_hash of the 8 orientations
 
     def set_facts(self, facts: Mapping[str, Any]) -> None:
         """Take the decode facts (missing ones as None) from a decode or cache record."""

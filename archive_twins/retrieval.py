@@ -48,6 +48,11 @@ class RetrievalParams:
 
     # pHash Hamming distance (of 64 bits) in any of the 8 orientations
     max_hamming: int = 12
+    # tone hash (hashing.tone_hash) distance, for pairs with a smooth raster: one
+    # with fewer than `tone_max_words` distinct words, where the features have little
+    # to go on and pHash bits flip under colour and tone changes
+    max_tone_hamming: int = 4
+    tone_max_words: int = 150
     # the strongest keypoints of the querying raster whose words are looked up
     query_features: int = 150
     # consistent votes (shared words in the best orientation/scale bin)
@@ -120,6 +125,7 @@ def collect_items(record_files: list[str]) -> dict[str, tuple]:
                 r["format"] or "",
                 tuple(r["phash"]),
                 bool(r.get("blank")),
+                tuple(r.get("tone_hash") or ()),
             )
             old = items.get(key)
             if old is None or it[:2] > old[:2]:
@@ -143,7 +149,7 @@ FAMILIES = {
 # words plain and mirrored (queried by a new raster's words, the other way round).
 INVERTED = {"": "a", "q_": "q", "mq_": "mq"}
 INVERTED_ARRAYS = ("indptr", "post_id", "post_ang", "post_lsc")
-INDEX_FORMAT = 2
+INDEX_FORMAT = 3
 # An index is merged into the previous one while at most this share of its rasters
 # is new (else rebuilt), and the candidates of the new rasters are searched once, by
 # the index job, while at most this share is new (else each chunk searches its own).
@@ -189,7 +195,16 @@ def build_index(
         _save(tmp / "format.npy", np.array([items[k][5] for k in keys], dtype="S8"))
         ph = _hex64(np.array([items[k][6] for k in keys], dtype="S16").reshape(n, 8))
         _save(tmp / "phash.npy", ph)
-        del items
+        tones = [items[k][8] for k in keys]
+        has_tone = np.array([len(t) == 8 for t in tones], dtype=bool)
+        th = np.zeros((n, 8), np.uint64)
+        if has_tone.any():
+            th[has_tone] = _hex64(
+                np.array([t for t in tones if len(t) == 8], dtype="S16").reshape(-1, 8)
+            )
+        _save(tmp / "tone.npy", th)
+        _save(tmp / "tone_ok.npy", has_tone)
+        del items, tones
         pos = {s.decode(): i for i, s in enumerate(sha_arr.tolist())}  # rep sha -> item
         need = np.ones(n, bool) if src is None else src < 0
         clock.done("items")
@@ -693,6 +708,8 @@ class Index:
         self.sha, self.width, self.height = load("sha"), load("width"), load("height")
         self.bits, self.format, self.size_bytes = load("bits"), load("format"), load("size_bytes")
         self.phash = load("phash")
+        self.tone = load("tone")
+        self.tone_ok = load("tone_ok")
         self.arrays = {name: load(name, True) for names in FAMILIES.values() for name in names}
         self.inverted = {
             prefix: {name: load(prefix + name, True) for name in INVERTED_ARRAYS}
@@ -786,12 +803,38 @@ class Index:
             return lo, self.n
         return lo, int(np.searchsorted(self.keys, _key_floor(bounds[chunk + 1]), side="left"))
 
+    def smooth(self, params: RetrievalParams) -> np.ndarray:
+        """Which rasters are searched by tone hash too: fewer than `tone_max_words`
+        distinct words (a sky, sand, a defocused photograph)."""
+        aoff = np.asarray(self.arrays["aoff"], np.int64)
+        return self.tone_ok & (np.diff(aoff) < params.tone_max_words)
+
+    def _hash_hits(
+        self, xs: np.ndarray, ys: np.ndarray, params: RetrievalParams
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(x, y, o, d): x in xs upright looks like y in ys seen in orientation o
+        (x = o(y)), by pHash within max_hamming, or, when x or y is smooth, by tone
+        hash within max_tone_hamming; d is the pHash distance either way (the
+        evidence of the pair, whichever test found it)."""
+        ph, tone = self.phash, self.tone
+        qi, ti, oi, di = hamming_search(ph[xs, 0], ph[ys], params.max_hamming)
+        hits = [(xs[qi], ys[ti], oi, di.astype(np.int64))]
+        smooth = self.smooth(params)
+        for a, b in ((xs[smooth[xs]], ys), (xs[~smooth[xs]], ys[smooth[ys]])):
+            if len(a) == 0 or len(b) == 0:
+                continue
+            qi, ti, oi, _ = hamming_search(tone[a, 0], tone[b], params.max_tone_hamming)
+            x, y = a[qi], b[ti]
+            d = np.bitwise_count(np.bitwise_xor(ph[x, 0], ph[y, oi])).astype(np.int64)
+            hits.append((x, y, oi, d))
+        return tuple(np.concatenate(col) for col in zip(*hits, strict=True))
+
     def hash_candidates(
-        self, queries: np.ndarray, max_dist: int, targets: np.ndarray | None = None
+        self, queries: np.ndarray, params: RetrievalParams, targets: np.ndarray | None = None
     ) -> dict[tuple[int, int], dict]:
-        """Pairs (i, j), i in `queries`, j > i (in `targets` if given), whose pHashes
-        are within max_dist in some orientation: {(i, j): {orientation taking i to j:
-        Hamming distance}}."""
+        """Pairs (i, j), i in `queries`, j > i (in `targets` if given), whose hashes
+        agree in some orientation (`_hash_hits`): {(i, j): {orientation taking i to
+        j: pHash distance}}."""
         out: dict[tuple[int, int], dict[int, int]] = {}
         queries = np.asarray(queries, np.int64)
         if len(queries) == 0:
@@ -801,21 +844,16 @@ class Index:
         targets = np.asarray(targets, np.int64)
         if len(targets) == 0:
             return out
-        ph = self.phash
         # i upright against the 8 orientations of every later raster: i = o(j)
-        qi, ti, oi, di = hamming_search(ph[queries, 0], ph[targets], max_dist)
-        for i, j, o, d in zip(
-            queries[qi].tolist(), targets[ti].tolist(), oi.tolist(), di.tolist(), strict=True
-        ):
+        xs, ys, os_, ds = self._hash_hits(queries, targets, params)
+        for i, j, o, d in zip(xs.tolist(), ys.tolist(), os_.tolist(), ds.tolist(), strict=True):
             if j > i:
                 seen = out.setdefault((i, j), {})
                 o_ij = inverse(o)
                 seen[o_ij] = min(d, seen.get(o_ij, 99))
         # every later raster upright against the 8 orientations of i: j = o(i)
-        ti, qi, oi, di = hamming_search(ph[targets, 0], ph[queries], max_dist)
-        for i, j, o, d in zip(
-            queries[qi].tolist(), targets[ti].tolist(), oi.tolist(), di.tolist(), strict=True
-        ):
+        ys, xs, os_, ds = self._hash_hits(targets, queries, params)
+        for i, j, o, d in zip(xs.tolist(), ys.tolist(), os_.tolist(), ds.tolist(), strict=True):
             if j > i:
                 seen = out.setdefault((i, j), {})
                 seen[o] = min(d, seen.get(o, 99))
@@ -825,11 +863,11 @@ class Index:
         """The hash and word candidates of every pair with a new raster (`new`, a mask),
         at a cost that grows with the new rasters, not with the archive's pairs."""
         return (
-            self.hash_candidates_with(np.flatnonzero(new), params.max_hamming),
+            self.hash_candidates_with(np.flatnonzero(new), params),
             self.word_candidates_with(new, params),
         )
 
-    def hash_candidates_with(self, new: np.ndarray, max_dist: int) -> dict:
+    def hash_candidates_with(self, new: np.ndarray, params: RetrievalParams) -> dict:
         """`hash_candidates` of every pair (i < j) with a raster of `new` among them:
         each of them upright against the 8 orientations of every raster, and every
         raster upright against their 8 orientations."""
@@ -837,17 +875,15 @@ class Index:
         new = np.asarray(new, np.int64)
         if len(new) == 0:
             return out
-        ph = self.phash
         mask = np.zeros(self.n, bool)
         mask[new] = True
         old = np.flatnonzero(~mask)
         # new x old both ways, then new x new (apart, so self-matches stay few)
-        qi, ti, oi, di = hamming_search(ph[new, 0], ph[old], max_dist)
-        hits = [(new[qi], old[ti], oi, di)]
-        ti, qi, oi, di = hamming_search(ph[old, 0], ph[new], max_dist)
-        hits.append((old[ti], new[qi], oi, di))
-        qi, ti, oi, di = hamming_search(ph[new, 0], ph[new], max_dist)
-        hits.append((new[qi], new[ti], oi, di))
+        hits = [
+            self._hash_hits(new, old, params),
+            self._hash_hits(old, new, params),
+            self._hash_hits(new, new, params),
+        ]
         for xs, ys, os_, ds in hits:
             # x upright ~ y in orientation o (x = o(y)): orientation x -> y is o^-1
             for x, y, o, d in zip(xs.tolist(), ys.tolist(), os_.tolist(), ds.tolist(), strict=True):

@@ -16,6 +16,8 @@ def retrieval_params(matching: dict) -> RetrievalParams:
     """Candidate thresholds from the `matching:` section."""
     return RetrievalParams(
         max_hamming=int(matching["max_hamming"]),
+        max_tone_hamming=int(matching["max_tone_hamming"]),
+        tone_max_words=int(matching["tone_max_words"]),
         query_features=int(matching["query_features"]),
         min_votes=int(matching["min_votes"]),
     )

@@ -111,7 +111,7 @@ def _describe_into(img, name: str, store: Path, feat_store: Path) -> dict:  # no
     import numpy as np
 
     from archive_twins.features import FeatureParams, describe, raster_path
-    from archive_twins.hashing import dihedral_phashes
+    from archive_twins.hashing import dihedral_hashes
     from archive_twins.records import thumb_path
 
     fp = FeatureParams()
@@ -134,7 +134,8 @@ def _describe_into(img, name: str, store: Path, feat_store: Path) -> dict:  # no
         "key": hashlib.blake2b(name.encode(), digest_size=20).hexdigest(),
         "width": w,
         "height": h,
-        "phash": dihedral_phashes(thumb),
+        "phash": dihedral_hashes(thumb)[0],
+        "tone_hash": dihedral_hashes(thumb)[1],
         "feats": feats,
     }
 
@@ -256,6 +257,15 @@ def _synthetic_records(n: int, seed: int, pool: Path, meta: dict) -> tuple[list,
             for b in set(masks[o].tolist()):
                 v ^= 1 << b
             phash.append(f"{v:016x}")
+        # tone hashes: the pool photograph's with 20 bits flipped, as for pHash (a
+        # pool described before tone hashes existed: random ones)
+        tone = []
+        for o in range(8):
+            t = p.get("tone_hash")
+            v = int(t[o], 16) if t else int(rng.integers(0, 1 << 63))
+            for b in set(rng.integers(0, 64, size=20).tolist()):
+                v ^= 1 << b
+            tone.append(f"{v:016x}")
         # words of real keypoints; orientation and scale drawn apart (two images that
         # drew the same pool keypoint would otherwise share it exactly, geometry
         # included, which unrelated photographs do not)
@@ -271,11 +281,13 @@ def _synthetic_records(n: int, seed: int, pool: Path, meta: dict) -> tuple[list,
             sig[prefix + "lsc"] = lsc[first]
             sig[prefix + "rank"] = first.astype(np.uint16)
         sigs[sha] = sig
-        recs.append(_record(key, sha, p["width"], p["height"], phash, p["sha"]))
+        recs.append(_record(key, sha, p["width"], p["height"], phash, tone, p["sha"]))
     return recs, sigs
 
 
-def _record(key: str, sha: str, w: int, h: int, phash: list, target: str | None = None) -> dict:
+def _record(
+    key: str, sha: str, w: int, h: int, phash: list, tone: list | None, target: str | None = None
+) -> dict:
     return {
         "path": key,
         "status": "ok",
@@ -287,6 +299,7 @@ def _record(key: str, sha: str, w: int, h: int, phash: list, target: str | None 
         "bits_per_sample": 8,
         "format": "jpeg",
         "phash": phash,
+        "tone_hash": tone,
         "blank": False,
         "_target": target,
     }
@@ -319,7 +332,9 @@ def write_archive(work: Path, pool: Path, n: int, seed: int, n_shards: int, tag:
     planted = meta["planted"] if tag == "base" else []
     recs, sigs = _synthetic_records(n - len(planted), seed, pool, meta)
     for d in planted:
-        recs.append(_record(d["key"], d["sha"], d["width"], d["height"], d["phash"]))
+        recs.append(
+            _record(d["key"], d["sha"], d["width"], d["height"], d["phash"], d.get("tone_hash"))
+        )
         full = load_raster(pool / "features", d["sha"], fp)
         sigs[d["sha"]] = {k: full[k] for k in SIG_FIELDS}
     for r in recs:

@@ -12,7 +12,7 @@ import pytest
 from archive_twins.demo import photo
 from archive_twins.dihedral import dihedral, inverse
 from archive_twins.features import FeatureParams, describe, save_signatures
-from archive_twins.hashing import dihedral_phashes
+from archive_twins.hashing import dihedral_hashes
 from archive_twins.retrieval import (
     Index,
     RetrievalParams,
@@ -27,7 +27,13 @@ def _images() -> dict[str, np.ndarray]:
     a, c, r = photo("astronaut"), photo("chelsea"), photo("rocket")
     h, w = c.shape[:2]
     rot = cv2.warpAffine(c, cv2.getRotationMatrix2D((w / 2, h / 2), 12, 1.0), (w, h))
+    # a smooth picture (a patch of sky, few keypoints) and a saturation change of it
+    sky = cv2.resize(r[0:240, 200:310], (220, 480), interpolation=cv2.INTER_CUBIC)
+    hsv = cv2.cvtColor(sky, cv2.COLOR_RGB2HSV)
+    hsv[..., 1] = np.clip(hsv[..., 1] * 1.45, 0, 255).astype(np.uint8)
     return {
+        "sky": sky,
+        "sky_saturated": cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB),
         "astronaut": a,
         "astronaut_crop": np.ascontiguousarray(a[60:400, 100:480]),
         "astronaut_rot90": dihedral(a, 1),
@@ -64,7 +70,8 @@ def index_dir(tmp_path_factory):
                 "height": h,
                 "bits_per_sample": 8,
                 "format": "png",
-                "phash": dihedral_phashes(img),
+                "phash": dihedral_hashes(img)[0],
+                "tone_hash": dihedral_hashes(img)[1],
                 "blank": False,
                 "name": name,
             }
@@ -112,14 +119,14 @@ def test_any_chunking_gives_the_same_candidates(index_dir, n_chunks):
     path, _, _ = index_dir
     index, params = Index(path), RetrievalParams()
     whole_w = index.word_candidates(np.arange(index.n), params)
-    whole_h = index.hash_candidates(np.arange(index.n), params.max_hamming)
+    whole_h = index.hash_candidates(np.arange(index.n), params)
     got_w, got_h, covered = {}, {}, []
     for c in range(n_chunks):
         lo, hi = index.chunk_range(c, n_chunks)
         covered += list(range(lo, hi))
         assert all(chunk_of(index.key(i), n_chunks) == c for i in range(lo, hi))
         got_w.update(index.word_candidates(np.arange(lo, hi), params))
-        got_h.update(index.hash_candidates(np.arange(lo, hi), params.max_hamming))
+        got_h.update(index.hash_candidates(np.arange(lo, hi), params))
     assert covered == list(range(index.n))
     assert got_w == whole_w
     assert got_h == whole_h
@@ -128,24 +135,42 @@ def test_any_chunking_gives_the_same_candidates(index_dir, n_chunks):
 def test_hash_candidates_equal_brute_force(index_dir):
     path, truth, _ = index_dir
     index = Index(path)
-    found = index.hash_candidates(np.arange(index.n), 12)
+    params = RetrievalParams()
+    found = index.hash_candidates(np.arange(index.n), params)
     expected = {}
-    ph = index.phash
+    ph, tone = index.phash, index.tone
+    smooth = index.smooth(params)
+    assert 0 < smooth.sum() < index.n
+
+    def close(x: int, y: int, o: int) -> bool:
+        """x upright looks like y in orientation o."""
+        if np.bitwise_count(ph[x, 0] ^ ph[y, o]) <= params.max_hamming:
+            return True
+        tone_d = np.bitwise_count(tone[x, 0] ^ tone[y, o])
+        return bool((smooth[x] or smooth[y]) and tone_d <= params.max_tone_hamming)
+
     for i, j in itertools.combinations(range(index.n), 2):
         orients = {}
         for o in range(8):
             # i upright ~ j in orientation o means i = o(j): orientation i->j is o^-1
             d = int(np.bitwise_count(ph[i, 0] ^ ph[j, o]))
-            if d <= 12:
+            if close(i, j, o):
                 orients[inverse(o)] = min(d, orients.get(inverse(o), 99))
             d = int(np.bitwise_count(ph[j, 0] ^ ph[i, o]))
-            if d <= 12:
+            if close(j, i, o):
                 orients[o] = min(d, orients.get(o, 99))
         if orients:
             expected[(i, j)] = orients
     assert found == expected
     names = _names(index, truth, found)
     assert ("rocket", "rocket_small") in names or ("rocket_small", "rocket") in names
+    # the saturation change of the smooth picture: pHash far apart, tone hash close
+    sky = [
+        o
+        for (i, j), o in found.items()
+        if _names(index, truth, [(i, j)]) & {("sky", "sky_saturated"), ("sky_saturated", "sky")}
+    ]
+    assert sky and min(sky[0].values()) > params.max_hamming
     rot = [
         o
         for (i, j), o in found.items()
@@ -272,7 +297,7 @@ def test_stored_delta_equals_a_full_search(index_dir, tmp_path, monkeypatch, n_c
     assert np.array_equal(~new, index.unchanged_since(old_gen))
     assert index.delta_since("something else") is None
     whole_h, whole_w = index.delta_search(new, params.retrieval)
-    full_h = index.hash_candidates(np.arange(index.n), params.retrieval.max_hamming)
+    full_h = index.hash_candidates(np.arange(index.n), params.retrieval)
     full_w = index.word_candidates(np.arange(index.n), params.retrieval)
     assert whole_h == {p: v for p, v in full_h.items() if new[p[0]] or new[p[1]]}
     assert whole_w == {p: v for p, v in full_w.items() if new[p[0]] or new[p[1]]}
