@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import shutil
 
 import cv2
 import numpy as np
@@ -14,8 +15,11 @@ from archive_twins.dihedral import dihedral, inverse
 from archive_twins.features import FeatureParams, describe, save_signatures
 from archive_twins.hashing import dihedral_hashes
 from archive_twins.retrieval import (
+    FAMILIES,
+    INVERTED,
     Index,
     RetrievalParams,
+    _invert,
     build_index,
     chunk_of,
     pair_votes,
@@ -323,3 +327,29 @@ def _rows(index: Index, hash_c: dict, word_c: dict) -> list[dict]:
         {"pair": [index.key(i), index.key(j)], "stage": "geo", "evidence": [v, m]}
         for (i, j), (v, m) in word_c.items()
     ]
+
+
+@pytest.mark.parametrize("block", [97, 1 << 22])
+def test_inverted_files_are_postings_sorted_by_word_then_raster(index_dir, tmp_path, block):
+    """The inverted files equal their definition however the build splits them
+    (a tiny block: many raster blocks and many word ranges spilled apart)."""
+    path, _, _ = index_dir
+    work = tmp_path / "index"
+    shutil.copytree(path, work)
+    for prefix, fam in INVERTED.items():
+        _invert(work, prefix, fam, block=block)
+        off_name, w_name, a_name, l_name = FAMILIES[fam]
+        off = np.load(work / f"{off_name}.npy")
+        words = np.load(work / f"{w_name}.npy").astype(np.int64)
+        ids = np.repeat(np.arange(len(off) - 1), np.diff(off))
+        order = np.lexsort((ids, words))
+        indptr = np.load(work / f"{prefix}indptr.npy")
+        assert np.array_equal(np.diff(indptr), np.bincount(words, minlength=len(indptr) - 1))
+        assert np.array_equal(np.load(work / f"{prefix}post_id.npy"), ids[order])
+        assert np.array_equal(
+            np.load(work / f"{prefix}post_ang.npy"), np.load(work / f"{a_name}.npy")[order]
+        )
+        assert np.array_equal(
+            np.load(work / f"{prefix}post_lsc.npy"), np.load(work / f"{l_name}.npy")[order]
+        )
+        assert not list(work.glob("*spill*"))
