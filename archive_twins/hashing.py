@@ -9,24 +9,33 @@ from __future__ import annotations
 
 import hashlib
 from functools import cache
+from typing import TYPE_CHECKING
 
-import imagehash
 import numpy as np
-import scipy.fftpack
-from PIL import Image
 
 from .dihedral import DIHEDRAL
 
-_PIL_OPS = {
-    (0, 0): None,
-    (1, 0): Image.Transpose.ROTATE_270,  # PIL rotates counter-clockwise
-    (2, 0): Image.Transpose.ROTATE_180,
-    (3, 0): Image.Transpose.ROTATE_90,
-    (0, 1): Image.Transpose.FLIP_LEFT_RIGHT,
-    (1, 1): Image.Transpose.TRANSVERSE,
-    (2, 1): Image.Transpose.FLIP_TOP_BOTTOM,
-    (3, 1): Image.Transpose.TRANSPOSE,
-}
+if TYPE_CHECKING:
+    from PIL import Image
+
+# imagehash, scipy and PIL are imported where hashes are made (the decode stage):
+# a matching job only searches hashes, and a rerun's chunk jobs are mostly start-up.
+
+
+@cache
+def _pil_ops() -> dict:
+    from PIL import Image
+
+    return {
+        (0, 0): None,
+        (1, 0): Image.Transpose.ROTATE_270,  # PIL rotates counter-clockwise
+        (2, 0): Image.Transpose.ROTATE_180,
+        (3, 0): Image.Transpose.ROTATE_90,
+        (0, 1): Image.Transpose.FLIP_LEFT_RIGHT,
+        (1, 1): Image.Transpose.TRANSVERSE,
+        (2, 1): Image.Transpose.FLIP_TOP_BOTTOM,
+        (3, 1): Image.Transpose.TRANSPOSE,
+    }
 
 
 def dihedral_phashes(pixels: np.ndarray) -> list[str]:
@@ -58,6 +67,8 @@ def tone_hash(small: Image.Image) -> str:
     the coefficient vector, which a tone or colour change barely turns (measured:
     pHash 16-24 bits apart, this hash 2-3).
     """
+    import scipy.fftpack
+
     a = np.asarray(small, dtype=np.float64)
     dct = scipy.fftpack.dct(scipy.fftpack.dct(a, axis=0), axis=1)[:8, :8].reshape(64)[1:]
     bits = (dct @ _hyperplanes()) > 0
@@ -66,10 +77,13 @@ def tone_hash(small: Image.Image) -> str:
 
 def dihedral_hashes(pixels: np.ndarray) -> tuple[list[str], list[str]]:
     """pHash and tone hash (`tone_hash`) of the 8 orientations."""
+    import imagehash
+    from PIL import Image
+
     small = Image.fromarray(pixels).convert("L").resize((32, 32), Image.Resampling.LANCZOS)
     phashes, tones = [], []
     for o in range(8):
-        op = _PIL_OPS[DIHEDRAL[o]]
+        op = _pil_ops()[DIHEDRAL[o]]
         img = small if op is None else small.transpose(op)
         phashes.append(str(imagehash.phash(img)))
         tones.append(tone_hash(img))
