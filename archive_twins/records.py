@@ -212,7 +212,7 @@ class CopyRecord:
     homography: str = _col(MATCH, sql="TEXT", default=REQUIRED)
     inliers: int | None = _col(MATCH, sql="INTEGER", default=REQUIRED)
     score: float = _col(MATCH, sql="REAL", default=REQUIRED)
-    method: str | None = _col(MATCH, sql="TEXT")  # 'phash', 'sift', 'sift-geometry'
+    method: str | None = _col(MATCH, sql="TEXT")  # 'phash', 'tone-hash', 'sift', 'sift-geometry'
     area_fraction: float | None = _col(MATCH, sql="REAL")  # crop area / key1's area
     colour_change: bool | None = _col(MATCH, sql="INTEGER", to_sql=_flag)
     # Not columns of `copy_pairs`:
