@@ -641,7 +641,7 @@ def _merge_inverted(
     base: Index,
     old_to_new: np.ndarray,
     new_items: np.ndarray,
-    block: int = 1 << 23,
+    block: int = 1 << 22,
 ) -> None:
     """The base index's inverted file with the postings of dropped rasters left out,
     the others renumbered, and those of new rasters inserted in place (a merge of
