@@ -444,3 +444,18 @@ def build_geometric_archive(root: Path) -> dict:
             )
     build_hard_negatives(root / "negatives")
     return {"pairs": expected}
+
+
+def smooth_picture(name: str, box: tuple[int, int, int, int]) -> np.ndarray:
+    """A smooth picture cut from a photograph and enlarged (a sky, a wall): few
+    keypoints, and pHash bits that flip under any colour change."""
+    y0, y1, x0, x1 = box
+    return cv2.resize(photo(name)[y0:y1, x0:x1], (220, 480), interpolation=cv2.INTER_CUBIC)
+
+
+def colour_change(arr: np.ndarray, sat: float, hue: int) -> np.ndarray:
+    """Saturation times `sat` and hue turned by `hue` (OpenCV's 0-180 units)."""
+    hsv = cv2.cvtColor(arr, cv2.COLOR_RGB2HSV).astype(np.float64)
+    hsv[..., 1] = np.clip(hsv[..., 1] * sat, 0, 255)
+    hsv[..., 0] = (hsv[..., 0] + hue) % 180
+    return cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2RGB)

@@ -5,8 +5,8 @@ other smooth pictures are not taken for its copies."""
 from __future__ import annotations
 
 import cv2
-import numpy as np
 import pytest
+from archives import colour_change, smooth_picture
 from conftest import read_json_tables, run_workflow
 
 from archive_twins.demo import photo, save
@@ -14,29 +14,17 @@ from archive_twins.demo import photo, save
 pytestmark = pytest.mark.e2e
 
 
-def _smooth(name: str, box: tuple[int, int, int, int]) -> np.ndarray:
-    y0, y1, x0, x1 = box
-    return cv2.resize(photo(name)[y0:y1, x0:x1], (220, 480), interpolation=cv2.INTER_CUBIC)
-
-
-def _colour(arr: np.ndarray, sat: float, hue: int) -> np.ndarray:
-    hsv = cv2.cvtColor(arr, cv2.COLOR_RGB2HSV).astype(np.float64)
-    hsv[..., 1] = np.clip(hsv[..., 1] * sat, 0, 255)
-    hsv[..., 0] = (hsv[..., 0] + hue) % 180
-    return cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2RGB)
-
-
 @pytest.fixture(scope="module")
 def found(tmp_path_factory):
     root = tmp_path_factory.mktemp("smooth")
-    sky = _smooth("rocket", (0, 240, 200, 310))
+    sky = smooth_picture("rocket", (0, 240, 200, 310))
     save(sky, root / "masters" / "sky.png")
-    save(_colour(sky, 1.45, 0), root / "copies" / "sky_saturated.jpg", Q=90)
-    save(_colour(sky, 1.0, 40), root / "copies" / "sky_hue.jpg", Q=90)
+    save(colour_change(sky, 1.45, 0), root / "copies" / "sky_saturated.jpg", Q=90)
+    save(colour_change(sky, 1.0, 40), root / "copies" / "sky_hue.jpg", Q=90)
     # other smooth pictures: the sky on the other side of the rocket (its mirror
     # image has the same tone hash), wood, a defocused photograph
-    save(_smooth("rocket", (0, 240, 0, 110)), root / "others" / "other_sky.png")
-    save(_smooth("coffee", (0, 150, 400, 600)), root / "others" / "wood.png")
+    save(smooth_picture("rocket", (0, 240, 0, 110)), root / "others" / "other_sky.png")
+    save(smooth_picture("coffee", (0, 150, 400, 600)), root / "others" / "wood.png")
     save(cv2.GaussianBlur(photo("camera"), (0, 0), 6), root / "others" / "camera_blur.png")
     work = tmp_path_factory.mktemp("work")
     run_workflow(root, work, shards=2, extra=["match_chunks=2"])

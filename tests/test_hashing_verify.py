@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-from archives import studio_shot
+from archives import colour_change, smooth_picture, studio_shot
 
 from archive_twins.demo import photo
 from archive_twins.dihedral import (
@@ -39,26 +39,13 @@ def test_hash_of_oriented_copy_matches_that_orientation(o):
     assert sorted(dists)[1] > 12  # other orientations are far
 
 
-def _smooth(name: str, box: tuple[int, int, int, int]) -> np.ndarray:
-    """A smooth picture cut from a photograph and enlarged (a sky, a wall)."""
-    y0, y1, x0, x1 = box
-    return cv2.resize(photo(name)[y0:y1, x0:x1], (220, 480), interpolation=cv2.INTER_CUBIC)
-
-
-def _colour(arr: np.ndarray, sat: float, hue: int) -> np.ndarray:
-    hsv = cv2.cvtColor(arr, cv2.COLOR_RGB2HSV).astype(np.float64)
-    hsv[..., 1] = np.clip(hsv[..., 1] * sat, 0, 255)
-    hsv[..., 0] = (hsv[..., 0] + hue) % 180
-    return cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2RGB)
-
-
 @pytest.mark.parametrize("sat,hue", [(0.55, 0), (1.45, 0), (1.0, 20), (1.0, 50)])
 def test_tone_hash_follows_a_smooth_picture_through_colour_changes(sat, hue):
     """The sky's pHash bits flip under a colour change; the tone hash stays close
     and the pixel check accepts the pair."""
-    sky = _smooth("rocket", (0, 240, 200, 310))
+    sky = smooth_picture("rocket", (0, 240, 200, 310))
     p0, t0 = dihedral_hashes(sky)
-    changed = _colour(sky, sat, hue)
+    changed = colour_change(sky, sat, hue)
     p1, t1 = dihedral_hashes(changed)
     assert hd(t0[0], t1[0]) <= 4
     assert verify_dihedral(sky, changed, 0, VerifyParams())[0]
@@ -68,15 +55,15 @@ def test_tone_hash_candidates_of_other_smooth_pictures_fail_the_pixel_check():
     """A smooth picture has little to tell it apart: the sky on the other side of
     the rocket, mirrored, has the same tone hash (a candidate), and the pixel
     check rejects it; other smooth pictures are far apart."""
-    sky = _smooth("rocket", (0, 240, 200, 310))
+    sky = smooth_picture("rocket", (0, 240, 200, 310))
     tones = dihedral_hashes(sky)[1]
-    other_sky = _smooth("rocket", (0, 240, 0, 110))
+    other_sky = smooth_picture("rocket", (0, 240, 0, 110))
     d = [hd(tones[0], t) for t in dihedral_hashes(other_sky)[1]]
     o = int(np.argmin(d))
     assert d[o] <= 4 and DIHEDRAL[o] == (0, 1)  # the mirror image
     assert not verify_dihedral(sky, other_sky, o, VerifyParams())[0]
     for other in (
-        _smooth("coffee", (0, 150, 400, 600)),
+        smooth_picture("coffee", (0, 150, 400, 600)),
         cv2.GaussianBlur(photo("camera"), (0, 0), 6),
     ):
         assert min(hd(tones[0], t) for t in dihedral_hashes(other)[1]) > 8
@@ -84,7 +71,7 @@ def test_tone_hash_candidates_of_other_smooth_pictures_fail_the_pixel_check():
 
 @pytest.mark.parametrize("o", range(8))
 def test_tone_hash_of_oriented_copy_matches_that_orientation(o):
-    arr = _smooth("rocket", (0, 240, 200, 310))
+    arr = smooth_picture("rocket", (0, 240, 200, 310))
     _, base = dihedral_hashes(arr)
     upright = dihedral_hashes(dihedral(arr, o))[1][0]
     assert hd(upright, base[o]) <= 2
