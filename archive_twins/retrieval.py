@@ -657,6 +657,18 @@ def _gather_lists(
     ]
 
 
+def _sorted_postings(
+    off: np.ndarray, items: np.ndarray, words: np.ndarray, ang: np.ndarray, lsc: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The postings of some rasters' word lists, sorted by word then raster: words
+    and raster ids (int64), orientation and scale codes."""
+    w, a, s = _gather_lists(off, items, words, ang, lsc)
+    w = w.astype(np.int64)
+    ids = np.repeat(items, np.asarray(off[items + 1], np.int64) - np.asarray(off[items], np.int64))
+    order = np.lexsort((ids, w))
+    return w[order], ids[order], a[order], s[order]
+
+
 def _merge_inverted(
     tmp: Path,
     prefix: str,
@@ -675,11 +687,7 @@ def _merge_inverted(
     ang = np.load(tmp / f"{a_name}.npy", mmap_mode="r")
     lsc = np.load(tmp / f"{l_name}.npy", mmap_mode="r")
     # the new postings, sorted by word then raster
-    nw, nang, nlsc = _gather_lists(off, new_items, words, ang, lsc)
-    nw = nw.astype(np.int64)
-    nid = np.repeat(new_items, off[new_items + 1] - off[new_items])
-    order = np.lexsort((nid, nw))
-    nw, nid, nang, nlsc = nw[order], nid[order], nang[order], nlsc[order]
+    nw, nid, nang, nlsc = _sorted_postings(off, new_items, words, ang, lsc)
     # postings of the base's rasters that are gone (or changed)
     old_indptr = base.inverted[prefix]["indptr"]
     bo = np.asarray(base.arrays[off_name], np.int64)
@@ -822,6 +830,7 @@ class Index:
         self.query = {name: self.arrays[name] for name in QUERY_ARRAYS}
         self.all_words = {name: self.arrays[name] for name in ALL_ARRAYS}
         self._identity = None
+        self._n_words: np.ndarray | None = None
 
     def find(self, key: str) -> int | None:
         """Item index of a pixel hash, or None."""
@@ -907,8 +916,9 @@ class Index:
     def smooth(self, params: RetrievalParams) -> np.ndarray:
         """Which rasters are searched by tone hash too: fewer than `tone_max_words`
         distinct words (a sky, sand, a defocused photograph)."""
-        aoff = np.asarray(self.arrays["aoff"], np.int64)
-        return self.tone_ok & (np.diff(aoff) < params.tone_max_words)
+        if self._n_words is None:  # distinct words per raster, read once
+            self._n_words = np.diff(np.asarray(self.arrays["aoff"], np.int64))
+        return self.tone_ok & (self._n_words < params.tone_max_words)
 
     def _hash_hits(
         self, xs: np.ndarray, ys: np.ndarray, params: RetrievalParams
@@ -1005,15 +1015,14 @@ class Index:
         js = np.flatnonzero(new)
         if len(js) == 0:
             return out
-        aoff = np.asarray(self.arrays["aoff"], np.int64)
-        s0, s1 = aoff[js], aoff[js + 1]
+        aoff = self.arrays["aoff"]
+        s0, s1 = np.asarray(aoff[js], np.int64), np.asarray(aoff[js + 1], np.int64)
         jw, ja, js_ = (
             a.astype(np.int64)
             for a in _gather_lists(
                 aoff, js, self.arrays["awords"], self.arrays["aang"], self.arrays["alsc"]
             )
         )
-        del aoff
         release(*self.arrays.values())
         sizes = s1 - s0
         cum = np.concatenate([[0], np.cumsum(sizes)])
@@ -1100,20 +1109,11 @@ class Index:
     def postings_of(self, items: np.ndarray) -> Postings:
         """An inverted file of only these items (the rasters added since a chunk's
         last run), built from their item-major word lists."""
-        aoff = self.all_words["aoff"]
-        items = np.asarray(items, np.int64)
-        take = _ranges(np.asarray(aoff[items], np.int64), np.asarray(aoff[items + 1], np.int64))
-        sizes = np.asarray(aoff[items + 1], np.int64) - np.asarray(aoff[items], np.int64)
-        words = np.asarray(self.all_words["awords"][take], np.int64)
-        ids = np.repeat(items, sizes)
-        order = np.lexsort((ids, words))
-        return Postings(
-            None,
-            words[order],
-            ids[order].astype(np.uint32),
-            np.asarray(self.all_words["aang"][take])[order],
-            np.asarray(self.all_words["alsc"][take])[order],
+        a = self.all_words
+        words, ids, ang, lsc = _sorted_postings(
+            a["aoff"], np.asarray(items, np.int64), a["awords"], a["aang"], a["alsc"]
         )
+        return Postings(None, words, ids.astype(np.uint32), ang, lsc)
 
     def word_candidates(
         self,
@@ -1139,9 +1139,7 @@ class Index:
             # every query word looked up once: its postings, and the votes each query
             # may gather, to cut the queries into bounded batches
             take = _ranges(s0, s1)
-            qoff = np.asarray(off, np.int64)
-            qw = _gather_lists(qoff, queries, self.query[prefix + "qwords"])[0].astype(np.int64)
-            del qoff
+            qw = _gather_lists(off, queries, self.query[prefix + "qwords"])[0].astype(np.int64)
             starts, lens = post.lookup(qw)
             sizes = s1 - s0
             cum = np.concatenate([[0], np.cumsum(sizes)])
