@@ -38,15 +38,6 @@ def _pil_ops() -> dict:
     }
 
 
-def dihedral_phashes(pixels: np.ndarray) -> list[str]:
-    """64-bit pHash (imagehash) of the 8 orientations, as 16-digit hex strings.
-
-    The image is reduced to pHash's 32x32 working size once; rotating and mirroring
-    commute with that square resize, so the 8 hashes are consistent with each other.
-    """
-    return dihedral_hashes(pixels)[0]
-
-
 @cache
 def _hyperplanes() -> np.ndarray:
     """63 x 64 signs (+1/-1) of the tone hash's projections, drawn from sha256 so
@@ -76,7 +67,12 @@ def tone_hash(small: Image.Image) -> str:
 
 
 def dihedral_hashes(pixels: np.ndarray) -> tuple[list[str], list[str]]:
-    """pHash and tone hash (`tone_hash`) of the 8 orientations."""
+    """64-bit pHash (imagehash) and tone hash (`tone_hash`) of the 8 orientations, as
+    16-digit hex strings.
+
+    The image is reduced to pHash's 32x32 working size once; rotating and mirroring
+    commute with that square resize, so the 8 hashes are consistent with each other.
+    """
     import imagehash
     from PIL import Image
 

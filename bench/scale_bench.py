@@ -134,8 +134,7 @@ def _describe_into(img, name: str, store: Path, feat_store: Path) -> dict:  # no
         "key": hashlib.blake2b(name.encode(), digest_size=20).hexdigest(),
         "width": w,
         "height": h,
-        "phash": dihedral_hashes(thumb)[0],
-        "tone_hash": dihedral_hashes(thumb)[1],
+        **dict(zip(("phash", "tone_hash"), dihedral_hashes(thumb), strict=True)),
         "feats": feats,
     }
 

@@ -74,8 +74,7 @@ def index_dir(tmp_path_factory):
                 "height": h,
                 "bits_per_sample": 8,
                 "format": "png",
-                "phash": dihedral_hashes(img)[0],
-                "tone_hash": dihedral_hashes(img)[1],
+                **dict(zip(("phash", "tone_hash"), dihedral_hashes(img), strict=True)),
                 "blank": False,
                 "name": name,
             }
