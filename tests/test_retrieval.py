@@ -9,6 +9,7 @@ import shutil
 import cv2
 import numpy as np
 import pytest
+from archives import colour_change, smooth_picture
 
 from archive_twins.demo import photo
 from archive_twins.dihedral import dihedral, inverse
@@ -32,12 +33,10 @@ def _images() -> dict[str, np.ndarray]:
     h, w = c.shape[:2]
     rot = cv2.warpAffine(c, cv2.getRotationMatrix2D((w / 2, h / 2), 12, 1.0), (w, h))
     # a smooth picture (a patch of sky, few keypoints) and a saturation change of it
-    sky = cv2.resize(r[0:240, 200:310], (220, 480), interpolation=cv2.INTER_CUBIC)
-    hsv = cv2.cvtColor(sky, cv2.COLOR_RGB2HSV)
-    hsv[..., 1] = np.clip(hsv[..., 1] * 1.45, 0, 255).astype(np.uint8)
+    sky = smooth_picture("rocket", (0, 240, 200, 310))
     return {
         "sky": sky,
-        "sky_saturated": cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB),
+        "sky_saturated": colour_change(sky, 1.45, 0),
         "astronaut": a,
         "astronaut_crop": np.ascontiguousarray(a[60:400, 100:480]),
         "astronaut_rot90": dihedral(a, 1),
