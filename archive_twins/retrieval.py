@@ -783,6 +783,27 @@ def _save_delta(path: Path, new: np.ndarray, hash_c: dict, word_c: dict) -> None
         )
 
 
+def _read_runs(arr: np.ndarray, starts: np.ndarray, lens: np.ndarray) -> np.ndarray:
+    """The runs [starts, starts + lens) of an array, concatenated. A memory-mapped
+    array is read with explicit reads, not through its mapping: faulting a mapped run
+    in maps the 64 KB around it, and a batch's few thousand postings lists, scattered
+    over the file, held hundreds of MB resident (the 1M index job's delta search)."""
+    starts, lens = np.asarray(starts, np.int64), np.asarray(lens, np.int64)
+    mm = getattr(arr, "_mmap", None)
+    if mm is None or arr.base is not mm or getattr(arr, "filename", None) is None:
+        return np.asarray(arr[_ranges(starts, starts + lens)])
+    size = arr.dtype.itemsize
+    fd = os.open(arr.filename, os.O_RDONLY)
+    try:
+        at, nbytes = (arr.offset + starts * size).tolist(), (lens * size).tolist()
+        data = b"".join(os.pread(fd, n, a) for a, n in zip(at, nbytes, strict=True) if n)
+    finally:
+        os.close(fd)
+    if len(data) != int(lens.sum()) * size:
+        raise OSError(f"short read of {arr.filename}")
+    return np.frombuffer(data, arr.dtype)
+
+
 def _first_after(
     ids: np.ndarray, starts: np.ndarray, ends: np.ndarray, q: np.ndarray
 ) -> np.ndarray:
@@ -1034,19 +1055,16 @@ class Index:
                 continue
             post = Postings(inv["indptr"], None, inv["post_id"], inv["post_ang"], inv["post_lsc"])
             starts, lens = post.lookup(jw)
-            # batches cut by all postings of the words (an upper bound of what the
-            # batch reads), so the bisection to the rasters before j touches one
-            # batch's pages at a time (all of them at once: ~0.6 GB resident at 1M)
+            # batches cut by all postings of the words: what a batch reads, then
+            # cuts to the rasters before j
             qlen = _segment_sums(lens, sizes)
             for b0, b1 in _batches(qlen, max_q, params.batch_votes):
                 w = slice(cum[b0], cum[b1])
-                # postings of the rasters before j only
-                ends = _first_after(post.ids, starts[w], starts[w] + lens[w], js[local[w]] - 1)
                 self._reverse_batch(
                     js[b0:b1],
                     local[w] - b0,
                     starts[w],
-                    ends - starts[w],
+                    lens[w],
                     ja[w],
                     js_[w],
                     post,
@@ -1072,12 +1090,18 @@ class Index:
         mirrored: bool,
         out: dict,
     ) -> None:
+        # the words' postings lists read whole, then only the rasters before j kept
+        ids = _read_runs(post.ids, starts, lens)
+        lo = np.cumsum(lens) - lens
+        ends = _first_after(ids, lo, lo + lens, jitems[local] - 1)
+        lens = ends - lo
         total = int(lens.sum())
         if total == 0:
             return
         rep = np.repeat(np.arange(len(starts), dtype=np.int64), lens)
-        p = (starts - (np.cumsum(lens) - lens))[rep] + np.arange(total, dtype=np.int64)
-        db = np.asarray(post.ids[p], np.int64)
+        at = np.arange(total, dtype=np.int64) - (np.cumsum(lens) - lens)[rep]
+        db = ids[lo[rep] + at].astype(np.int64)
+        p = starts[rep] + at  # positions in the inverted file
         keep = ~new[db]  # pairs of two new rasters: found by the earlier one's query
         p, db, rep = p[keep], db[keep], rep[keep]
         n = self.n
@@ -1181,18 +1205,22 @@ class Index:
         local = np.repeat(np.arange(len(qitems), dtype=np.int64), sizes)
         # postings of each word are sorted by raster: take only those after the query
         starts, lens = found
-        ends = starts + lens
+        # the words' postings lists read whole (a batch's are bounded by batch_votes)
+        ids = _read_runs(post.ids, starts, lens)
+        lo = np.cumsum(lens) - lens
         if post.indptr is not None:
-            first = _first_after(post.ids, starts, ends, qitems[local])
+            first = _first_after(ids, lo, lo + lens, qitems[local])
         else:  # a small inverted file (the rasters added since the last run)
-            first = starts
-        lens = ends - first
+            first = lo
+        skip = first - lo
+        lens = lens - skip
         total = int(lens.sum())
         if total == 0:
             return
         rep = np.repeat(np.arange(len(qw), dtype=np.int64), lens)
-        p = (first - (np.cumsum(lens) - lens))[rep] + np.arange(total, dtype=np.int64)
-        db = np.asarray(post.ids[p], np.int64)
+        at = np.arange(total, dtype=np.int64) - (np.cumsum(lens) - lens)[rep] + skip[rep]
+        db = ids[lo[rep] + at].astype(np.int64)
+        p = starts[rep] + at  # positions in the inverted file
         ql = local[rep]
         if post.indptr is None:
             keep = db > qitems[ql]

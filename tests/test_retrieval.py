@@ -21,6 +21,7 @@ from archive_twins.retrieval import (
     Index,
     RetrievalParams,
     _invert,
+    _read_runs,
     build_index,
     chunk_of,
     pair_votes,
@@ -351,3 +352,23 @@ def test_inverted_files_are_postings_sorted_by_word_then_raster(index_dir, tmp_p
             np.load(work / f"{prefix}post_lsc.npy"), np.load(work / f"{l_name}.npy")[order]
         )
         assert not list(work.glob("*spill*"))
+
+
+@pytest.mark.parametrize("dtype", [np.uint32, np.uint8, np.int8])
+def test_runs_read_from_a_file_equal_the_runs_of_the_array(tmp_path, dtype):
+    """Postings lists are read with explicit reads from the index files (not through
+    the mapping): the same values as indexing the array, empty runs and the last
+    element included, and a view falls back to indexing."""
+    rng = np.random.default_rng(3)
+    arr = rng.integers(-100 if dtype == np.int8 else 0, 100, 10_000).astype(dtype)
+    np.save(tmp_path / "a.npy", arr)
+    mapped = np.load(tmp_path / "a.npy", mmap_mode="r")
+    starts = np.array([0, 17, 17, 9_990, 5_000, 9_999])
+    lens = np.array([3, 0, 40, 10, 1, 1])
+    want = np.concatenate([arr[s : s + n] for s, n in zip(starts, lens, strict=True)])
+    assert np.array_equal(_read_runs(mapped, starts, lens), want)
+    assert np.array_equal(_read_runs(arr, starts, lens), want)
+    view = mapped[10:]
+    want = arr[10:][[0, 1, 2, *range(17, 57)]]
+    assert np.array_equal(_read_runs(view, starts[:3], lens[:3]), want)
+    assert len(_read_runs(mapped, starts[:0], lens[:0])) == 0
