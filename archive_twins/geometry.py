@@ -315,13 +315,36 @@ def plain_margin(
     )
     if outer.sum() < 16 or inner.sum() < 16:
         return False
+    out_flat = _flat(thumb_b, outer, tol)
+    return out_flat >= 0.8 and _flat(thumb_b, inner, tol) <= out_flat - 0.35
 
-    def flat(sel: np.ndarray) -> float:
-        px = thumb_b[sel].astype(np.float32)
-        return float((np.abs(px - np.median(px, axis=0)).max(axis=1) <= tol).mean())
 
-    out_flat = flat(outer)
-    return out_flat >= 0.8 and flat(inner) <= out_flat - 0.35
+def _flat(thumb: np.ndarray, sel: np.ndarray, tol: float) -> float:
+    """Share of the selected pixels within `tol` of their median colour."""
+    px = thumb[sel].astype(np.float32)
+    return float((np.abs(px - np.median(px, axis=0)).max(axis=1) <= tol).mean())
+
+
+def fill_outside(
+    thumb_a: np.ndarray,
+    thumb_b: np.ndarray,
+    hmat: np.ndarray,
+    size_a: tuple[int, int],
+    size_b: tuple[int, int],
+    tol: float = 8.0,
+) -> float | None:
+    """How flat B is where it shows nothing of A (share of those pixels within `tol`
+    of their median colour), or None when that part is too small to tell.
+
+    A small rotation or a warp kept at the source's size fills the corners it
+    uncovered with one colour and cuts the source's corners off: the copy is flat
+    outside the source's frame, the source is not outside the copy's."""
+    ht = _thumb_homography(thumb_a, thumb_b, hmat, size_a, size_b)
+    k = np.ones((3, 3), np.uint8)
+    outside = ~(cv2.dilate(_frame_mask(thumb_a, thumb_b, ht), k, iterations=2) > 0)
+    if outside.sum() < max(64, 0.01 * outside.size):
+        return None
+    return _flat(thumb_b, outside, tol)
 
 
 def crop_box(hmat: np.ndarray, wa: int, ha: int, wb: int, hb: int) -> tuple[float, ...]:
@@ -409,6 +432,14 @@ def verify_geometric(
     elif cov_b >= 0.97 and cov_a < 0.97:
         inv = np.linalg.inv(hmat)
         border = 1 if plain_margin(thumbs_b, thumbs_a, inv, size_b, size_a) else 0
+    elif cov_a < 0.97 and cov_b < 0.97:  # each shows part of the other: a filled warp?
+        fill_b = fill_outside(thumbs_a, thumbs_b, hmat, size_a, size_b)
+        fill_a = fill_outside(thumbs_b, thumbs_a, np.linalg.inv(hmat), size_b, size_a)
+        if fill_b is not None and fill_a is not None:
+            if fill_b >= 0.8 and fill_a <= fill_b - 0.35:
+                border = -1
+            elif fill_a >= 0.8 and fill_b <= fill_a - 0.35:
+                border = 1
     src_is_a = source_first(scale, cov_a, cov_b, a["rank"], b["rank"], border, explained)
     if not src_is_a:
         a, b, size_a, size_b = b, a, size_b, size_a
@@ -451,7 +482,9 @@ def source_first(
     1. Different resolution (scale off 1 by > 5%): the higher-resolution image.
     2. One frame shows all of the other and more: the larger view (the other is a
        crop of it), unless what it shows more is a plain border (`border` -1: B is A
-       with a border, 1: A is B with a border): then the one without.
+       with a border, 1: A is B with a border): then the one without. Each shows
+       part of the other: the one not filled with a plain colour where the other's
+       picture is cut off (`border` again: a small rotation's corners).
     3. Only one image's colours explain the other's (`explained`, see
        verify.explains): that one (greyscale, clipped contrast).
     4. Otherwise: more pixels, deeper, lossless, larger file (the hash stage's rank).

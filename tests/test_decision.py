@@ -100,6 +100,27 @@ def test_a_bordered_copy_with_a_caption_is_the_copy_not_the_source(name):
         assert g["crop"] == pytest.approx((0, 0, w, h), abs=0.02 * w)
 
 
+@pytest.mark.parametrize(
+    ("name", "deg", "fill"),
+    [("astronaut", 12, 0), ("coffee", -7, 255), ("chelsea", 20, 128), ("rocket", 4, 0)],
+)
+def test_a_small_rotation_filled_at_its_corners_is_the_copy_not_the_source(name, deg, fill):
+    """Rotated at the source's size: the copy's corners are filled with one colour,
+    the source's corners cut off. Neither frame holds the other, so the fill tells
+    which is the copy, even when the copy's file ranks higher."""
+    a = photo(name)
+    h, w = a.shape[:2]
+    m = cv2.getRotationMatrix2D((w / 2, h / 2), deg, 1.0)
+    b = jpeg(cv2.warpAffine(a, m, (w, h), borderValue=(fill, fill, fill)))
+    for first, second in ((b, a), (a, b)):
+        g = verify_geometric(
+            side(first, "first", (1,)), side(second, "second", (0,)), first, second, GeoParams()
+        )
+        assert g is not None and g["accepted_by"] == "pixels"
+        assert g["key1"] == ("first" if first is a else "second")
+        assert g["angle"] == pytest.approx(-deg % 360, abs=1)
+
+
 def test_the_surroundings_of_a_crop_are_no_border():
     a = photo("astronaut")
     crop = a[100:400, 120:420]
