@@ -302,9 +302,11 @@ def plain_margin(
     not (a crop of a starry sky, or of an object on a white studio background, is
     no border); a caption further out does not matter. Measured on thumbnails (the
     fit half of the quality benchmark): added borders 0.83-1.0 of the outer ring
-    within the tolerance of its median colour, the inner ring mostly below 0.45 (a
-    photograph whose own edge is plain cannot tell); crops of real photographs: both
-    rings alike (within 0.3, a retina's black surround)."""
+    within the tolerance of its median colour, the inner ring mostly below 0.45; a
+    photograph whose own edge is plain tells by a step in colour (median colours of
+    the two rings more than 2 x tol apart), or not at all (a white border around
+    white); crops of real photographs: both rings alike (within 0.3, a retina's
+    black surround), in the same colour."""
     ht = _thumb_homography(thumb_a, thumb_b, hmat, size_a, size_b)
     frame = _frame_mask(thumb_a, thumb_b, ht)
     k = np.ones((3, 3), np.uint8)
@@ -316,7 +318,14 @@ def plain_margin(
     if outer.sum() < 16 or inner.sum() < 16:
         return False
     out_flat = _flat(thumb_b, outer, tol)
-    return out_flat >= 0.8 and _flat(thumb_b, inner, tol) <= out_flat - 0.35
+    if out_flat < 0.8:
+        return False
+    if _flat(thumb_b, inner, tol) <= out_flat - 0.35:
+        return True
+    # both flat: a step in colour at A's edge is a border on a plain-edged picture
+    # (a retina on black in a white frame); one colour across it, a plain background
+    step = np.abs(np.median(thumb_b[outer], axis=0) - np.median(thumb_b[inner], axis=0))
+    return float(step.max()) > 2 * tol
 
 
 def _flat(thumb: np.ndarray, sel: np.ndarray, tol: float) -> float:

@@ -121,6 +121,28 @@ def test_a_small_rotation_filled_at_its_corners_is_the_copy_not_the_source(name,
         assert g["angle"] == pytest.approx(-deg % 360, abs=1)
 
 
+@pytest.mark.parametrize(("colour", "frame"), [(0, 230), (255, 0), (200, 255)])
+def test_a_plain_edged_photograph_in_a_border_of_another_colour_is_the_source(colour, frame):
+    """A picture whose own edge is plain (a retina on black, an object on a white
+    card) inside a border of another colour: the step in colour at its edge makes B
+    the bordered copy, not A a crop of B."""
+    a = np.full((300, 400, 3), colour, np.uint8)
+    a[40:260, 50:350] = photo("coffee")[60:280, 100:400]
+    b = jpeg(cv2.copyMakeBorder(a, 25, 25, 25, 25, cv2.BORDER_CONSTANT, value=(frame,) * 3))
+    hmat = np.array([[1.0, 0, 25], [0, 1, 25], [0, 0, 1]])  # a -> b
+    assert plain_margin(jpeg(a), b, hmat, (400, 300), (450, 350))
+
+
+def test_a_crop_of_a_plain_studio_background_is_no_border():
+    """An object on one plain background, cropped: the background goes on across
+    the crop's edge in the same colour, so the larger view is no bordered copy."""
+    b = np.full((400, 500, 3), 245, np.uint8)
+    b[120:280, 150:350] = photo("coffee")[60:220, 100:300]
+    a = b[60:340, 80:420]
+    hmat = np.array([[1.0, 0, 80], [0, 1, 60], [0, 0, 1]])  # a -> b
+    assert not plain_margin(jpeg(a), jpeg(b), hmat, (340, 280), (500, 400))
+
+
 def test_the_surroundings_of_a_crop_are_no_border():
     a = photo("astronaut")
     crop = a[100:400, 120:420]
