@@ -11,7 +11,8 @@ import json
 import os
 import sqlite3
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from itertools import islice
 from pathlib import Path
 
 import duckdb
@@ -19,6 +20,7 @@ import duckdb
 from .records import (
     FILES_SELECT,
     RECORD_COLUMNS,
+    RELATED_METRICS,
     TRANSFORM_PARAMETER,
     CopyRecord,
     copy_pair_row,
@@ -26,7 +28,7 @@ from .records import (
     thumb_relpath,
 )
 from .schema import COPY_KINDS, INDEXES, TABLES, columns
-from .util import atomic_dir, atomic_open, display_name, file_mode, read_jsonl
+from .util import atomic_dir, atomic_open, display_name, file_mode, iter_jsonl, read_jsonl
 
 
 def load_registry(path: str | os.PathLike) -> tuple[dict[str, int], int]:
@@ -91,15 +93,45 @@ def _query(con: duckdb.DuckDBPyConnection, sql: str) -> list[tuple]:
     return con.execute(sql).fetchall()
 
 
+class Rows:
+    """A table kept in the aggregation's duckdb database and read in batches by each
+    writer: a table with a row per file would otherwise be a Python tuple per file
+    (1.5 GB at 262,000 files, all tables and their JSON objects at once)."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, name: str, sql: str, batch: int = 8192):
+        con.execute(f"CREATE TABLE {name} AS {sql}")
+        self.con, self.name, self.batch = con, name, batch
+        self.n = int(con.execute(f"SELECT count(*) FROM {name}").fetchone()[0])
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self):
+        cur = self.con.cursor()
+        try:
+            res = cur.execute(f"SELECT * FROM {self.name}")
+            while rows := res.fetchmany(self.batch):
+                yield from rows
+        finally:
+            cur.close()
+
+
 def build_tables(
     shard_records: Sequence[str],
     skipped: str | os.PathLike,
     registry: str | os.PathLike,
     info: dict[str, str],
     pair_files: Sequence[str] = (),
-) -> tuple[dict[str, list[tuple]], dict]:
-    """Compute every contract table as rows; also return the updated id registry."""
+    memory_mb: int = 512,
+    spill_dir: str | os.PathLike | None = None,
+) -> tuple[dict[str, Sequence[tuple]], dict]:
+    """Compute every contract table as rows (the tables with a row per file kept in
+    duckdb, see `Rows`); also return the updated id registry."""
     con = duckdb.connect()
+    # tables beyond this spill to disk (duckdb's temporary directory)
+    con.execute(f"SET memory_limit = '{memory_mb}MB'")
+    if spill_dir is not None:
+        con.execute("SET temp_directory = ?", [str(spill_dir)])
     # the thumbnail's path is spelled once, in records.thumb_path
     con.create_function("thumb_relpath", thumb_relpath, ["VARCHAR"], "VARCHAR")
     _read_records(con, shard_records)
@@ -117,14 +149,14 @@ def build_tables(
     )
     con.execute("CREATE TABLE f AS SELECT fid.file_id, rec.* FROM rec JOIN fid USING (path)")
 
-    t: dict[str, list[tuple]] = {}
+    t: dict[str, Sequence[tuple]] = {}
     # Records from before filename_bytes existed only ever held valid UTF-8 names.
     con.execute("UPDATE f SET filename_bytes = hex(encode(path)) WHERE filename_bytes IS NULL")
     con.execute("UPDATE f SET filename_bytes = lower(filename_bytes)")
-    t["fileid_to_filename_map"] = _query(
-        con, "SELECT file_id, filename, filename_bytes FROM f ORDER BY file_id"
+    t["fileid_to_filename_map"] = Rows(
+        con, "t_map", "SELECT file_id, filename, filename_bytes FROM f ORDER BY file_id"
     )
-    t["files"] = _query(con, f"SELECT {', '.join(FILES_SELECT)} FROM f ORDER BY file_id")
+    t["files"] = Rows(con, "t_files", f"SELECT {', '.join(FILES_SELECT)} FROM f ORDER BY file_id")
     # Byte-identical sets. Empty files are not "copies" of each other: skip size 0.
     con.execute(
         """CREATE TABLE ident AS
@@ -134,7 +166,7 @@ def build_tables(
            SELECT dense_rank() OVER (ORDER BY g.first) AS set_id, f.file_id
            FROM g JOIN f USING (sha256)"""
     )
-    t["identical_list"] = _query(con, "SELECT set_id, file_id FROM ident ORDER BY 1, 2")
+    t["identical_list"] = Rows(con, "t_ident", "SELECT set_id, file_id FROM ident ORDER BY 1, 2")
     t["identical_list_stat"] = _query(
         con,
         """SELECT n, count(*) FROM (SELECT set_id, count(*) AS n FROM ident GROUP BY set_id)
@@ -142,8 +174,9 @@ def build_tables(
     )
     # Same decoded page-0 pixels, at least two different byte contents. Every file with
     # those pixels is listed, byte copies included, so no file of the group is hidden.
-    t["same_pixels_list"] = _query(
+    t["same_pixels_list"] = Rows(
         con,
+        "t_same",
         """WITH g AS (SELECT pixel_hash, min(filename) AS first FROM f
                       WHERE status = 'ok' AND pixel_hash IS NOT NULL
                       GROUP BY pixel_hash HAVING count(DISTINCT sha256) >= 2)
@@ -180,13 +213,19 @@ def load_copies(pair_files: Sequence[str]) -> tuple[list[CopyRecord], list[CopyR
     seen: dict[frozenset, CopyRecord] = {}
     related: dict[frozenset, CopyRecord] = {}
     for path in sorted(pair_files):
-        for verdict in read_jsonl(path, missing_ok=False):
+        for verdict in iter_jsonl(path):
             c = verdict.get("copy")
-            if c is not None:
-                seen.setdefault(frozenset((c["key1"], c["key2"])), CopyRecord.from_dict(c))
+            if c is not None and frozenset((c["key1"], c["key2"])) not in seen:
+                # the pixel check's metrics are no column (2 KB a copy, 1 GB at 1M files)
+                c = CopyRecord.from_dict({**c, "metrics": {}})
+                seen[frozenset((c.key1, c.key2))] = c
             r = verdict.get("related")
-            if r is not None:
-                related.setdefault(frozenset((r["key1"], r["key2"])), CopyRecord.from_dict(r))
+            if r is not None and frozenset((r["key1"], r["key2"])) not in related:
+                m = r.get("metrics", {})
+                r = CopyRecord.from_dict(
+                    {**r, "metrics": {k: m[k] for k in RELATED_METRICS if k in m}}
+                )
+                related[frozenset((r.key1, r.key2))] = r
     # a pair is never both (each pair has one verdict); keep copies first regardless
     return list(seen.values()), [r for k, r in related.items() if k not in seen]
 
@@ -233,7 +272,7 @@ def copy_tables(copies: list[CopyRecord], rep: dict[str, int]) -> dict[str, list
     return out
 
 
-def write_sqlite(tables: dict[str, list[tuple]], out: str | os.PathLike) -> None:
+def write_sqlite(tables: dict[str, Iterable[tuple]], out: str | os.PathLike) -> None:
     """Write all tables to a new SQLite file and rename it over `out`."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -257,15 +296,25 @@ def write_sqlite(tables: dict[str, list[tuple]], out: str | os.PathLike) -> None
         raise
 
 
-def write_json(tables: dict[str, list[tuple]], outdir: str | os.PathLike) -> None:
-    """One `<table>.json` (array of objects) per table, written into a fresh directory."""
+def write_json(
+    tables: dict[str, Iterable[tuple]], outdir: str | os.PathLike, batch: int = 8192
+) -> None:
+    """One `<table>.json` (array of objects) per table, written into a fresh directory
+    a batch of rows at a time (the same bytes as dumping the whole list)."""
     outdir = Path(outdir)
     with atomic_dir(outdir) as tmp:
         for name in TABLES:
             cols = columns(name)
-            rows = [dict(zip(cols, r, strict=True)) for r in tables[name]]
             with open(tmp / f"{name}.json", "w", encoding="utf-8") as fh:
-                json.dump(rows, fh, ensure_ascii=False, separators=(",", ":"))
+                fh.write("[")
+                rows = iter(tables[name])
+                sep = ""
+                while part := list(islice(rows, batch)):
+                    objs = [dict(zip(cols, r, strict=True)) for r in part]
+                    text = json.dumps(objs, ensure_ascii=False, separators=(",", ":"))
+                    fh.write(sep + text[1:-1])
+                    sep = ","
+                fh.write("]")
 
 
 def aggregate(
@@ -276,11 +325,17 @@ def aggregate(
     json_out: str | os.PathLike,
     info: dict[str, str],
     pair_files: Sequence[str] = (),
-) -> dict[str, list[tuple]]:
+    memory_mb: int = 512,
+) -> dict[str, Sequence[tuple]]:
     """Build the deliverables; the id registry is updated last, after both are in place."""
-    tables, reg = build_tables(shard_records, skipped, registry, info, pair_files)
-    write_sqlite(tables, sqlite_out)
-    write_json(tables, json_out)
+    Path(sqlite_out).parent.mkdir(parents=True, exist_ok=True)
+    # duckdb spills what exceeds memory_mb next to the outputs, removed afterwards
+    with tempfile.TemporaryDirectory(prefix=".aggregate-", dir=Path(sqlite_out).parent) as spill:
+        tables, reg = build_tables(
+            shard_records, skipped, registry, info, pair_files, memory_mb, spill
+        )
+        write_sqlite(tables, sqlite_out)
+        write_json(tables, json_out)
     with atomic_open(registry, "w", encoding="ascii") as fh:
         json.dump(reg, fh, ensure_ascii=True, sort_keys=True)
     return tables

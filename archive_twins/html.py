@@ -14,12 +14,13 @@ import json
 import os
 import shutil
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
 from .records import TRANSFORM_PARAMETER
 from .schema import columns
-from .util import atomic_dir
+from .util import atomic_dir, iter_json_array
 
 WEB = Path(__file__).parent / "web"
 
@@ -42,6 +43,9 @@ FILE_FIELDS = (
 PAIR_FIELDS = ("file1", "file2", *columns("copy_pairs")[2:])
 # An identical or same-pixels set: its kind and its files.
 SET_FIELDS = ("kind", "files")
+SET_TABLES = ("identical_list", "same_pixels_list")
+# What a page's file row is made from (`href` from the name's raw bytes)
+FILE_SOURCE = (*(k for k in FILE_FIELDS if k != "href"), "filename_bytes")
 # Page values that differ from the table's: the homography as 9 numbers.
 PAGE_VALUES = {"homography": lambda v: [x for row in json.loads(v) for x in row]}
 
@@ -91,9 +95,28 @@ s side by side · / search. Click a filename to open the original.</div>
 """
 
 
-def _data_js(data: dict) -> str:
-    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
-    return "window.ATW_DATA = JSON.parse(" + json.dumps(text, ensure_ascii=False) + ");\n"
+def _write_data_js(path: Path, data: dict, batch: int = 4096) -> None:
+    """`window.ATW_DATA = JSON.parse("<data as JSON, escaped>");`, written a batch of
+    `files` and `items` at a time: escaping is per character, so escaped pieces
+    concatenate to the escaped whole, and the page's text is never held three
+    times over (its JSON, escaped, and the file's text: ~0.6 GB for 500,000 pairs)."""
+
+    def dumps(x: object) -> str:
+        return json.dumps(x, ensure_ascii=False, separators=(",", ":"))
+
+    def esc(text: str) -> str:
+        return dumps(text)[1:-1]
+
+    with open(path, "w", encoding="utf-8") as fh:
+        head = {k: v for k, v in data.items() if k not in ("files", "items")}
+        fh.write('window.ATW_DATA = JSON.parse("' + esc(dumps(head)[:-1]))
+        for key in ("files", "items"):
+            rows = data[key]
+            fh.write(esc(f',"{key}":['))
+            for i in range(0, len(rows), batch):
+                fh.write(esc(("," if i else "") + dumps(rows[i : i + batch])[1:-1]))
+            fh.write(esc("]"))
+        fh.write(esc("}") + '");\n')
 
 
 def file_uri(archive: Path, f: dict) -> str:
@@ -103,15 +126,22 @@ def file_uri(archive: Path, f: dict) -> str:
     return "file://" + quote(os.fsencode(archive) + b"/" + raw, safe="/")
 
 
+def _table(json_dir: Path, name: str) -> Iterator[dict]:
+    """A table's rows, parsed one at a time (a table an older run did not write
+    reads as empty)."""
+    path = json_dir / f"{name}.json"
+    return iter_json_array(path) if path.exists() else iter(())
+
+
 class _Files:
     """The files a page refers to, as compact rows: ids -> indexes."""
 
-    def __init__(self, files: dict[int, dict], archive: Path):
+    def __init__(self, files: dict[int, tuple], archive: Path):
         self.files, self.archive, self.rows, self.index = files, archive, [], {}
 
     def __call__(self, file_id: int) -> int:
         if file_id not in self.index:
-            f = self.files[file_id]
+            f = dict(zip(FILE_SOURCE, self.files[file_id], strict=True))
             self.index[file_id] = len(self.rows)
             row = {
                 **f,
@@ -152,46 +182,66 @@ def _related_as_pair(r: dict) -> dict:
     }
 
 
-def _index_page(t: dict[str, list[dict]], archive: Path) -> str:
-    files = t["files"]
-    status = Counter(f["status"] for f in files)
-    kinds = {r["transform"]: r["count"] for r in t["transform_list_stat"]}
-    n_same = len({r["same_pixels_set_id"] for r in t["same_pixels_list"]})
+def _summary(json_dir: Path, files: Iterator[dict]) -> dict:
+    """What the overview shows, read table by table: counts, and the first 2,000
+    files with errors and blank files (the files table streams past once)."""
+    status: Counter = Counter()
+    errors, blanks, n_errors, n_blanks = [], [], 0, 0
+    for f in files:
+        status[f["status"]] += 1
+        if f["status"] == "error":
+            n_errors += 1
+            if len(errors) < 2000:
+                errors.append(f)
+        if f.get("blank"):
+            n_blanks += 1
+            if len(blanks) < 2000:
+                blanks.append(f)
+    kinds = {r["transform"]: r["count"] for r in _table(json_dir, "transform_list_stat")}
+    return {
+        "status": status,
+        "errors": (errors, n_errors),
+        "blanks": (blanks, n_blanks),
+        "kinds": kinds,
+        "same_sets": len({r["same_pixels_set_id"] for r in _table(json_dir, "same_pixels_list")}),
+        "skipped": sum(1 for _ in _table(json_dir, "skipped_files")),
+        "set_sizes": list(_table(json_dir, "identical_list_stat")),
+        "related": sum(1 for _ in _table(json_dir, "related_pairs")),
+    }
+
+
+def _index_page(s: dict, archive: Path) -> str:
+    status, kinds = s["status"], s["kinds"]
+    errors, n_errors = s["errors"]
+    blanks, n_blanks = s["blanks"]
     rows = [
-        ("image files", len(files)),
+        ("image files", sum(status.values())),
         ("analysed (status ok)", status.get("ok", 0)),
         ("errors (status error)", status.get("error", 0)),
-        ("skipped (not images)", len(t["skipped_files"])),
-        ("byte-identical sets", sum(r["set_count"] for r in t["identical_list_stat"])),
-        ("same-pixel sets", n_same),
+        ("skipped (not images)", s["skipped"]),
+        ("byte-identical sets", sum(r["set_count"] for r in s["set_sizes"])),
+        ("same-pixel sets", s["same_sets"]),
         *((f"copies: {k}", kinds.get(k, 0)) for k in ("resize", "rotate90i", "other")),
-        ("same object, different photograph", len(t.get("related_pairs", []))),
-        ("blank images", sum(1 for f in files if f.get("blank"))),
+        ("same object, different photograph", s["related"]),
+        ("blank images", n_blanks),
     ]
     stat = "".join(f"<tr><th>{html.escape(k)}</th><td>{v}</td></tr>" for k, v in rows)
     sizes = "".join(
-        f"<tr><td>{r['set_size']}</td><td>{r['set_count']}</td></tr>"
-        for r in t["identical_list_stat"]
+        f"<tr><td>{r['set_size']}</td><td>{r['set_count']}</td></tr>" for r in s["set_sizes"]
     )
-    errors = [f for f in files if f["status"] == "error"]
     err_rows = "".join(
         f"<tr><td><bdi>{html.escape(f['filename'])}</bdi></td>"
         f"<td>{html.escape(f['error'] or '')}</td></tr>"
-        for f in errors[:2000]
+        for f in errors
     )
-    more = (
-        f"<p>… and {len(errors) - 2000} more (see the files table).</p>"
-        if len(errors) > 2000
-        else ""
-    )
-    blanks = [f for f in files if f.get("blank")]
+    more = f"<p>… and {n_errors - 2000} more (see the files table).</p>" if n_errors > 2000 else ""
     blank_rows = "".join(
         f"<tr><td><bdi>{html.escape(f['filename'])}</bdi></td>"
         f"<td>{f['width']}x{f['height']}</td></tr>"
-        for f in blanks[:2000]
+        for f in blanks
     )
     more_blank = (
-        f"<p>… and {len(blanks) - 2000} more (files.blank = 1).</p>" if len(blanks) > 2000 else ""
+        f"<p>… and {n_blanks - 2000} more (files.blank = 1).</p>" if n_blanks > 2000 else ""
     )
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>archive-twins: overview</title>
@@ -215,8 +265,22 @@ def build_html(
     """Write the review pages into a fresh directory renamed over `out_dir`."""
     json_dir, out_dir = Path(json_dir), Path(out_dir)
     archive = Path(archive).resolve()
-    t = {p.stem: json.loads(p.read_text(encoding="utf-8")) for p in json_dir.glob("*.json")}
-    files = {f["file_id"]: f for f in t["files"]}
+    # tables are streamed, and only the files some page shows are kept, with what
+    # the page needs of them: loading the JSON of 1M files took ~4 GB
+    shown = {r["file_id"] for name in SET_TABLES for r in _table(json_dir, name)}
+    for name in ("copy_pairs", "related_pairs"):
+        for r in _table(json_dir, name):
+            shown.update((r["file_id1"], r["file_id2"]))
+    files: dict[int, tuple] = {}  # FILE_SOURCE values (a tuple: 1M files as dicts, 0.7 GB)
+
+    def keep(rows: Iterator[dict]) -> Iterator[dict]:
+        for f in rows:
+            if f["file_id"] in shown:
+                files[f["file_id"]] = tuple(f.get(k) for k in FILE_SOURCE)
+            yield f
+
+    summary = _summary(json_dir, keep(_table(json_dir, "files")))
+    shown.clear()
     counts = {}
     with atomic_dir(out_dir) as tmp:
         (tmp / "assets").mkdir()
@@ -233,15 +297,17 @@ def build_html(
                     ("same_pixels", "same_pixels_list", "same_pixels_set_id"),
                 ):
                     groups: dict[int, list[int]] = {}
-                    for r in t[table]:
+                    for r in _table(json_dir, table):
                         groups.setdefault(r[key], []).append(r["file_id"])
                     items += [[kind, [fx(i) for i in sorted(g)]] for _, g in sorted(groups.items())]
             elif name == "related":
-                items = [_pair_row(_related_as_pair(r), fx) for r in t.get("related_pairs", [])]
+                rel = _table(json_dir, "related_pairs")
+                items = [_pair_row(_related_as_pair(r), fx) for r in rel]
                 fields, param_field = PAIR_FIELDS, "area_fraction"  # the overlap
             else:
                 kind = name.removeprefix("transform_")
-                items = [_pair_row(p, fx) for p in t["copy_pairs"] if p["kind"] == kind]
+                pairs = _table(json_dir, "copy_pairs")
+                items = [_pair_row(p, fx) for p in pairs if p["kind"] == kind]
                 fields, param_field = PAIR_FIELDS, TRANSFORM_PARAMETER[kind]
             data = {
                 "title": title,
@@ -253,8 +319,8 @@ def build_html(
                 "files": fx.rows,
                 "items": items,
             }
-            (tmp / "data" / f"{name}.js").write_text(_data_js(data), encoding="utf-8")
+            _write_data_js(tmp / "data" / f"{name}.js", data)
             (tmp / f"{name}.html").write_text(_skeleton(name, title), encoding="utf-8")
             counts[name] = len(items)
-        (tmp / "index.html").write_text(_index_page(t, archive), encoding="utf-8")
+        (tmp / "index.html").write_text(_index_page(summary, archive), encoding="utf-8")
     return counts

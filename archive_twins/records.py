@@ -185,7 +185,7 @@ def _flag(value: Any, _ids: Mapping[str, int]) -> int:
     return int(bool(value))
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, slots=True)
 class CopyRecord:
     """A verified pair of rasters (by pixel hash `key1`/`key2`; key2 is key1
     transformed), as the matching jobs write it under "copy" or "related".
@@ -275,6 +275,8 @@ RELATED_PAIRS = (
     View("colour_block_ratio", "REAL", lambda r, _: r.metrics.get("colour_block_ratio")),
 )
 RELATED_PAIRS_COLUMNS = [(v.column, v.sql) for v in RELATED_PAIRS]
+# the pixel check's metrics a related pair's row shows
+RELATED_METRICS = ("max_block_ratio", "colour_block_ratio")
 
 
 def related_pair_row(r: CopyRecord, ids: Mapping[str, int]) -> tuple:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
-from .util import atomic_open
+from .util import atomic_open, iter_json_array
 
 
 def summary_rows(json_dir: str | os.PathLike) -> list[tuple[str, str, int]]:
@@ -15,28 +15,40 @@ def summary_rows(json_dir: str | os.PathLike) -> list[tuple[str, str, int]]:
     copies by kind and method, related tables' sizes."""
     d = Path(json_dir)
 
-    def table(name: str) -> list[dict]:
+    def table(name: str) -> Iterator[dict]:  # rows parsed one at a time (1M files)
         p = d / f"{name}.json"
-        return json.loads(p.read_text(encoding="utf-8")) if p.exists() else []
+        return iter_json_array(p) if p.exists() else iter(())
 
-    files = table("files")
-    rows: list[tuple[str, str, int]] = [("files", "image files", len(files))]
-    for status, n in sorted(Counter(f["status"] for f in files).items()):
-        rows.append(("files", f"status {status}", n))
-    rows.append(("files", "blank", sum(1 for f in files if f.get("blank"))))
-    rows.append(("files", "skipped (not images)", len(table("skipped_files"))))
+    status: Counter = Counter()
+    errors: Counter = Counter()
+    blank = 0
+    for f in table("files"):
+        status[f["status"]] += 1
+        blank += bool(f.get("blank"))
+        if f["status"] == "error":
+            errors[f["error"]] += 1
+    rows: list[tuple[str, str, int]] = [("files", "image files", sum(status.values()))]
+    for st, n in sorted(status.items()):
+        rows.append(("files", f"status {st}", n))
+    rows.append(("files", "blank", blank))
+    rows.append(("files", "skipped (not images)", sum(1 for _ in table("skipped_files"))))
     for r in table("identical_list_stat"):
         rows.append(("identical sets", f"of {r['set_size']} files", r["set_count"]))
     sizes = Counter(r["same_pixels_set_id"] for r in table("same_pixels_list"))
     for size, n in sorted(Counter(sizes.values()).items()):
         rows.append(("same-pixel sets", f"of {size} files", n))
-    pairs = table("copy_pairs")
-    for kind, n in sorted(Counter(p["kind"] for p in pairs).items()):
+    kinds: Counter = Counter()
+    methods: Counter = Counter()
+    for p in table("copy_pairs"):
+        kinds[p["kind"]] += 1
+        methods[p.get("method")] += 1
+    for kind, n in sorted(kinds.items()):
         rows.append(("copies by kind", kind, n))
-    for method, n in sorted(Counter(p.get("method") for p in pairs).items()):
+    for method, n in sorted(methods.items(), key=lambda kv: str(kv[0])):
         rows.append(("copies by method", str(method), n))
-    rows.append(("related pairs", "same object, different photograph", len(table("related_pairs"))))
-    for err, n in Counter(f["error"] for f in files if f["status"] == "error").most_common(20):
+    related = sum(1 for _ in table("related_pairs"))
+    rows.append(("related pairs", "same object, different photograph", related))
+    for err, n in errors.most_common(20):
         rows.append(("errors", str(err)[:120], n))
     return rows
 

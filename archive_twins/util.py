@@ -178,6 +178,63 @@ def read_jsonl(path: str | os.PathLike, missing_ok: bool = True) -> list[dict]:
         return []
 
 
+def iter_jsonl(path: str | os.PathLike) -> Iterator[dict]:
+    """The rows of a JSON lines file one at a time (a matching job's verdicts with
+    their metrics are a few KB each: read whole, a large chunk took GBs)."""
+    with open(path, encoding="ascii") as fh:
+        for line in fh:
+            if line.strip():
+                yield json.loads(line)
+
+
+def iter_json_array(path: str | os.PathLike, chunk: int = 1 << 20) -> Iterator[Any]:
+    """The elements of a JSON file holding one array, parsed one at a time from a
+    sliding buffer: a table of a million files is never one Python list."""
+    dec = json.JSONDecoder()
+    with open(path, encoding="utf-8") as fh:
+        buf, pos, eof = "", 0, False
+
+        def fill() -> bool:  # more text, or False at the end of the file
+            nonlocal buf, pos, eof
+            more = "" if eof else fh.read(chunk)
+            eof = not more
+            buf, pos = buf[pos:] + more, 0
+            return bool(more)
+
+        state = "open"  # then: "first" element or "]", "sep" (, or ]), "elem"
+        while True:
+            while pos < len(buf) and buf[pos] in " \t\r\n":
+                pos += 1
+            if pos == len(buf):
+                if fill():
+                    continue
+                raise ValueError(f"{path}: unterminated JSON array")
+            c = buf[pos]
+            if state == "open":
+                if c != "[":
+                    raise ValueError(f"{path}: not a JSON array")
+                pos, state = pos + 1, "first"
+                continue
+            if c == "]" and state in ("first", "sep"):
+                return
+            if state == "sep":
+                if c != ",":
+                    raise ValueError(f"{path}: expected , or ] at {pos}")
+                pos, state = pos + 1, "elem"
+                continue
+            try:
+                obj, end = dec.raw_decode(buf, pos)
+            except json.JSONDecodeError:
+                if fill():
+                    continue
+                raise
+            if end > len(buf) - 64 and not eof:
+                fill()  # a number may go on in the next chunk (1.5 of 1.5e-7)
+                continue
+            yield obj
+            pos, state = end, "sep"
+
+
 def fingerprint(tag: str, settings: Any) -> str:
     """The one form of every cache key's settings part: a readable tag (bump its
     version when the code's output changes) and a digest of the settings, so any
