@@ -89,12 +89,24 @@ def test_job_pids_only_sees_our_own_descendants(tmp_path):
             p.wait()
 
 
+def _ctrl_c_reaches() -> None:
+    """SIGINT as at a terminal: a shell starts background commands with SIGINT
+    ignored, and an ignored signal stays ignored through exec (run from `cmd &`,
+    the workflow never saw the Ctrl-C this test sends)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def run_and_interrupt(cmd: list[str], rule: str, how: str) -> tuple[bool, subprocess.Popen, str]:
     """Start the workflow in its own process group; when the first job of `rule`
     appears, SIGKILL that job (`how="kill-job"`) or send SIGINT/SIGTERM/SIGKILL to
     the workflow's process group (Ctrl-C, a scheduler, a crash)."""
     proc = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+        preexec_fn=_ctrl_c_reaches,
     )
     done = False
     deadline = time.time() + 120
