@@ -804,6 +804,18 @@ def _read_runs(arr: np.ndarray, starts: np.ndarray, lens: np.ndarray) -> np.ndar
     return np.frombuffer(data, arr.dtype)
 
 
+def _list_parts(
+    ids: np.ndarray, lo: np.ndarray, a: np.ndarray, b: np.ndarray, starts: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Positions [a, b) of each word's postings list, of the lists read one after
+    another into `ids` (word i's from lo[i], from `starts[i]` in the inverted file):
+    the word each posting belongs to, its raster, and its position in the inverted
+    file (where its orientation and scale codes are)."""
+    local = _ranges(a, b)
+    rep = np.repeat(np.arange(len(a), dtype=np.int64), b - a)
+    return rep, ids[local].astype(np.int64), starts[rep] + (local - lo[rep])
+
+
 def _first_after(
     ids: np.ndarray, starts: np.ndarray, ends: np.ndarray, q: np.ndarray
 ) -> np.ndarray:
@@ -1094,14 +1106,9 @@ class Index:
         ids = _read_runs(post.ids, starts, lens)
         lo = np.cumsum(lens) - lens
         ends = _first_after(ids, lo, lo + lens, jitems[local] - 1)
-        lens = ends - lo
-        total = int(lens.sum())
-        if total == 0:
+        rep, db, p = _list_parts(ids, lo, lo, ends, starts)
+        if len(rep) == 0:
             return
-        rep = np.repeat(np.arange(len(starts), dtype=np.int64), lens)
-        at = np.arange(total, dtype=np.int64) - (np.cumsum(lens) - lens)[rep]
-        db = ids[lo[rep] + at].astype(np.int64)
-        p = starts[rep] + at  # positions in the inverted file
         keep = ~new[db]  # pairs of two new rasters: found by the earlier one's query
         p, db, rep = p[keep], db[keep], rep[keep]
         n = self.n
@@ -1212,15 +1219,9 @@ class Index:
             first = _first_after(ids, lo, lo + lens, qitems[local])
         else:  # a small inverted file (the rasters added since the last run)
             first = lo
-        skip = first - lo
-        lens = lens - skip
-        total = int(lens.sum())
-        if total == 0:
+        rep, db, p = _list_parts(ids, lo, first, lo + lens, starts)
+        if len(rep) == 0:
             return
-        rep = np.repeat(np.arange(len(qw), dtype=np.int64), lens)
-        at = np.arange(total, dtype=np.int64) - (np.cumsum(lens) - lens)[rep] + skip[rep]
-        db = ids[lo[rep] + at].astype(np.int64)
-        p = starts[rep] + at  # positions in the inverted file
         ql = local[rep]
         if post.indptr is None:
             keep = db > qitems[ql]
