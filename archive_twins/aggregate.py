@@ -215,17 +215,15 @@ def load_copies(pair_files: Sequence[str]) -> tuple[list[CopyRecord], list[CopyR
     for path in sorted(pair_files):
         for verdict in iter_jsonl(path):
             c = verdict.get("copy")
-            if c is not None and frozenset((c["key1"], c["key2"])) not in seen:
+            if c is not None and (key := frozenset((c["key1"], c["key2"]))) not in seen:
                 # the pixel check's metrics are no column (2 KB a copy, 1 GB at 1M files)
-                c = CopyRecord.from_dict({**c, "metrics": {}})
-                seen[frozenset((c.key1, c.key2))] = c
+                seen[key] = CopyRecord.from_dict({**c, "metrics": {}})
             r = verdict.get("related")
-            if r is not None and frozenset((r["key1"], r["key2"])) not in related:
+            if r is not None and (key := frozenset((r["key1"], r["key2"]))) not in related:
                 m = r.get("metrics", {})
-                r = CopyRecord.from_dict(
+                related[key] = CopyRecord.from_dict(
                     {**r, "metrics": {k: m[k] for k in RELATED_METRICS if k in m}}
                 )
-                related[frozenset((r.key1, r.key2))] = r
     # a pair is never both (each pair has one verdict); keep copies first regardless
     return list(seen.values()), [r for k, r in related.items() if k not in seen]
 

@@ -20,7 +20,7 @@ from urllib.parse import quote
 
 from .records import TRANSFORM_PARAMETER
 from .schema import columns
-from .util import atomic_dir, iter_json_array
+from .util import atomic_dir, json_table
 
 WEB = Path(__file__).parent / "web"
 
@@ -126,13 +126,6 @@ def file_uri(archive: Path, f: dict) -> str:
     return "file://" + quote(os.fsencode(archive) + b"/" + raw, safe="/")
 
 
-def _table(json_dir: Path, name: str) -> Iterator[dict]:
-    """A table's rows, parsed one at a time (a table an older run did not write
-    reads as empty)."""
-    path = json_dir / f"{name}.json"
-    return iter_json_array(path) if path.exists() else iter(())
-
-
 class _Files:
     """The files a page refers to, as compact rows: ids -> indexes."""
 
@@ -197,16 +190,17 @@ def _summary(json_dir: Path, files: Iterator[dict]) -> dict:
             n_blanks += 1
             if len(blanks) < 2000:
                 blanks.append(f)
-    kinds = {r["transform"]: r["count"] for r in _table(json_dir, "transform_list_stat")}
+    kinds = {r["transform"]: r["count"] for r in json_table(json_dir, "transform_list_stat")}
+    same = {r["same_pixels_set_id"] for r in json_table(json_dir, "same_pixels_list")}
     return {
         "status": status,
         "errors": (errors, n_errors),
         "blanks": (blanks, n_blanks),
         "kinds": kinds,
-        "same_sets": len({r["same_pixels_set_id"] for r in _table(json_dir, "same_pixels_list")}),
-        "skipped": sum(1 for _ in _table(json_dir, "skipped_files")),
-        "set_sizes": list(_table(json_dir, "identical_list_stat")),
-        "related": sum(1 for _ in _table(json_dir, "related_pairs")),
+        "same_sets": len(same),
+        "skipped": sum(1 for _ in json_table(json_dir, "skipped_files")),
+        "set_sizes": list(json_table(json_dir, "identical_list_stat")),
+        "related": sum(1 for _ in json_table(json_dir, "related_pairs")),
     }
 
 
@@ -267,9 +261,9 @@ def build_html(
     archive = Path(archive).resolve()
     # tables are streamed, and only the files some page shows are kept, with what
     # the page needs of them: loading the JSON of 1M files took ~4 GB
-    shown = {r["file_id"] for name in SET_TABLES for r in _table(json_dir, name)}
+    shown = {r["file_id"] for name in SET_TABLES for r in json_table(json_dir, name)}
     for name in ("copy_pairs", "related_pairs"):
-        for r in _table(json_dir, name):
+        for r in json_table(json_dir, name):
             shown.update((r["file_id1"], r["file_id2"]))
     files: dict[int, tuple] = {}  # FILE_SOURCE values (a tuple: 1M files as dicts, 0.7 GB)
 
@@ -279,7 +273,7 @@ def build_html(
                 files[f["file_id"]] = tuple(f.get(k) for k in FILE_SOURCE)
             yield f
 
-    summary = _summary(json_dir, keep(_table(json_dir, "files")))
+    summary = _summary(json_dir, keep(json_table(json_dir, "files")))
     shown.clear()
     counts = {}
     with atomic_dir(out_dir) as tmp:
@@ -297,16 +291,16 @@ def build_html(
                     ("same_pixels", "same_pixels_list", "same_pixels_set_id"),
                 ):
                     groups: dict[int, list[int]] = {}
-                    for r in _table(json_dir, table):
+                    for r in json_table(json_dir, table):
                         groups.setdefault(r[key], []).append(r["file_id"])
                     items += [[kind, [fx(i) for i in sorted(g)]] for _, g in sorted(groups.items())]
             elif name == "related":
-                rel = _table(json_dir, "related_pairs")
+                rel = json_table(json_dir, "related_pairs")
                 items = [_pair_row(_related_as_pair(r), fx) for r in rel]
                 fields, param_field = PAIR_FIELDS, "area_fraction"  # the overlap
             else:
                 kind = name.removeprefix("transform_")
-                pairs = _table(json_dir, "copy_pairs")
+                pairs = json_table(json_dir, "copy_pairs")
                 items = [_pair_row(p, fx) for p in pairs if p["kind"] == kind]
                 fields, param_field = PAIR_FIELDS, TRANSFORM_PARAMETER[kind]
             data = {

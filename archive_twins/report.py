@@ -4,25 +4,18 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Iterator
-from pathlib import Path
 
-from .util import atomic_open, iter_json_array
+from .util import atomic_open, json_table
 
 
 def summary_rows(json_dir: str | os.PathLike) -> list[tuple[str, str, int]]:
     """(section, item, count) rows: files by status, skipped entries, set sizes,
     copies by kind and method, related tables' sizes."""
-    d = Path(json_dir)
-
-    def table(name: str) -> Iterator[dict]:  # rows parsed one at a time (1M files)
-        p = d / f"{name}.json"
-        return iter_json_array(p) if p.exists() else iter(())
-
+    # each table is parsed one row at a time (1M files)
     status: Counter = Counter()
     errors: Counter = Counter()
     blank = 0
-    for f in table("files"):
+    for f in json_table(json_dir, "files"):
         status[f["status"]] += 1
         blank += bool(f.get("blank"))
         if f["status"] == "error":
@@ -31,22 +24,23 @@ def summary_rows(json_dir: str | os.PathLike) -> list[tuple[str, str, int]]:
     for st, n in sorted(status.items()):
         rows.append(("files", f"status {st}", n))
     rows.append(("files", "blank", blank))
-    rows.append(("files", "skipped (not images)", sum(1 for _ in table("skipped_files"))))
-    for r in table("identical_list_stat"):
+    skipped = sum(1 for _ in json_table(json_dir, "skipped_files"))
+    rows.append(("files", "skipped (not images)", skipped))
+    for r in json_table(json_dir, "identical_list_stat"):
         rows.append(("identical sets", f"of {r['set_size']} files", r["set_count"]))
-    sizes = Counter(r["same_pixels_set_id"] for r in table("same_pixels_list"))
+    sizes = Counter(r["same_pixels_set_id"] for r in json_table(json_dir, "same_pixels_list"))
     for size, n in sorted(Counter(sizes.values()).items()):
         rows.append(("same-pixel sets", f"of {size} files", n))
     kinds: Counter = Counter()
     methods: Counter = Counter()
-    for p in table("copy_pairs"):
+    for p in json_table(json_dir, "copy_pairs"):
         kinds[p["kind"]] += 1
         methods[p.get("method")] += 1
     for kind, n in sorted(kinds.items()):
         rows.append(("copies by kind", kind, n))
     for method, n in sorted(methods.items(), key=lambda kv: str(kv[0])):
         rows.append(("copies by method", str(method), n))
-    related = sum(1 for _ in table("related_pairs"))
+    related = sum(1 for _ in json_table(json_dir, "related_pairs"))
     rows.append(("related pairs", "same object, different photograph", related))
     for err, n in errors.most_common(20):
         rows.append(("errors", str(err)[:120], n))

@@ -235,6 +235,13 @@ def iter_json_array(path: str | os.PathLike, chunk: int = 1 << 20) -> Iterator[A
             pos, state = end, "sep"
 
 
+def json_table(json_dir: str | os.PathLike, name: str) -> Iterator[Any]:
+    """The rows of a deliverable's `<name>.json`, parsed one at a time (a table an
+    older run did not write reads as empty)."""
+    path = Path(json_dir) / f"{name}.json"
+    return iter_json_array(path) if path.exists() else iter(())
+
+
 def fingerprint(tag: str, settings: Any) -> str:
     """The one form of every cache key's settings part: a readable tag (bump its
     version when the code's output changes) and a digest of the settings, so any
