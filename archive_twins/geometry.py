@@ -320,7 +320,7 @@ def plain_margin(
     out_flat = _flat(thumb_b, outer, tol)
     if out_flat < 0.8:
         return False
-    if _flat(thumb_b, inner, tol) <= out_flat - 0.35:
+    if _flatter(out_flat, _flat(thumb_b, inner, tol)):
         return True
     # both flat: a step in colour at A's edge is a border on a plain-edged picture
     # (a retina on black in a white frame); one colour across it, a plain background
@@ -332,6 +332,12 @@ def _flat(thumb: np.ndarray, sel: np.ndarray, tol: float) -> float:
     """Share of the selected pixels within `tol` of their median colour."""
     px = thumb[sel].astype(np.float32)
     return float((np.abs(px - np.median(px, axis=0)).max(axis=1) <= tol).mean())
+
+
+def _flatter(flat: float, other: float) -> bool:
+    """Whether a part `flat` plain (see `_flat`) is filled in one colour where the
+    other part (`other` plain) is picture: the added border or fill of a copy."""
+    return flat >= 0.8 and other <= flat - 0.35
 
 
 def fill_outside(
@@ -445,9 +451,9 @@ def verify_geometric(
         fill_b = fill_outside(thumbs_a, thumbs_b, hmat, size_a, size_b)
         fill_a = fill_outside(thumbs_b, thumbs_a, np.linalg.inv(hmat), size_b, size_a)
         if fill_b is not None and fill_a is not None:
-            if fill_b >= 0.8 and fill_a <= fill_b - 0.35:
+            if _flatter(fill_b, fill_a):
                 border = -1
-            elif fill_a >= 0.8 and fill_b <= fill_a - 0.35:
+            elif _flatter(fill_a, fill_b):
                 border = 1
     src_is_a = source_first(scale, cov_a, cov_b, a["rank"], b["rank"], border, explained)
     if not src_is_a:
