@@ -38,15 +38,24 @@ class FeatureParams:
     max_side: int = 512
     n_features: int = 400
     # Below OpenCV's default 0.04: smooth images (a retina, a sky) still get keypoints;
-    # the strongest n_features are kept either way.
+    # the strongest n_features are kept either way. Keypoints above it are *strong*:
+    # a raster with few distinct strong words is smooth (`Index.smooth`).
     contrast_threshold: float = 0.015
+    # A raster with fewer than n_features strong keypoints fills its budget with the
+    # strongest weaker ones down to this contrast: a sky or a wall has little more
+    # than its faint gradients and grain to go on (measured on a sky patch: 27
+    # keypoints, 0 of its crops, rotations and perspective copies matched by
+    # geometry; with the budget filled, 36-77 RANSAC inliers each). Keypoints above
+    # contrast_threshold are the same either way.
+    weak_contrast_threshold: float = 0.002
     # fingerprint of the thumbnails the features are extracted from (decode settings)
     thumbs: str = ""
 
     def fingerprint(self) -> str:
         """Changing these, the vocabulary or the thumbnails re-extracts every raster
-        (sift4: query ranks balanced over the frame)."""
-        return fingerprint("sift4", {**asdict(self), "vocabulary": VOCAB_PATH.name})
+        (sift4: query ranks balanced over the frame; sift5: weak keypoints fill a
+        smooth raster's budget)."""
+        return fingerprint("sift5", {**asdict(self), "vocabulary": VOCAB_PATH.name})
 
 
 def root_sift(desc: np.ndarray) -> np.ndarray:
@@ -61,14 +70,24 @@ def mirror_descriptors(desc: np.ndarray) -> np.ndarray:
     return desc[:, _MIRROR_PERM]
 
 
+# OpenCV's SIFT keeps an extremum when |DoG| * nOctaveLayers >= contrastThreshold and
+# reports |DoG| as its response
+_SIFT_LAYERS = 3
+
+
 def extract(thumb_rgb: np.ndarray, full_wh: tuple[int, int], params: FeatureParams) -> dict:
-    """SIFT keypoints (in full-resolution pixel coordinates) and uint8 descriptors."""
+    """SIFT keypoints (in full-resolution pixel coordinates), strongest first, uint8
+    descriptors, and how many of them are strong (above `contrast_threshold`)."""
     grey = cv2.cvtColor(thumb_rgb, cv2.COLOR_RGB2GRAY)
     h, w = grey.shape
     f = min(1.0, params.max_side / max(h, w))
     if f < 1:
         grey = cv2.resize(grey, (max(1, round(w * f)), max(1, round(h * f))), cv2.INTER_AREA)
-    sift = cv2.SIFT_create(nfeatures=params.n_features, contrastThreshold=params.contrast_threshold)
+    low = min(params.contrast_threshold, params.weak_contrast_threshold)
+    # one detection at the lower threshold: its keypoints above the higher one are
+    # exactly those a detection at the higher one finds, and the strongest
+    # n_features are kept, so a textured raster's features do not change
+    sift = cv2.SIFT_create(nfeatures=params.n_features, contrastThreshold=low)
     kps, desc = sift.detectAndCompute(grey, None)
     if desc is None or not kps:
         return {
@@ -76,6 +95,7 @@ def extract(thumb_rgb: np.ndarray, full_wh: tuple[int, int], params: FeaturePara
             "desc": np.zeros((0, 128), np.uint8),
             "angle": np.zeros(0, np.float32),
             "size": np.zeros(0, np.float32),
+            "strong": np.array(0, np.int32),
         }
     # strongest first (OpenCV's retainBest only partitions), so that a prefix of the
     # keypoints is the strongest ones; ties keep OpenCV's order
@@ -91,6 +111,9 @@ def extract(thumb_rgb: np.ndarray, full_wh: tuple[int, int], params: FeaturePara
         # longer side, so that a resized copy has the same sizes
         "angle": np.array([k.angle for k in kps], np.float32),
         "size": np.array([k.size for k in kps], np.float32) / max(grey.shape),
+        "strong": np.array(
+            sum(k.response * _SIFT_LAYERS >= params.contrast_threshold for k in kps), np.int32
+        ),
     }
 
 
@@ -171,7 +194,15 @@ def signature(f: dict, full_wh: tuple[int, int] | None = None) -> dict:
     keypoints have mirrored descriptors and orientation 180 - angle (the mirrored
     grid holds the same keypoints per cell, so the ranks are the same)."""
     out = {}
-    order = balanced_order(f["xy"], full_wh)
+    # the strong keypoints balanced over the frame, then the weak ones: a weak
+    # keypoint (faint, less repeatable) never displaces a strong one from the query
+    strong = int(f.get("strong", len(f["xy"])))
+    order = np.concatenate(
+        [
+            balanced_order(f["xy"][:strong], full_wh),
+            strong + balanced_order(f["xy"][strong:], full_wh),
+        ]
+    ).astype(np.int64)
     for prefix, desc, angle in (
         ("", f["desc"], f["angle"]),
         ("m", mirror_descriptors(f["desc"]), (180.0 - f["angle"]) % 360.0),
@@ -182,12 +213,18 @@ def signature(f: dict, full_wh: tuple[int, int] | None = None) -> dict:
         out[prefix + "ang"] = angle_code(angle[order][first])
         out[prefix + "lsc"] = scale_code(f["size"][order][first])
         out[prefix + "rank"] = first.astype(np.uint16)
+        if not prefix:
+            # distinct words of the strong keypoints (the first `strong` here)
+            out["nstrong"] = np.array(len(np.unique(words[:strong])), np.int32)
     return out
 
 
 SIG_FIELDS = ("words", "ang", "lsc", "rank", "mwords", "mang", "mlsc", "mrank")
 SIG_DTYPES = {"words": np.uint32, "ang": np.uint8, "lsc": np.int8, "rank": np.uint16}
-RASTER_FIELDS = ("xy", "desc", "angle", "size", *SIG_FIELDS)
+# one value per raster: distinct words of its strong keypoints
+SIG_SCALARS = ("nstrong",)
+SIG_KEYS = (*SIG_FIELDS, *SIG_SCALARS)
+RASTER_FIELDS = ("xy", "desc", "angle", "size", "strong", *SIG_KEYS)
 
 
 def build_vocabulary(k: int = HALF_WORDS, seed: int = 0) -> np.ndarray:
@@ -228,18 +265,21 @@ def load_signatures(path: str | os.PathLike) -> dict[str, dict]:
         z = np.load(path, allow_pickle=False)
     except (FileNotFoundError, ValueError, OSError):
         return {}
-    if "params" not in z.files or "moffsets" not in z.files:
+    if not {"params", "moffsets", *SIG_SCALARS} <= set(z.files):
         return {}
     # NpzFile reads an array from the archive on every z[name]: read each one once.
     keys, fp = z["keys"], str(z["params"])
     off, moff = z["offsets"], z["moffsets"]
     arrays = {name: z[name] for name in SIG_FIELDS}
+    scalars = {name: z[name] for name in SIG_SCALARS}
     out = {}
     for i, key in enumerate(keys.tolist()):
         rec: dict = {"params": fp}
         for name, arr in arrays.items():
             o = moff if name.startswith("m") else off
             rec[name] = arr[o[i] : o[i + 1]]
+        for name, arr in scalars.items():
+            rec[name] = arr[i]
         out[key] = rec
     return out
 
@@ -266,6 +306,10 @@ def save_signatures(path: str | os.PathLike, sigs: dict[str, dict], fp: str) -> 
             moffsets=offsets("mwords"),
             params=np.array(fp),
             **{name: cat(name) for name in SIG_FIELDS},
+            **{
+                name: np.array([int(sigs[k][name]) for k in keys], np.int32)
+                for name in SIG_SCALARS
+            },
         )
 
 
@@ -324,7 +368,7 @@ def run_features_shard(
             continue
         full = load_raster(rstore, key, fp)
         if full is not None:
-            sigs[key] = {name: full[name] for name in SIG_FIELDS}
+            sigs[key] = {name: full[name] for name in SIG_KEYS}
             stats["reused"] += 1
             continue
         thumb = thumb_path(store, key)
@@ -335,7 +379,7 @@ def run_features_shard(
         f = describe(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), (r["width"], r["height"]), params)
         with atomic_open(raster_path(rstore, key), "wb") as fh:
             np.savez(fh, **f, params=np.array(fp))
-        sigs[key] = {name: f[name] for name in SIG_FIELDS}
+        sigs[key] = {name: f[name] for name in SIG_KEYS}
         stats["extracted"] += 1
     save_signatures(output, sigs, fp)
     return stats

@@ -49,8 +49,9 @@ class RetrievalParams:
     # pHash Hamming distance (of 64 bits) in any of the 8 orientations
     max_hamming: int = 12
     # tone hash (hashing.tone_hash) distance, for pairs with a smooth raster: one
-    # with fewer than `tone_max_words` distinct words, where the features have little
-    # to go on and pHash bits flip under colour and tone changes
+    # with fewer than `tone_max_words` distinct strong words (`Index.smooth`), where
+    # the features have little to go on and pHash bits flip under colour and tone
+    # changes
     max_tone_hamming: int = 4
     tone_max_words: int = 150
     # the strongest keypoints of the querying raster whose words are looked up
@@ -198,7 +199,7 @@ FAMILIES = {
 # words plain and mirrored (queried by a new raster's words, the other way round).
 INVERTED = {"": "a", "q_": "q", "mq_": "mq"}
 INVERTED_ARRAYS = ("indptr", "post_id", "post_ang", "post_lsc")
-INDEX_FORMAT = 3
+INDEX_FORMAT = 4
 # An index is merged into the previous one while at most this share of its rasters
 # is new (else rebuilt), and the candidates of the new rasters are searched once, by
 # the index job, while at most this share is new (else each chunk searches its own).
@@ -412,11 +413,14 @@ def _write_word_lists(
     sorted_sha = sha_arr[by_sha]
     plan = []
     sizes = {fam: np.zeros(n, np.int64) for fam in FAMILIES}
+    # distinct words of each raster's strong keypoints (`Index.smooth`)
+    nstrong = np.zeros(n, np.int32)
     if base is not None and src is not None:
         kept = np.flatnonzero(src >= 0)
         for fam, (off_name, *_) in FAMILIES.items():
             old = np.asarray(base.arrays[off_name], np.int64)
             sizes[fam][kept] = old[src[kept] + 1] - old[src[kept]]
+        nstrong[kept] = base.strong_words()[src[kept]]
     for path in signature_files:
         if not need.any() or seen.all():
             break
@@ -434,6 +438,11 @@ def _write_word_lists(
             continue
         seen[its_a] = True
         plan.append((path, rows_a, its_a))
+        if "nstrong" in b:
+            nstrong[its_a] = np.asarray(b["nstrong"])[rows_a]
+        else:  # a bundle of features without weak keypoints: every word is strong
+            off = np.asarray(b["offsets"], np.int64)
+            nstrong[its_a] = off[rows_a + 1] - off[rows_a]
         for fam in FAMILIES:
             off = np.asarray(b["moffsets" if fam == "mq" else "offsets"], np.int64)
             lens = off[rows_a + 1] - off[rows_a]
@@ -443,6 +452,7 @@ def _write_word_lists(
                 take = _ranges(off[rows_a], off[rows_a + 1])
                 rank = np.asarray(b["mrank" if fam == "mq" else "rank"][take])
                 sizes[fam][its_a] = _segment_sums(rank < q, lens)
+    _save(tmp / "nstrong.npy", nstrong)
     totals = {}
     for fam, (off_name, w_name, a_name, l_name) in FAMILIES.items():
         off = np.concatenate([[0], np.cumsum(sizes[fam])]).astype(np.int64)
@@ -946,12 +956,22 @@ class Index:
             return lo, self.n
         return lo, int(np.searchsorted(self.keys, _key_floor(bounds[chunk + 1]), side="left"))
 
+    def strong_words(self) -> np.ndarray:
+        """Distinct words of each raster's strong keypoints (above the features'
+        contrast threshold); all its words in an index without that count."""
+        if self._n_words is None:  # read once
+            path = self.path / "nstrong.npy"
+            if path.exists():
+                self._n_words = np.load(path).astype(np.int64)
+            else:
+                self._n_words = np.diff(np.asarray(self.arrays["aoff"], np.int64))
+        return self._n_words
+
     def smooth(self, params: RetrievalParams) -> np.ndarray:
         """Which rasters are searched by tone hash too: fewer than `tone_max_words`
-        distinct words (a sky, sand, a defocused photograph)."""
-        if self._n_words is None:  # distinct words per raster, read once
-            self._n_words = np.diff(np.asarray(self.arrays["aoff"], np.int64))
-        return self.tone_ok & (self._n_words < params.tone_max_words)
+        distinct strong words (a sky, sand, a defocused photograph: its weak
+        keypoints fill the feature budget, but its strong ones are few)."""
+        return self.tone_ok & (self.strong_words() < params.tone_max_words)
 
     def _hash_hits(
         self, xs: np.ndarray, ys: np.ndarray, params: RetrievalParams

@@ -316,7 +316,7 @@ def write_archive(work: Path, pool: Path, n: int, seed: int, n_shards: int, tag:
     import numpy as np
 
     from archive_twins.features import (
-        SIG_FIELDS,
+        SIG_KEYS,
         FeatureParams,
         load_raster,
         raster_path,
@@ -335,7 +335,7 @@ def write_archive(work: Path, pool: Path, n: int, seed: int, n_shards: int, tag:
             _record(d["key"], d["sha"], d["width"], d["height"], d["phash"], d.get("tone_hash"))
         )
         full = load_raster(pool / "features", d["sha"], fp)
-        sigs[d["sha"]] = {k: full[k] for k in SIG_FIELDS}
+        sigs[d["sha"]] = {k: full[k] for k in SIG_KEYS}
     for r in recs:
         src_sha = r.pop("_target") or r["sha256"]
         sha = r["sha256"]

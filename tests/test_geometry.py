@@ -45,6 +45,56 @@ def test_vocabulary_is_shipped_and_fixed():
     assert len(np.unique(words)) > 300  # the fine words spread real descriptors
 
 
+def _sky() -> np.ndarray:
+    """A patch of sky (a gradient and the edge of a tower), enlarged: smooth."""
+    sky = photo("rocket")[0:240, 200:310]
+    return cv2.resize(sky, (220, 480), interpolation=cv2.INTER_CUBIC)
+
+
+def test_a_smooth_picture_fills_its_keypoint_budget_with_weak_keypoints():
+    params = FeatureParams()
+    sky = _sky()
+    f = extract(sky, (220, 480), params)
+    grey = cv2.cvtColor(sky, cv2.COLOR_RGB2GRAY)
+    strong = cv2.SIFT_create(contrastThreshold=params.contrast_threshold).detect(grey, None)
+    assert len(strong) < 100 and int(f["strong"]) == len(strong)
+    assert len(f["xy"]) == params.n_features  # filled with weak ones
+    # the strong keypoints come first, and are those found without the fill
+    pts = sorted(f["xy"][: len(strong)].tolist())
+    alone = sorted([k.pt[0] + 0.5, k.pt[1] + 0.5] for k in strong)
+    assert np.allclose(pts, alone, atol=1e-3)
+
+
+def test_a_textured_picture_keeps_its_features():
+    params = FeatureParams()
+    arr = photo("astronaut")
+    f = extract(arr, (512, 512), params)
+    g = extract(arr, (512, 512), FeatureParams(weak_contrast_threshold=params.contrast_threshold))
+    assert int(f["strong"]) == len(f["xy"]) == params.n_features
+
+    def rows(h: dict) -> list:  # a keypoint found twice with two orientations: any order
+        return sorted(zip(h["xy"].tolist(), h["angle"].tolist(), h["desc"].tolist()))
+
+    assert rows(f) == rows(g)
+
+
+def test_a_smooth_picture_is_fitted_to_its_crop_on_weak_keypoints():
+    """A crop of the sky: with the strong keypoints alone, too few to fit (the
+    previous features); with the weak ones, the crop box is found."""
+    sky = _sky()
+    crop = np.ascontiguousarray(sky[40:400, 20:200])
+    for params, fitted in (
+        (FeatureParams(weak_contrast_threshold=FeatureParams().contrast_threshold), False),
+        (FeatureParams(), True),
+    ):
+        fa = describe(sky, (220, 480), params)
+        fb = describe(crop, (180, 360), params)
+        found = fit(fa, fb, (220, 480), (180, 360), False, GeoParams())
+        assert (found is not None) == fitted
+    box = crop_box(found.hmat, 220, 480, 180, 360)
+    assert box == pytest.approx((20, 40, 180, 360), abs=3)
+
+
 def test_crop_box_of_a_translation():
     hmat = np.array([[1, 0, -40.0], [0, 1, -30], [0, 0, 1]])
     assert crop_box(hmat, 400, 300, 100, 50) == pytest.approx((40, 30, 100, 50))

@@ -372,3 +372,18 @@ def test_runs_read_from_a_file_equal_the_runs_of_the_array(tmp_path, dtype):
     want = arr[10:][[0, 1, 2, *range(17, 57)]]
     assert np.array_equal(_read_runs(view, starts[:3], lens[:3]), want)
     assert len(_read_runs(mapped, starts[:0], lens[:0])) == 0
+
+
+def test_a_smooth_picture_stays_smooth_with_its_weak_keypoints(index_dir):
+    """The sky fills its keypoint budget with weak keypoints (so its crops can be
+    fitted), yet it is searched by tone hash: smoothness counts strong words only."""
+    path, truth, sigs = index_dir
+    index, params = Index(path), RetrievalParams()
+    names = [truth[index.key(i)]["name"] for i in range(index.n)]
+    all_words = np.diff(np.asarray(index.arrays["aoff"], np.int64))
+    smooth = dict(zip(names, index.smooth(params).tolist(), strict=True))
+    for name in ("sky", "sky_saturated"):
+        assert smooth[name], name
+        assert all_words[names.index(name)] > params.tone_max_words
+    for name in ("astronaut", "chelsea", "brick", "gravel", "coffee"):
+        assert not smooth[name], name
