@@ -287,6 +287,24 @@ def _hash_stage(job: ChunkJob, cands: dict[tuple[int, int], dict]) -> set[tuple[
     return found
 
 
+def smooth_retries(
+    index: Index, hash_c: dict[tuple[int, int], dict], found: set, params: MatchParams
+) -> dict[tuple[int, int], tuple[int, bool]]:
+    """Hash candidates with a smooth raster that the hash stage did not confirm, as
+    geometric candidates (0 votes): a crop of a sky or a wall keeps its tones (its
+    tone hash) but shares too few fine words with its source to be a word candidate,
+    and only a fit of its keypoints can place it. Like every candidate, a function
+    of the pair."""
+    smooth = index.smooth(params.retrieval)
+    out = {}
+    for (i, j), orients in hash_c.items():
+        if (i, j) in found or not (smooth[i] or smooth[j]):
+            continue
+        best = min(orients.items(), key=lambda t: (t[1], t[0]))[0]
+        out[(i, j)] = (0, bool(DIHEDRAL[best][1]))
+    return out
+
+
 def _geo_stage(
     job: ChunkJob, cands: dict[tuple[int, int], tuple[int, bool]], skip: set[tuple[int, int]]
 ) -> None:
@@ -471,6 +489,6 @@ def run_match_chunk(
     )
     found = _hash_stage(job, hash_c)
     if params.geo is not None:
-        _geo_stage(job, word_c, found)
+        _geo_stage(job, {**smooth_retries(index, hash_c, found, params), **word_c}, found)
     write_jsonl(output, [{"meta": meta}, *job.rows])
     return job.stats

@@ -1,6 +1,7 @@
 """End to end: colour changes of a smooth picture (a patch of sky: few keypoints,
-pHash bits that flip under any colour change) are found through the tone hash, and
-other smooth pictures are not taken for its copies."""
+pHash bits that flip under any colour change) are found through the tone hash, a
+crop of it is placed by its weak keypoints, and other smooth pictures are not taken
+for its copies."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ def found(tmp_path_factory):
     save(sky, root / "masters" / "sky.png")
     save(colour_change(sky, 1.45, 0), root / "copies" / "sky_saturated.jpg", Q=90)
     save(colour_change(sky, 1.0, 40), root / "copies" / "sky_hue.jpg", Q=90)
+    save(sky[60:420, 30:200], root / "copies" / "sky_crop.jpg", Q=90)
     # other smooth pictures: the sky on the other side of the rocket (its mirror
     # image has the same tone hash), wood, a defocused photograph
     save(smooth_picture("rocket", (0, 240, 0, 110)), root / "others" / "other_sky.png")
@@ -42,6 +44,20 @@ def test_colour_changes_of_a_smooth_picture_are_copies(found, copy):
         assert pair["method"] == "tone-hash"
 
 
+def test_a_crop_of_a_smooth_picture_is_a_copy(found):
+    """Too few strong keypoints for a word candidate, but its tones are the sky's:
+    the tone-hash candidate is fitted on weak keypoints and its crop box found."""
+    pair = found.get(("masters/sky.png", "copies/sky_crop.jpg"))
+    assert pair is not None, sorted(found)
+    assert pair["kind"] == "other" and pair["colour_change"] == 0
+    box = (pair["crop_x"], pair["crop_y"], pair["crop_w"], pair["crop_h"])
+    assert box == pytest.approx((30, 60, 170, 360), abs=4)
+
+
 def test_other_smooth_pictures_are_not_copies(found):
     assert not [p for p in found if any(name.startswith("others/") for name in p)]
-    assert len(found) == 3  # the sky, its two colour changes, and those two together
+    # the sky, its two colour changes and its crop; the colour changes together
+    assert {p for p in found if "masters/sky.png" in p} == {
+        ("masters/sky.png", c)
+        for c in ("copies/sky_saturated.jpg", "copies/sky_hue.jpg", "copies/sky_crop.jpg")
+    }
