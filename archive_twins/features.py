@@ -307,8 +307,7 @@ def save_signatures(path: str | os.PathLike, sigs: dict[str, dict], fp: str) -> 
             params=np.array(fp),
             **{name: cat(name) for name in SIG_FIELDS},
             **{
-                name: np.array([int(sigs[k][name]) for k in keys], np.int32)
-                for name in SIG_SCALARS
+                name: np.array([int(sigs[k][name]) for k in keys], np.int32) for name in SIG_SCALARS
             },
         )
 

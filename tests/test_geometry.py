@@ -73,7 +73,7 @@ def test_a_textured_picture_keeps_its_features():
     assert int(f["strong"]) == len(f["xy"]) == params.n_features
 
     def rows(h: dict) -> list:  # a keypoint found twice with two orientations: any order
-        return sorted(zip(h["xy"].tolist(), h["angle"].tolist(), h["desc"].tolist()))
+        return sorted(zip(h["xy"].tolist(), h["angle"].tolist(), h["desc"].tolist(), strict=True))
 
     assert rows(f) == rows(g)
 
