@@ -293,15 +293,15 @@ def smooth_retries(
     """Hash candidates with a smooth raster that the hash stage did not confirm, as
     geometric candidates (0 votes): a crop of a sky or a wall keeps its tones (its
     tone hash) but shares too few fine words with its source to be a word candidate,
-    and only a fit of its keypoints can place it. Like every candidate, a function
-    of the pair."""
+    and only a fit of its keypoints can place it. The fit is tried mirrored only
+    when no upright orientation matched (a smooth picture often looks like its own
+    mirror image). Like every candidate, a function of the pair."""
     smooth = index.smooth(params.retrieval)
     out = {}
     for (i, j), orients in hash_c.items():
         if (i, j) in found or not (smooth[i] or smooth[j]):
             continue
-        best = min(orients.items(), key=lambda t: (t[1], t[0]))[0]
-        out[(i, j)] = (0, bool(DIHEDRAL[best][1]))
+        out[(i, j)] = (0, all(DIHEDRAL[o][1] for o in orients))
     return out
 
 

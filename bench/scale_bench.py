@@ -279,6 +279,8 @@ def _synthetic_records(n: int, seed: int, pool: Path, meta: dict) -> tuple[list,
             sig[prefix + "ang"] = a[first]
             sig[prefix + "lsc"] = lsc[first]
             sig[prefix + "rank"] = first.astype(np.uint16)
+        # textured like the real photographs they stand for: every word strong
+        sig["nstrong"] = np.array(len(sig["words"]), np.int32)
         sigs[sha] = sig
         recs.append(_record(key, sha, p["width"], p["height"], phash, tone, p["sha"]))
     return recs, sigs

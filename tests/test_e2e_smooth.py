@@ -22,7 +22,9 @@ def found(tmp_path_factory):
     save(sky, root / "masters" / "sky.png")
     save(colour_change(sky, 1.45, 0), root / "copies" / "sky_saturated.jpg", Q=90)
     save(colour_change(sky, 1.0, 40), root / "copies" / "sky_hue.jpg", Q=90)
-    save(sky[60:420, 30:200], root / "copies" / "sky_crop.jpg", Q=90)
+    # off-centre, keeping the faint edge of the tower (a crop of the featureless
+    # middle alone fits anywhere along the gradient: no test can place it)
+    save(sky[40:400, 0:180], root / "copies" / "sky_crop.jpg", Q=90)
     # other smooth pictures: the sky on the other side of the rocket (its mirror
     # image has the same tone hash), wood, a defocused photograph
     save(smooth_picture("rocket", (0, 240, 0, 110)), root / "others" / "other_sky.png")
@@ -51,7 +53,7 @@ def test_a_crop_of_a_smooth_picture_is_a_copy(found):
     assert pair is not None, sorted(found)
     assert pair["kind"] == "other" and pair["colour_change"] == 0
     box = (pair["crop_x"], pair["crop_y"], pair["crop_w"], pair["crop_h"])
-    assert box == pytest.approx((30, 60, 170, 360), abs=4)
+    assert box == pytest.approx((0, 40, 180, 360), abs=4)
 
 
 def test_other_smooth_pictures_are_not_copies(found):
