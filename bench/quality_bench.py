@@ -419,6 +419,13 @@ def evaluate(truth: dict, t: dict, which: str) -> dict:  # noqa: C901
         "derivatives": n_all,
         "recall": round(sum(v[0] for v in recall.values()) / max(1, n_all), 4),
         "recall_by_kind": {k: f"{v[0]}/{v[1]}" for k, v in sorted(recall.items())},
+        # the issue asks for the recall on smooth low-texture photographs apart
+        "recall_smooth": "{}/{}".format(
+            *(sum(v[i] for k, v in recall.items() if k.endswith("(smooth)")) for i in (0, 1))
+        ),
+        "recall_textured": "{}/{}".format(
+            *(sum(v[i] for k, v in recall.items() if not k.endswith("(smooth)")) for i in (0, 1))
+        ),
         "copy_pairs": len(pairs),
         "precision": round(len(right) / max(1, len(pairs)), 4),
         "wrong_pairs": dict(causes),
