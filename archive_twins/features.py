@@ -196,7 +196,7 @@ def signature(f: dict, full_wh: tuple[int, int] | None = None) -> dict:
     out = {}
     # the strong keypoints balanced over the frame, then the weak ones: a weak
     # keypoint (faint, less repeatable) never displaces a strong one from the query
-    strong = int(f.get("strong", len(f["xy"])))
+    strong = int(f["strong"])
     order = np.concatenate(
         [
             balanced_order(f["xy"][:strong], full_wh),
@@ -225,6 +225,8 @@ SIG_DTYPES = {"words": np.uint32, "ang": np.uint8, "lsc": np.int8, "rank": np.ui
 SIG_SCALARS = ("nstrong",)
 SIG_KEYS = (*SIG_FIELDS, *SIG_SCALARS)
 RASTER_FIELDS = ("xy", "desc", "angle", "size", "strong", *SIG_KEYS)
+# what a shard bundle of the current format holds besides its signature arrays
+BUNDLE_ARRAYS = frozenset({"params", "moffsets", *SIG_SCALARS})
 
 
 def build_vocabulary(k: int = HALF_WORDS, seed: int = 0) -> np.ndarray:
@@ -265,7 +267,7 @@ def load_signatures(path: str | os.PathLike) -> dict[str, dict]:
         z = np.load(path, allow_pickle=False)
     except (FileNotFoundError, ValueError, OSError):
         return {}
-    if not {"params", "moffsets", *SIG_SCALARS} <= set(z.files):
+    if not BUNDLE_ARRAYS <= set(z.files):
         return {}
     # NpzFile reads an array from the archive on every z[name]: read each one once.
     keys, fp = z["keys"], str(z["params"])

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from .dihedral import inverse
-from .features import N_WORDS
+from .features import BUNDLE_ARRAYS, N_WORDS
 from .hashing import hamming_search
 from .util import atomic_dir, atomic_open, fingerprint, read_jsonl
 
@@ -351,7 +351,7 @@ def _open_bundle(path: str) -> _Bundle | None:
         b = _Bundle(path)
     except (FileNotFoundError, OSError, zipfile.BadZipFile, ValueError):
         return None
-    return b if "params" in b and "moffsets" in b else None
+    return b if all(name in b for name in BUNDLE_ARRAYS) else None
 
 
 def _bundle_params(signature_files: list[str]) -> list[str]:
@@ -438,11 +438,7 @@ def _write_word_lists(
             continue
         seen[its_a] = True
         plan.append((path, rows_a, its_a))
-        if "nstrong" in b:
-            nstrong[its_a] = np.asarray(b["nstrong"])[rows_a]
-        else:  # a bundle of features without weak keypoints: every word is strong
-            off = np.asarray(b["offsets"], np.int64)
-            nstrong[its_a] = off[rows_a + 1] - off[rows_a]
+        nstrong[its_a] = np.asarray(b["nstrong"])[rows_a]
         for fam in FAMILIES:
             off = np.asarray(b["moffsets" if fam == "mq" else "offsets"], np.int64)
             lens = off[rows_a + 1] - off[rows_a]

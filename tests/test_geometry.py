@@ -7,6 +7,7 @@ import math
 import cv2
 import numpy as np
 import pytest
+from archives import smooth_picture
 
 from archive_twins.demo import photo
 from archive_twins.features import (
@@ -45,15 +46,9 @@ def test_vocabulary_is_shipped_and_fixed():
     assert len(np.unique(words)) > 300  # the fine words spread real descriptors
 
 
-def _sky() -> np.ndarray:
-    """A patch of sky (a gradient and the edge of a tower), enlarged: smooth."""
-    sky = photo("rocket")[0:240, 200:310]
-    return cv2.resize(sky, (220, 480), interpolation=cv2.INTER_CUBIC)
-
-
 def test_a_smooth_picture_fills_its_keypoint_budget_with_weak_keypoints():
     params = FeatureParams()
-    sky = _sky()
+    sky = smooth_picture("rocket", (0, 240, 200, 310))  # a patch of sky: smooth
     f = extract(sky, (220, 480), params)
     grey = cv2.cvtColor(sky, cv2.COLOR_RGB2GRAY)
     strong = cv2.SIFT_create(contrastThreshold=params.contrast_threshold).detect(grey, None)
@@ -81,7 +76,7 @@ def test_a_textured_picture_keeps_its_features():
 def test_a_smooth_picture_is_fitted_to_its_crop_on_weak_keypoints():
     """A crop of the sky: with the strong keypoints alone, too few to fit (the
     previous features); with the weak ones, the crop box is found."""
-    sky = _sky()
+    sky = smooth_picture("rocket", (0, 240, 200, 310))  # a patch of sky: smooth
     crop = np.ascontiguousarray(sky[40:400, 20:200])
     for params, fitted in (
         (FeatureParams(weak_contrast_threshold=FeatureParams().contrast_threshold), False),
