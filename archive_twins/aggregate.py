@@ -17,6 +17,7 @@ from pathlib import Path
 
 import duckdb
 
+from .direction import RasterFacts, resolve_ties
 from .records import (
     FILES_SELECT,
     RECORD_COLUMNS,
@@ -194,6 +195,9 @@ def build_tables(
         )
     )
     copies, related = load_copies(pair_files)
+    # rasters alike in content: which is the source follows from their files' facts
+    ties = {k for c in copies if c.direction_by == "tie" for k in (c.key1, c.key2)}
+    copies = resolve_ties(copies, raster_facts(con, ties))
     t.update(copy_tables(copies, rep))
     t["related_pairs"] = related_table(different_captures(related, copies, rep), rep)
     t["transform_list_stat"] = [
@@ -205,6 +209,21 @@ def build_tables(
     ]
     t["run_info"] = sorted(info.items())
     return t, {"next_id": next_id, "ids": ids}
+
+
+def raster_facts(con: duckdb.DuckDBPyConnection, keys: set[str]) -> dict[str, RasterFacts]:
+    """The files' facts that break a tie between two rasters (direction.tie_break),
+    for the rasters `keys` (pixel hashes)."""
+    if not keys:
+        return {}
+    rows = con.execute(
+        """SELECT pixel_hash, any_value(width), any_value(height), max(jpeg_quality),
+                  min(mtime_ns), max(size_bytes)
+           FROM f WHERE status = 'ok' AND pixel_hash IN (SELECT unnest(?::VARCHAR[]))
+           GROUP BY pixel_hash""",
+        [sorted(keys)],
+    ).fetchall()
+    return {r[0]: RasterFacts(*r[1:]) for r in rows}
 
 
 def load_copies(pair_files: Sequence[str]) -> tuple[list[CopyRecord], list[CopyRecord]]:

@@ -54,8 +54,9 @@ class DecodeParams:
 
     def fingerprint(self) -> str:
         """Stored with cached results: changing a setting redoes them (v4: thumbnails
-        colour-managed through the embedded ICC profile; v5: tone hashes)."""
-        return fingerprint("decode-v5", asdict(self))
+        colour-managed through the embedded ICC profile; v5: tone hashes; v6: JPEG
+        quality)."""
+        return fingerprint("decode-v6", asdict(self))
 
 
 def _source(path: str) -> pyvips.Source:
@@ -163,6 +164,54 @@ def exif_orientation(path: str) -> int | None:
         return orientation_of(open_page0(path, fmt)) if fmt in ALLOWED_FORMATS else None
     except (DecodeError, pyvips.Error, OSError):
         return None
+
+
+# The JPEG standard's example luminance table (Annex K), in zig-zag order as stored
+# in a DQT segment; libjpeg's quality q scales it by 5000/q (q < 50) or 200 - 2q %.
+_STD_LUMA = np.array(
+    [16, 11, 12, 14, 12, 10, 16, 14, 13, 14, 18, 17, 16, 19, 24, 40, 26, 24, 22, 22,
+     24, 49, 35, 37, 29, 40, 58, 51, 61, 60, 57, 51, 56, 55, 64, 72, 92, 78, 64, 68,
+     87, 69, 55, 56, 80, 109, 81, 87, 95, 98, 103, 104, 103, 62, 77, 113, 121, 112,
+     100, 120, 92, 101, 103, 99],
+    float,
+)  # fmt: skip
+
+
+def jpeg_quality(path: str) -> int | None:
+    """Estimated quality (1-100, libjpeg's scale) of a JPEG's luminance table, or None
+    when the header has none. Why: of two JPEGs of one picture and one size, the one
+    saved at a clearly lower quality is not the source (see direction.tie_break).
+    Only the segment headers are read until the table (metadata is skipped over)."""
+    with open(path, "rb") as fh:
+        if fh.read(2) != b"\xff\xd8":
+            return None
+        while True:
+            head = fh.read(4)
+            if len(head) < 4 or head[0] != 0xFF:
+                return None
+            marker, length = head[1], int.from_bytes(head[2:4], "big")
+            if marker == 0xFF:  # a fill byte before the marker
+                fh.seek(-3, os.SEEK_CUR)
+                continue
+            if marker in (0xDA, 0xD9) or length < 2:  # start of scan, end of image
+                return None
+            if marker != 0xDB:
+                fh.seek(length - 2, os.SEEK_CUR)
+                continue
+            seg = fh.read(length - 2)
+            i = 0
+            while i < len(seg):
+                precision, table_id = seg[i] >> 4, seg[i] & 15
+                n = 128 if precision else 64
+                raw = seg[i + 1 : i + 1 + n]
+                if len(raw) < n:
+                    return None
+                if table_id == 0:
+                    vals = np.frombuffer(raw, ">u2" if precision else "u1").astype(float)
+                    scale = float(np.mean(vals / _STD_LUMA)) * 100
+                    q = 5000 / scale if scale > 100 else (200 - scale) / 2
+                    return int(min(100, max(1, round(q))))
+                i += 1 + n
 
 
 def _png_zero_size(path: str) -> str | None:
@@ -306,6 +355,8 @@ def analyse(
             else BITS.get(img.format, 8)
         )
         rec.exif_orientation = orientation_of(img)
+        if fmt == "jpeg":
+            rec.jpeg_quality = jpeg_quality(path)
         if img.width * img.height > params.max_pixels:
             raise DecodeError(
                 f"image too large: {img.width}x{img.height} exceeds max_pixels={params.max_pixels}"

@@ -17,6 +17,7 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
+from .direction import content_basis
 from .features import mirror_descriptors, root_sift
 from .util import fingerprint
 from .verify import (
@@ -412,6 +413,10 @@ def verify_geometric(
         if back["blocks"] >= 4 and accepted(back, params.verify, params.max_block_ratio):
             m, explained = back, -explains(back, params.verify)
     colour = photometric_change(m, params.verify)
+    if not colour:
+        # without a colour change measured, a one-way colour fit is resampling and
+        # re-encoding, not a derivation (it turned three small rotations round)
+        explained = 0
     if m["blocks"] < 4:
         return None
     if accepted(m, params.verify, params.max_block_ratio):
@@ -455,7 +460,9 @@ def verify_geometric(
                 border = -1
             elif _flatter(fill_a, fill_b):
                 border = 1
-    src_is_a = source_first(scale, cov_a, cov_b, a["rank"], b["rank"], border, explained)
+    src_is_a, direction_by = source_first(
+        scale, cov_a, cov_b, a["rank"], b["rank"], border, explained
+    )
     if not src_is_a:
         a, b, size_a, size_b = b, a, size_b, size_a
         hmat = np.linalg.inv(hmat)
@@ -478,6 +485,7 @@ def verify_geometric(
         "colour_change": colour,
         "accepted_by": accepted_by,
         "reason": reason,
+        "direction_by": direction_by,
         "metrics": m,
         "coverage": (cov_a, cov_b),
     }
@@ -491,8 +499,9 @@ def source_first(
     rank_b: tuple,
     border: int = 0,
     explained: int = 0,
-) -> bool:
-    """Whether A (not B) is the source of a geometric copy relation.
+) -> tuple[bool, str]:
+    """Whether A (not B) is the source of a geometric copy relation, and what said so
+    (the record's `direction_by`).
 
     1. Different resolution (scale off 1 by > 5%): the higher-resolution image.
     2. One frame shows all of the other and more: the larger view (the other is a
@@ -502,18 +511,19 @@ def source_first(
        picture is cut off (`border` again: a small rotation's corners).
     3. Only one image's colours explain the other's (`explained`, see
        verify.explains): that one (greyscale, clipped contrast).
-    4. Otherwise: more pixels, deeper, lossless, larger file (the hash stage's rank).
+    4. Otherwise: more pixels, deeper, lossless (the hash stage's rank); when those
+       tie too, 'tie', for the aggregation to resolve (direction.resolve_ties).
     """
     if scale < 0.95:
-        return True
+        return True, "resolution"
     if scale > 1 / 0.95:
-        return False
+        return False, "resolution"
     if border:
-        return border < 0
+        return border < 0, "border"
     if cov_b >= 0.97 and cov_a < 0.97:
-        return True
+        return True, "crop"
     if cov_a >= 0.97 and cov_b < 0.97:
-        return False
+        return False, "crop"
     if explained:
-        return explained > 0
-    return rank_a >= rank_b
+        return explained > 0, "colour"
+    return rank_a >= rank_b, content_basis(rank_a, rank_b)

@@ -33,6 +33,7 @@ from .dihedral import (
     nearest_dihedral,
     oriented_size,
 )
+from .direction import content_basis
 from .features import load_raster
 from .geometry import GeoParams, verify_geometric
 from .records import CopyRecord, thumb_path
@@ -62,7 +63,7 @@ class MatchParams:
 
     def fingerprint(self) -> str:
         """Part of every verdict's cache key: changing any setting re-verifies."""
-        return fingerprint("match-1", {**asdict(self), "retrieval": self.retrieval.fingerprint()})
+        return fingerprint("match-2", {**asdict(self), "retrieval": self.retrieval.fingerprint()})
 
 
 class ThumbCache:
@@ -120,15 +121,20 @@ def verify_candidate(
     if best is None:
         return None
     o, dist, m = best
-    if explains(m, params.verify) == -1:
+    # measured, not inferred from which pixel test passed: a q10 JPEG fails the grey
+    # test and passes the colour fit without any colour change
+    colour = photometric_change(m, params.verify)
+    direction_by = content_basis(src.rank(), dst.rank())
+    # colours explaining the other's one way only tell a colour change's source;
+    # without a change measured, that is resampling and re-encoding
+    if (told := explains(m, params.verify) if colour else 0) != 0:
+        direction_by = "colour"
+    if told == -1:
         # the lower-ranked image's colours explain the other's, not the other way
         # round (a greyscale or clipped copy saved larger): it is the source
         src, dst, o = dst, src, inverse(o)
     k, mirrored = DIHEDRAL[o]
     ow, _ = oriented_size(src.width, src.height, o)
-    # measured, not inferred from which pixel test passed: a q10 JPEG fails the grey
-    # test and passes the colour fit without any colour change
-    colour = photometric_change(m, params.verify)
     if colour or (k == 0 and mirrored):
         kind = "other"
     elif k:
@@ -155,6 +161,7 @@ def verify_candidate(
         hamming=dist,
         colour_change=colour,
         area_fraction=1.0,
+        direction_by=direction_by,
         metrics={name: round(v, 4) for name, v in m.items()},
     ).to_dict()
 
@@ -204,6 +211,7 @@ def geo_copy(g: dict, by_key: dict[str, Item]) -> dict:
         area_fraction=round(crop[2] * crop[3] / (src.width * src.height), 4),
         metrics={name: round(float(v), 4) for name, v in g["metrics"].items()},
         reason=g.get("reason"),
+        direction_by=g["direction_by"],
     ).to_dict()
 
 

@@ -113,6 +113,8 @@ class FileRecord:
     inode: int | None = _col(SHARD, "UBIGINT", "INTEGER")
     # 1 for plain or near-plain images (blank pages, grey cards): never matched
     blank: bool | None = _col(DECODE, "BOOLEAN", "INTEGER", select="CAST(blank AS INTEGER)")
+    # estimated quality of a JPEG's luminance table (1-100), see decode.jpeg_quality
+    jpeg_quality: int | None = _col(DECODE, "INTEGER", "INTEGER")
     # Not columns of `files`:
     path: str | None = _col(SHARD, "VARCHAR")  # display name, the key of reruns
     params: str | None = _col(SHARD)  # fingerprint of the decode settings
@@ -215,6 +217,10 @@ class CopyRecord:
     method: str | None = _col(MATCH, sql="TEXT")  # 'phash', 'tone-hash', 'sift', 'sift-geometry'
     area_fraction: float | None = _col(MATCH, sql="REAL")  # crop area / key1's area
     colour_change: bool | None = _col(MATCH, sql="INTEGER", to_sql=_flag)
+    # what made key1 the source (see direction.py): 'resolution', 'crop', 'border',
+    # 'colour', 'depth', 'format', or for rasters alike in all those, 'quality',
+    # 'date', 'bytes' or 'name' (the matching jobs write 'tie' for those)
+    direction_by: str | None = _col(MATCH, sql="TEXT")
     # Not columns of `copy_pairs`:
     hamming: int | None = _col(MATCH)  # pHash distance of the hash stage
     metrics: dict[str, float] = _col(MATCH, factory=dict)  # of the pixel check

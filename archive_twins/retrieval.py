@@ -34,11 +34,10 @@ from pathlib import Path
 import numpy as np
 
 from .dihedral import inverse
+from .direction import content_rank
 from .features import BUNDLE_ARRAYS, N_WORDS
 from .hashing import hamming_search
 from .util import atomic_dir, atomic_open, fingerprint, read_jsonl
-
-FORMAT_RANK = {"tiff": 3, "png": 2, "webp": 1, "jp2k": 1, "jpeg": 0, "gif": 0}
 
 
 @dataclass(frozen=True)
@@ -96,14 +95,10 @@ class Item:
     size_bytes: int
 
     def rank(self) -> tuple:
-        """Which of two copies is the source: more pixels, deeper, lossless, larger."""
-        return (
-            self.width * self.height,
-            self.bits or 0,
-            FORMAT_RANK.get(self.format, 0),
-            self.size_bytes or 0,
-            self.key,
-        )
+        """Which of two copies is the source, by content: more pixels, deeper,
+        lossless (see direction.content_rank); the pixel hash orders a tie, which
+        the aggregation resolves (direction.resolve_ties)."""
+        return (*content_rank(self.width * self.height, self.bits, self.format), self.key)
 
 
 QUERY_ARRAYS = ("qoff", "qwords", "qang", "qlsc", "mqoff", "mqwords", "mqang", "mqlsc")

@@ -315,6 +315,7 @@ def evaluate(truth: dict, t: dict, which: str) -> dict:  # noqa: C901
     recall: dict[str, list[int]] = {}
     kind_ok = Counter()
     direction_ok = Counter()
+    direction_by: dict[str, Counter] = {}
     colour_ok = Counter()
     kind_n = Counter()
     param_ok = Counter()
@@ -342,6 +343,7 @@ def evaluate(truth: dict, t: dict, which: str) -> dict:  # noqa: C901
         achromatic = k in ("grey", "saturation", "hue") and truth["chroma"][src] < 4
         kind_ok[k] += row["kind"] == ("resize" if achromatic else expected_kind(k))
         direction_ok[k] += forward
+        direction_by.setdefault(k, Counter())[row.get("direction_by")] += 1
         if k in COLOUR:
             colour_ok[k] += bool(row.get("colour_change")) != achromatic
         want = params[rel]
@@ -432,6 +434,11 @@ def evaluate(truth: dict, t: dict, which: str) -> dict:  # noqa: C901
         "wrong_examples": [f"{a} ~ {b} ({p['method']})" for a, b, p in wrong[:10]],
         "kind_accuracy": {k: f"{kind_ok[k]}/{kind_n[k]}" for k in KINDS if kind_n[k]},
         "direction": {k: f"{direction_ok[k]}/{kind_n[k]}" for k in KINDS if kind_n[k]},
+        # what decided it: the pixels, or for rasters alike in size, depth and format,
+        # the files' facts (JPEG quality, then date, then size; see direction.py)
+        "direction_by": {
+            k: dict(sorted(direction_by[k].items())) for k in KINDS if k in direction_by
+        },
         "colour_change_flag": {k: f"{colour_ok[k]}/{kind_n[k]}" for k in KINDS if k in COLOUR},
         "parameters": {k: f"{param_ok[k]}/{param_n[k]}" for k in sorted(param_n)},
         "related_pairs": len(related),

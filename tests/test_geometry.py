@@ -160,11 +160,14 @@ def test_stereo_pair_fits_a_homography_but_is_a_related_pair_not_a_copy():
 
 
 def test_source_rules():
-    assert source_first(0.5, 1.0, 0.3, (1,), (2,))  # A has more resolution
-    assert not source_first(2.0, 1.0, 1.0, (2,), (1,))
-    assert source_first(1.0, 0.4, 1.0, (1,), (2,))  # B is a crop of A
-    assert not source_first(1.0, 1.0, 0.4, (2,), (1,))  # A is a crop of B
-    assert source_first(1.0, 0.9, 0.9, (2,), (1,))  # otherwise the rank decides
+    assert source_first(0.5, 1.0, 0.3, (1,), (2,)) == (True, "resolution")
+    assert source_first(2.0, 1.0, 1.0, (2,), (1,)) == (False, "resolution")
+    assert source_first(1.0, 0.4, 1.0, (1,), (2,)) == (True, "crop")  # B is a crop of A
+    assert source_first(1.0, 1.0, 0.4, (2,), (1,)) == (False, "crop")  # A is a crop of B
+    # otherwise the rank decides, naming what differs; equal content ranks tie
+    assert source_first(1.0, 0.9, 0.9, (2, 8, 0, "k"), (1, 8, 0, "j")) == (True, "resolution")
+    assert source_first(1.0, 0.9, 0.9, (2, 8, 0, "j"), (2, 16, 0, "k")) == (False, "depth")
+    assert source_first(1.0, 0.9, 0.9, (2, 8, 0, "k"), (2, 8, 0, "j")) == (True, "tie")
 
 
 def test_degenerate_homographies_are_refused():
@@ -174,3 +177,25 @@ def test_degenerate_homographies_are_refused():
     assert not _well_conditioned(np.zeros((3, 3)))
     assert not _well_conditioned(np.array([[1.0, 2, 0], [2, 4, 0], [0, 0, 1]]))  # rank 2
     assert not _well_conditioned(np.diag([1e-4, 1e-4, 1.0]))  # collapses the image
+
+
+@pytest.mark.parametrize("changed", [False, True])
+def test_colours_tell_the_source_only_of_a_colour_change(monkeypatch, changed):
+    """A one-way colour fit names the source of a colour change (greyscale, clipping);
+    without a change measured it is resampling and re-encoding, and left a tie (for
+    the files' facts), not taken as evidence: it had turned small rotations round."""
+    import archive_twins.geometry as geometry
+
+    pic = cv2.resize(photo("coffee"), (300, 200), interpolation=cv2.INTER_AREA)
+    ok, buf = cv2.imencode(".jpg", pic, [cv2.IMWRITE_JPEG_QUALITY, 60])
+    again = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+    monkeypatch.setattr(geometry, "explains", lambda m, p: 1)  # "A's colours explain B's"
+    monkeypatch.setattr(geometry, "photometric_change", lambda m, p: changed)
+    rank = (60000, 8, 0)
+    res = verify_geometric(side(pic, "a", (*rank, "a")), side(again, "b", (*rank, "b")),
+                           pic, again, GeoParams())  # fmt: skip
+    assert res is not None and res["accepted_by"] == "pixels"
+    if changed:
+        assert (res["key1"], res["direction_by"]) == ("a", "colour")
+    else:  # ranks alike: the pixel hash orders them, for the aggregation to decide
+        assert (res["key1"], res["direction_by"]) == ("b", "tie")

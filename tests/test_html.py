@@ -73,6 +73,8 @@ def test_every_page_lists_its_items(seen):
     for name, n in (("transform_resize", 4), ("transform_rotate90i", 3), ("transform_other", 2)):
         assert out["pages"][name]["cards"] == n, name
         assert out["pages"][name]["info"] == f"page 1 of 1 · {n} of {n} pairs"
+        # each card says what made its first file the source
+        assert out["pages"][name]["text"].count("source by ") == n, name
 
 
 def test_paging_keyboard_and_search(seen):

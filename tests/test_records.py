@@ -186,6 +186,7 @@ def _copy_dict(**kw: object) -> dict:
         "method": "sift",
         "hamming": None,
         "colour_change": True,
+        "direction_by": "resolution",
         "area_fraction": 0.3,
         "metrics": {"max_block_ratio": 0.1, "colour_block_ratio": 0.2},
         "reason": None,

@@ -118,6 +118,8 @@
     }
     if (p.inliers != null) parts.push(`${p.inliers} inliers`);
     parts.push(`score ${(+p.score).toFixed(3)}`, p.method);
+    // what made file 1 the source: "source by date" says the pixels could not tell
+    if (p.direction_by) parts.push(`source by ${p.direction_by}`);
     return parts.join(" · ");
   }
 
