@@ -28,6 +28,10 @@ def found(tmp_path_factory):
     # other smooth pictures: the sky on the other side of the rocket (its mirror
     # image has the same tone hash), wood, a defocused photograph
     save(smooth_picture("rocket", (0, 240, 0, 110)), root / "others" / "other_sky.png")
+    # a small landscape patch of the sky above: turned by 90 degrees, its tones and
+    # grey blocks pass for the portrait sky's (the tone hash and block test alone)
+    top = cv2.resize(photo("rocket")[0:100, 420:640], (124, 56), interpolation=cv2.INTER_AREA)
+    save(top, root / "others" / "sky_top_small.jpg", Q=90)
     save(smooth_picture("coffee", (0, 150, 400, 600)), root / "others" / "wood.png")
     save(cv2.GaussianBlur(photo("camera"), (0, 0), 6), root / "others" / "camera_blur.png")
     work = tmp_path_factory.mktemp("work")
