@@ -55,8 +55,8 @@ class DecodeParams:
     def fingerprint(self) -> str:
         """Stored with cached results: changing a setting redoes them (v4: thumbnails
         colour-managed through the embedded ICC profile; v5: tone hashes; v6: JPEG
-        quality)."""
-        return fingerprint("decode-v6", asdict(self))
+        quality; v7: its estimate leaves out clamped table entries)."""
+        return fingerprint("decode-v7", asdict(self))
 
 
 def _source(path: str) -> pyvips.Source:
@@ -177,25 +177,46 @@ _STD_LUMA = np.array(
 )  # fmt: skip
 
 
-def jpeg_quality(path: str) -> int | None:
-    """Estimated quality (1-100, libjpeg's scale) of a JPEG's luminance table, or None
-    when the header has none. Why: of two JPEGs of one picture and one size, the one
-    saved at a clearly lower quality is not the source (see direction.tie_break).
-    Only the segment headers are read until the table (metadata is skipped over)."""
+def _quality_of_table(vals: np.ndarray) -> int:
+    """libjpeg's quality for a luminance table. Entries clamped at the table's
+    limit (255 for 8-bit tables, low qualities) or at 1 (the highest) are left out
+    when others remain: they no longer follow the scale."""
+    ratio = vals / _STD_LUMA
+    free = (vals > 1) & (vals < (255 if vals.max() <= 255 else 32767))
+    scale = float(np.mean(ratio[free] if free.sum() >= 8 else ratio)) * 100
+    q = 5000 / scale if scale > 100 else (200 - scale) / 2
+    return int(min(100, max(1, round(q))))
+
+
+def jpeg_quality(path: str, max_segments: int = 4096) -> int | None:
+    """Estimated quality (1-100, libjpeg's scale) of a JPEG's luminance table (the
+    table numbered 0), or None when the header has none. Why: of two JPEGs of one
+    picture and one size, the one saved at a clearly lower quality is not the source
+    (see direction.tie_break). Only segment headers are read until the table:
+    metadata (EXIF, ICC, XMP) is skipped over."""
     with open(path, "rb") as fh:
         if fh.read(2) != b"\xff\xd8":
             return None
-        while True:
-            head = fh.read(4)
-            if len(head) < 4 or head[0] != 0xFF:
+        for _ in range(max_segments):
+            byte = fh.read(1)
+            if not byte:
                 return None
-            marker, length = head[1], int.from_bytes(head[2:4], "big")
-            if marker == 0xFF:  # a fill byte before the marker
-                fh.seek(-3, os.SEEK_CUR)
+            if byte != b"\xff":  # stray bytes between segments
                 continue
-            if marker in (0xDA, 0xD9) or length < 2:  # start of scan, end of image
+            marker = fh.read(1)
+            while marker == b"\xff":  # fill bytes before a marker
+                marker = fh.read(1)
+            if not marker:
                 return None
-            if marker != 0xDB:
+            code = marker[0]
+            if code == 0x01 or 0xD0 <= code <= 0xD8:  # markers without a length
+                continue
+            if code in (0xDA, 0xD9):  # start of scan, end of image: no table
+                return None
+            length = int.from_bytes(fh.read(2), "big")
+            if length < 2:
+                return None
+            if code != 0xDB:
                 fh.seek(length - 2, os.SEEK_CUR)
                 continue
             seg = fh.read(length - 2)
@@ -207,11 +228,11 @@ def jpeg_quality(path: str) -> int | None:
                 if len(raw) < n:
                     return None
                 if table_id == 0:
-                    vals = np.frombuffer(raw, ">u2" if precision else "u1").astype(float)
-                    scale = float(np.mean(vals / _STD_LUMA)) * 100
-                    q = 5000 / scale if scale > 100 else (200 - scale) / 2
-                    return int(min(100, max(1, round(q))))
+                    return _quality_of_table(
+                        np.frombuffer(raw, ">u2" if precision else "u1").astype(float)
+                    )
                 i += 1 + n
+    return None
 
 
 def _png_zero_size(path: str) -> str | None:

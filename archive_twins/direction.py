@@ -26,6 +26,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from .dihedral import DIHEDRAL, dihedral_homography, inverse, oriented_size
 from .records import CopyRecord
 from .verify import homography_json
 
@@ -72,20 +73,34 @@ def tie_break(key_a: str, a: RasterFacts, key_b: str, b: RasterFacts) -> tuple[b
     return key_a > key_b, "name"
 
 
+def _dihedral_of(c: CopyRecord, fwd: np.ndarray, size1: tuple, size2: tuple) -> int | None:
+    """The orientation whose exact matrix the record holds (a rotation by 90
+    degrees, a mirror or none, scaled to the other frame), or None (a fitted warp,
+    even one whose angle happens to be a multiple of 90 degrees)."""
+    if round(c.angle, 3) % 90:
+        return None
+    o = DIHEDRAL.index((round(c.angle) // 90 % 4, int(bool(c.mirrored))))
+    exact = dihedral_homography(size1, size2, o)
+    tol = 1e-5 * max(*size1, *size2)
+    return o if np.allclose(fwd / fwd[2, 2], exact, atol=tol, rtol=0) else None
+
+
 def reverse(c: CopyRecord, size1: tuple[int, int], size2: tuple[int, int]) -> CopyRecord:
     """The same relation seen from key2: key2 becomes the source and the transform,
     its parameters and the crop box (now in key2's pixels) are inverted."""
     from .geometry import crop_box, decompose  # geometry ranks by content_rank, above
 
-    hmat = np.linalg.inv(np.array(json.loads(c.homography), float))
+    fwd = np.array(json.loads(c.homography), float)
+    hmat = np.linalg.inv(fwd)
     hmat = hmat / hmat[2, 2]
     (w1, h1), (w2, h2) = size1, size2
-    full = (c.crop_x, c.crop_y, c.crop_w, c.crop_h) == (0.0, 0.0, float(w1), float(h1))
-    if full and round(c.angle, 3) % 90 == 0:
+    o = _dihedral_of(c, fwd, size1, size2)
+    if o is not None:
         # a rotation by 90 degrees, a mirror or none: exact parameters stay exact
-        scale = 1 / c.scale
-        angle = c.angle if c.mirrored else -c.angle % 360
-        mirrored = c.mirrored
+        back = inverse(o)
+        k, mirrored = DIHEDRAL[back]
+        scale, angle = w1 / oriented_size(w2, h2, back)[0], 90 * k
+        hmat = dihedral_homography(size2, size1, back)
         crop = (0.0, 0.0, float(w2), float(h2))
     else:
         scale, angle, mirrored = decompose(hmat, w2, h2)

@@ -11,9 +11,9 @@ import pytest
 
 from archive_twins.decode import jpeg_quality
 from archive_twins.demo import photo, save
-from archive_twins.dihedral import dihedral_homography
+from archive_twins.dihedral import DIHEDRAL, dihedral_homography
 from archive_twins.direction import RasterFacts, resolve_ties, reverse, tie_break
-from archive_twins.geometry import crop_box
+from archive_twins.geometry import crop_box, decompose
 from archive_twins.records import CopyRecord
 from archive_twins.verify import homography_json
 
@@ -37,10 +37,28 @@ def test_jpeg_quality_after_large_metadata(tmp_path):
 def test_jpeg_quality_of_what_has_no_tables(tmp_path):
     png = save(photo("astronaut")[:50, :50], tmp_path / "a.png")
     assert jpeg_quality(str(png)) is None
-    jpg = save(photo("astronaut")[:50, :50], tmp_path / "b.jpg", Q=80)
+    jpg = save(photo("astronaut")[:50, :50], tmp_path / "b.jpg", Q=80).read_bytes()
+    dqt = jpg.index(b"\xff\xdb")
     cut = tmp_path / "cut.jpg"
-    cut.write_bytes(jpg.read_bytes()[:30])  # ends inside the first table
+    cut.write_bytes(jpg[: dqt + 20])  # ends inside the table
     assert jpeg_quality(str(cut)) is None
+
+
+def _dqt(values: np.ndarray, precision: int) -> bytes:
+    body = bytes([precision << 4 | 0]) + values.astype(">u2" if precision else "u1").tobytes()
+    return b"\xff\xdb" + (len(body) + 2).to_bytes(2, "big") + body
+
+
+def test_jpeg_quality_of_16_bit_tables_and_markers_without_length(tmp_path):
+    from archive_twins.decode import _STD_LUMA
+
+    table = np.round(_STD_LUMA * 0.5)  # libjpeg's q75
+    # a restart marker, a TEM marker and fill bytes before the table, all without length
+    path = tmp_path / "odd.jpg"
+    path.write_bytes(b"\xff\xd8\xff\xd0\xff\x01\xff\xff" + _dqt(table, 1) + b"\xff\xda")
+    assert jpeg_quality(str(path)) == 75
+    path.write_bytes(b"\xff\xd8" + _dqt(table, 0) + b"\xff\xda")
+    assert jpeg_quality(str(path)) == 75
 
 
 def facts(q=None, t=None, size=1000, wh=(300, 200)) -> RasterFacts:
@@ -57,10 +75,15 @@ def test_tie_break_order():
     assert tie_break("a", facts(t=5, size=10), "b", facts(t=5, size=20)) == (False, "bytes")
     assert tie_break("b", facts(t=5), "a", facts(t=5)) == (True, "name")
     assert tie_break("a", facts(t=5), "b", facts(t=5)) == (False, "name")
+    # the same pair given the other way round gets the opposite answer, same reason
+    cases = [(facts(40, 9, 10), facts(75, 1, 99)), (facts(75, 9), facts(73, 1)),
+             (facts(t=5, size=10), facts(t=5, size=20)), (facts(t=5), facts(t=5))]  # fmt: skip
+    for a, b in cases:
+        first, why = tie_break("a", a, "b", b)
+        assert tie_break("b", b, "a", a) == (not first, why)
 
 
 def _dihedral_record(o_angle: int, mirrored: bool, size1, size2) -> CopyRecord:
-    from archive_twins.dihedral import DIHEDRAL
 
     o = DIHEDRAL.index((o_angle // 90, int(mirrored)))
     return CopyRecord(
@@ -92,10 +115,13 @@ def test_reverse_of_a_rotation_or_mirror(angle, mirrored, back):
     r = reverse(c, size1, size2)
     assert (r.key1, r.key2, r.angle, r.mirrored, r.scale) == ("k2", "k1", back, mirrored, 1.0)
     assert (r.crop_x, r.crop_y, r.crop_w, r.crop_h) == (0, 0, *size2)
-    # the matrix maps the new source's pixels onto the other's: the exact inverse
+    # the matrix is the exact orientation of the new source onto the other, and its
+    # parameters are those the matrix has
     hmat = np.array(json.loads(r.homography))
-    fwd = np.array(json.loads(c.homography))
-    assert hmat @ fwd == pytest.approx(np.eye(3), abs=1e-6)
+    o = DIHEDRAL.index((back // 90, int(mirrored)))
+    assert hmat == pytest.approx(dihedral_homography(size2, size1, o), abs=1e-9)
+    scale, turn, flip = decompose(hmat, *size2)
+    assert (scale, turn % 360, flip) == pytest.approx((1.0, back, mirrored), abs=1e-6)
     # and it is the same relation the other way: reversing again gives it back
     assert reverse(r, size2, size1) == c
 
@@ -121,6 +147,22 @@ def test_reverse_of_a_warp_moves_the_crop_box():
     back = reverse(r, size, size)
     assert back.angle == pytest.approx(8.0, abs=0.01)
     assert np.array(json.loads(back.homography)) == pytest.approx(hmat, abs=1e-4)
+
+
+def test_reverse_of_a_fitted_zoom_is_not_taken_for_a_rotation():
+    """A fitted homography with a full crop box and an angle of 0 (a 1% zoom of one
+    size onto the same size): its reverse has a real crop box, not the whole frame."""
+    size = (400, 300)
+    zoom = np.array([[0.99, 0, 2.0], [0, 0.99, 1.5], [0, 0, 1]])  # shrinks into B
+    c = CopyRecord(key1="k1", key2="k2", kind="other", scale=0.99, angle=0.0, mirrored=0,
+                   crop_x=0.0, crop_y=0.0, crop_w=400.0, crop_h=300.0,
+                   homography=homography_json(zoom), inliers=90, score=0.9,
+                   area_fraction=1.0, direction_by="tie")  # fmt: skip
+    r = reverse(c, size, size)
+    assert (r.crop_x, r.crop_y, r.crop_w, r.crop_h) == pytest.approx(
+        (2.0, 1.5, 396.0, 297.0), abs=0.02
+    )
+    assert r.scale == pytest.approx(1 / 0.99, abs=1e-4) and r.area_fraction < 1
 
 
 def test_resolve_ties_orients_only_ties():
