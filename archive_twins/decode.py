@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pyvips
 
-from .hashing import dihedral_hashes
+from .hashing import content_hashes, dihedral_hashes
 from .records import FileRecord
 from .util import atomic_open, fingerprint
 
@@ -55,8 +55,9 @@ class DecodeParams:
     def fingerprint(self) -> str:
         """Stored with cached results: changing a setting redoes them (v4: thumbnails
         colour-managed through the embedded ICC profile; v5: tone hashes; v6: JPEG
-        quality; v7: its estimate leaves out clamped table entries)."""
-        return fingerprint("decode-v7", asdict(self))
+        quality; v7: its estimate leaves out clamped table entries; v8: content
+        hashes)."""
+        return fingerprint("decode-v8", asdict(self))
 
 
 def _source(path: str) -> pyvips.Source:
@@ -391,6 +392,7 @@ def analyse(
         rec.thumb_w, rec.thumb_h = thumb.width, thumb.height
         pixels = vips_to_numpy(thumb)
         rec.phash, rec.tone_hash = dihedral_hashes(pixels)
+        rec.content_hash = content_hashes(pixels)
         rec.blank = is_blank(pixels)
         return rec.facts(), pixels
     except DecodeError as exc:

@@ -19,6 +19,7 @@ import numpy as np
 
 from .direction import content_basis
 from .features import mirror_descriptors, root_sift
+from .frame import content_box
 from .util import fingerprint
 from .verify import (
     VerifyParams,
@@ -196,28 +197,6 @@ class Fit(NamedTuple):
     cells: int  # cells of an 8x8 grid holding inliers, the fewer of the two frames
     pa: np.ndarray
     pb: np.ndarray
-
-
-def content_box(thumb: np.ndarray, tol: float = 8.0) -> tuple[float, float, float, float]:
-    """The picture inside a plain border, as a fraction box (x0, y0, x1, y1) of the
-    frame: when the frame's outer ring is mostly one colour, the largest region not
-    of that colour reached from nothing but itself (a caption's letters are small
-    separate specks; an object on a plain studio background is the picture). The
-    whole frame when there is no plain border."""
-    h, w = thumb.shape[:2]
-    px = thumb.reshape(h, w, -1).astype(np.float32)
-    ring = np.concatenate([px[0], px[-1], px[:, 0], px[:, -1]])
-    colour = np.median(ring, axis=0)
-    if (np.abs(ring - colour).max(axis=1) <= tol).mean() < 0.8:
-        return 0.0, 0.0, 1.0, 1.0
-    other = (np.abs(px - colour).max(axis=2) > tol).astype(np.uint8)
-    other = cv2.morphologyEx(other, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
-    n, _, stats, _ = cv2.connectedComponentsWithStats(other, connectivity=8)
-    if n <= 1:
-        return 0.0, 0.0, 1.0, 1.0
-    i = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
-    x, y, bw, bh = (int(v) for v in stats[i, :4])
-    return x / w, y / h, (x + bw) / w, (y + bh) / h
 
 
 def _in_content(

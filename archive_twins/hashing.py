@@ -86,6 +86,24 @@ def dihedral_hashes(pixels: np.ndarray) -> tuple[list[str], list[str]]:
     return phashes, tones
 
 
+def content_hashes(pixels: np.ndarray) -> list[str]:
+    """Tone hashes (`tone_hash`) of the 8 orientations of the picture inside a
+    frame's plain margins and fill (frame.content_picture): a bordered, slightly
+    turned or warped copy of a smooth picture keeps its source's (the sky: 0 bits
+    for its border and perspective copies, 19-25 for the whole frame)."""
+    from PIL import Image
+
+    from .frame import content_picture
+
+    pic = content_picture(pixels)
+    small = Image.fromarray(pic).convert("L").resize((32, 32), Image.Resampling.LANCZOS)
+    out = []
+    for o in range(8):
+        op = _pil_ops()[DIHEDRAL[o]]
+        out.append(tone_hash(small if op is None else small.transpose(op)))
+    return out
+
+
 def hashes_to_array(hexes: list[list[str]]) -> np.ndarray:
     """n x 8 list of hex hashes -> (n, 8) uint64 array."""
     if not hexes:

@@ -118,17 +118,27 @@ ITEM_COLUMNS = {
     "phash": np.uint64,
     "tone": np.uint64,
     "tone_ok": bool,
+    "content": np.uint64,
+    "content_ok": bool,
 }
+
+
+def _hash_columns(rows: list[dict], field: str) -> tuple[np.ndarray, np.ndarray]:
+    """An (n, 8) array of a record field's 8 orientation hashes, and which rows have
+    them (records made before the field existed do not)."""
+    hexes = [r.get(field) or () for r in rows]
+    ok = np.array([len(t) == 8 for t in hexes], bool)
+    arr = np.zeros((len(rows), 8), np.uint64)
+    if ok.any():
+        arr[ok] = _hex64(np.array([t for t in hexes if len(t) == 8], "S16"))
+    return arr, ok
 
 
 def _item_rows(rows: list[dict]) -> dict[str, np.ndarray]:
     """The item columns of some shard records (status ok, with a pixel hash and
     pHashes)."""
-    tones = [r.get("tone_hash") or () for r in rows]
-    tone_ok = np.array([len(t) == 8 for t in tones], bool)
-    tone = np.zeros((len(rows), 8), np.uint64)
-    if tone_ok.any():
-        tone[tone_ok] = _hex64(np.array([t for t in tones if len(t) == 8], "S16"))
+    tone, tone_ok = _hash_columns(rows, "tone_hash")
+    content, content_ok = _hash_columns(rows, "content_hash")
     return {
         "key": np.array([r["pixel_hash"] for r in rows], "S40"),
         "sha": np.array([r["sha256"] for r in rows], "S64"),
@@ -141,6 +151,8 @@ def _item_rows(rows: list[dict]) -> dict[str, np.ndarray]:
         "phash": _hex64(np.array([r["phash"] for r in rows], "S16")).reshape(-1, 8),
         "tone": tone,
         "tone_ok": tone_ok,
+        "content": content,
+        "content_ok": content_ok,
     }
 
 
@@ -163,7 +175,7 @@ def collect_items(record_files: list[str]) -> dict[str, np.ndarray]:
             parts.append(_item_rows(rows))
     if not parts:
         return {
-            name: np.zeros((0, 8) if name in ("phash", "tone") else 0, dtype)
+            name: np.zeros((0, 8) if name in ("phash", "tone", "content") else 0, dtype)
             for name, dtype in ITEM_COLUMNS.items()
         }
     cols = {name: np.concatenate([p[name] for p in parts]) for name in ITEM_COLUMNS}
@@ -194,7 +206,12 @@ FAMILIES = {
 # words plain and mirrored (queried by a new raster's words, the other way round).
 INVERTED = {"": "a", "q_": "q", "mq_": "mq"}
 INVERTED_ARRAYS = ("indptr", "post_id", "post_ang", "post_lsc")
-INDEX_FORMAT = 4
+INDEX_FORMAT = 5
+# the item columns an index keeps (besides keys, sha and identity)
+HASH_ITEMS = (
+    "width", "height", "bits", "size_bytes", "format", "phash", "tone", "tone_ok", "content",
+    "content_ok",
+)  # fmt: skip
 # An index is merged into the previous one while at most this share of its rasters
 # is new (else rebuilt), and the candidates of the new rasters are searched once, by
 # the index job, while at most this share is new (else each chunk searches its own).
@@ -232,9 +249,8 @@ def build_index(
         _save(tmp / "keys.npy", key_arr)
         _save(tmp / "sha.npy", sha_arr)
         _save(tmp / "identity.npy", ident)
-        for name in ("width", "height", "bits", "size_bytes", "format", "phash", "tone"):
+        for name in HASH_ITEMS:
             _save(tmp / f"{name}.npy", items[name])
-        _save(tmp / "tone_ok.npy", items["tone_ok"])
         del items
         need = np.ones(n, bool) if src is None else src < 0
         clock.done("items")
@@ -851,8 +867,8 @@ class Index:
         self.sha, self.width, self.height = load("sha"), load("width"), load("height")
         self.bits, self.format, self.size_bytes = load("bits"), load("format"), load("size_bytes")
         self.phash = load("phash")
-        self.tone = load("tone")
-        self.tone_ok = load("tone_ok")
+        self.tone, self.tone_ok = load("tone"), load("tone_ok")
+        self.content, self.content_ok = load("content"), load("content_ok")
         self.arrays = {name: load(name, True) for names in FAMILIES.values() for name in names}
         self.inverted = {
             prefix: {name: load(prefix + name, True) for name in INVERTED_ARRAYS}
@@ -969,19 +985,23 @@ class Index:
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(x, y, o, d): x in xs upright looks like y in ys seen in orientation o
         (x = o(y)), by pHash within max_hamming, or, when x or y is smooth, by tone
-        hash within max_tone_hamming; d is the pHash distance either way (the
-        evidence of the pair, whichever test found it)."""
-        ph, tone = self.phash, self.tone
+        hash or content hash (the picture inside plain margins) within
+        max_tone_hamming; d is the pHash distance either way (the evidence of the
+        pair, whichever test found it)."""
+        ph = self.phash
         qi, ti, oi, di = hamming_search(ph[xs, 0], ph[ys], params.max_hamming)
         hits = [(xs[qi], ys[ti], oi, di.astype(np.int64))]
         smooth = self.smooth(params)
-        for a, b in ((xs[smooth[xs]], ys), (xs[~smooth[xs]], ys[smooth[ys]])):
-            if len(a) == 0 or len(b) == 0:
-                continue
-            qi, ti, oi, _ = hamming_search(tone[a, 0], tone[b], params.max_tone_hamming)
-            x, y = a[qi], b[ti]
-            d = np.bitwise_count(np.bitwise_xor(ph[x, 0], ph[y, oi])).astype(np.int64)
-            hits.append((x, y, oi, d))
+        # the whole frame's tones, and the picture's inside plain margins and fill
+        for hashes, ok in ((self.tone, self.tone_ok), (self.content, self.content_ok)):
+            for a, b in ((xs[smooth[xs]], ys), (xs[~smooth[xs]], ys[smooth[ys]])):
+                a, b = a[ok[a]], b[ok[b]]
+                if len(a) == 0 or len(b) == 0:
+                    continue
+                qi, ti, oi, _ = hamming_search(hashes[a, 0], hashes[b], params.max_tone_hamming)
+                x, y = a[qi], b[ti]
+                d = np.bitwise_count(np.bitwise_xor(ph[x, 0], ph[y, oi])).astype(np.int64)
+                hits.append((x, y, oi, d))
         return tuple(np.concatenate(col) for col in zip(*hits, strict=True))
 
     def hash_candidates(

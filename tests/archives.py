@@ -459,3 +459,29 @@ def colour_change(arr: np.ndarray, sat: float, hue: int) -> np.ndarray:
     hsv[..., 1] = np.clip(hsv[..., 1] * sat, 0, 255)
     hsv[..., 0] = (hsv[..., 0] + hue) % 180
     return cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2RGB)
+
+
+def bordered(arr: np.ndarray, colour: int) -> np.ndarray:
+    """A catalogue frame: a plain border and a caption below the picture."""
+    h = arr.shape[0]
+    out = cv2.copyMakeBorder(arr, 20, 70, 20, 20, cv2.BORDER_CONSTANT, value=[colour] * 3)
+    ink = (0,) * 3 if colour > 128 else (255,) * 3
+    cv2.putText(out, "Inv. 28403 - photo archive", (20, h + 55), 0, 0.9, ink, 1, cv2.LINE_AA)
+    return out
+
+
+def warped(arr: np.ndarray) -> np.ndarray:
+    """A perspective warp with its corners filled black."""
+    h, w = arr.shape[:2]
+    src = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+    jitter = np.float32([[0.08, 0.05], [-0.1, 0.06], [-0.05, -0.08], [0.06, -0.1]])
+    dst = (src + jitter * np.float32([w, h])).astype(np.float32)
+    return cv2.warpPerspective(arr, cv2.getPerspectiveTransform(src, dst), (w, h))
+
+
+def turned(arr: np.ndarray, deg: float, fill: int) -> np.ndarray:
+    """Turned by `deg` degrees (counter-clockwise) about the centre, same frame,
+    the corners filled with one grey level."""
+    h, w = arr.shape[:2]
+    m = cv2.getRotationMatrix2D((w / 2, h / 2), deg, 1.0)
+    return cv2.warpAffine(arr, m, (w, h), borderValue=(fill, fill, fill))
