@@ -19,7 +19,7 @@ import numpy as np
 
 from .direction import content_basis
 from .features import mirror_descriptors, root_sift
-from .frame import content_box
+from .frame import content_box, fill_mask
 from .util import fingerprint
 from .verify import (
     VerifyParams,
@@ -58,11 +58,26 @@ class GeoParams:
     # watermark, logo or label two unrelated photographs share matches in a few
     # cells only (measured: a shared watermark and credit line 4; the stereo pair 24).
     related_min_cells: int = 8
+    # A smooth pair that keypoints cannot place (a sky framed, turned or warped: a
+    # few ratio-test matches) is aligned on its grey levels instead (`dense_fit`),
+    # at this size, and is a copy only when the pixel check passes and the aligned
+    # grey levels correlate this well (two patches of one sky aligned so: <= 0.79).
+    dense_sides: tuple[int, ...] = (160, 480)
+    dense_min_corr: float = 0.9
+    # correlation a homography must add over the rigid motion to replace it
+    dense_homography_gain: float = 0.005
+    # an alignment this good is not tried the other way round (each costs ~70 ms)
+    dense_good_corr: float = 0.98
+    # how far the two pictures' proportions, and the fitted scale from their boxes',
+    # may differ (log ratio), and the share of compared blocks a grey-level
+    # alignment needs (a small patch of another sky matched 12 of 256 blocks)
+    dense_max_aspect_change: float = 0.1
+    dense_min_blocks: int = 64
     verify: VerifyParams = VerifyParams()
 
     def fingerprint(self) -> str:
         """Part of the verdict cache key."""
-        return fingerprint("geometry-1", asdict(self))
+        return fingerprint("geometry-2", asdict(self))
 
 
 def _rootsift(f: dict, mirrored: bool) -> np.ndarray:
@@ -355,6 +370,128 @@ def crop_box(hmat: np.ndarray, wa: int, ha: int, wb: int, hb: int) -> tuple[floa
     return float(x0), float(y0), float(x1 - x0), float(y1 - y0)
 
 
+def _grey_small(thumb: np.ndarray, side: int) -> tuple[np.ndarray, float, float]:
+    """Grey float32 image of at most `side` px, and its x and y scale factors."""
+    h, w = thumb.shape[:2]
+    s = min(1.0, side / max(h, w))
+    size = (max(8, round(w * s)), max(8, round(h * s)))
+    small = cv2.resize(thumb, size, interpolation=cv2.INTER_AREA)
+    grey = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY) if small.ndim == 3 else small
+    return grey.astype(np.float32), size[0] / w, size[1] / h
+
+
+def _box_map(box_from: tuple, size_from: tuple, box_to: tuple, size_to: tuple, mirrored: bool):
+    """The axis-aligned map of one frame's picture box onto another's (pixels)."""
+    fx0, fy0, fx1, fy1 = (box_from[0] * size_from[0], box_from[1] * size_from[1],
+                          box_from[2] * size_from[0], box_from[3] * size_from[1])  # fmt: skip
+    tx0, ty0, tx1, ty1 = (box_to[0] * size_to[0], box_to[1] * size_to[1],
+                          box_to[2] * size_to[0], box_to[3] * size_to[1])  # fmt: skip
+    sx, sy = (tx1 - tx0) / max(fx1 - fx0, 1e-6), (ty1 - ty0) / max(fy1 - fy0, 1e-6)
+    if mirrored:
+        return np.array([[-sx, 0, tx1 + sx * fx0], [0, sy, ty0 - sy * fy0], [0, 0, 1.0]])
+    return np.array([[sx, 0, tx0 - sx * fx0], [0, sy, ty0 - sy * fy0], [0, 0, 1.0]])
+
+
+def _ecc(tmpl: np.ndarray, inp: np.ndarray, init: np.ndarray, motion: int, mask: np.ndarray):
+    """OpenCV's ECC alignment from `init` (3x3): (correlation, 3x3 warp) or None."""
+    criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 100, 1e-5)
+    warp0 = init[:2] if motion != cv2.MOTION_HOMOGRAPHY else init
+    try:
+        cc, warp = cv2.findTransformECC(
+            tmpl, inp, warp0.astype(np.float32), motion, criteria, mask, 3
+        )
+    except cv2.error:
+        return None
+    warp = warp.astype(np.float64)
+    return cc, (np.vstack([warp, [0, 0, 1.0]]) if warp.shape[0] == 2 else warp)
+
+
+def dense_fit(
+    thumb_a: np.ndarray,
+    thumb_b: np.ndarray,
+    size_a: tuple[int, int],
+    size_b: tuple[int, int],
+    mirrored: bool,
+    params: GeoParams,
+) -> np.ndarray | None:
+    """Homography A->B (full-resolution coordinates) aligning the grey levels
+    (OpenCV's ECC), for smooth pictures whose few keypoints cannot be matched.
+
+    It starts from the picture inside each frame's plain margins (a border and
+    caption, the fill of a turn or warp: `content_box`) mapped onto the other's, with
+    the other's plain fill masked out. A smooth gradient lets a homography slide and
+    stretch along it at almost no cost, so the scale is fixed from the pictures'
+    boxes and a rigid motion is fitted; a homography only replaces it when it
+    correlates clearly better (a perspective warp). Mirror images are not tried."""
+    if mirrored:
+        return None
+    box_a, box_b = content_box(thumb_a), content_box(thumb_b)
+    # a framed, turned or warped copy keeps its picture's proportions
+    (ha, wa), (hb, wb) = thumb_a.shape[:2], thumb_b.shape[:2]
+    aspect_a = (box_a[2] - box_a[0]) * wa / max((box_a[3] - box_a[1]) * ha, 1e-6)
+    aspect_b = (box_b[2] - box_b[0]) * wb / max((box_b[3] - box_b[1]) * hb, 1e-6)
+    if abs(np.log(aspect_a / aspect_b)) > params.dense_max_aspect_change:
+        return None
+    best, best_cc = None, -1.0
+    # W maps the template's pixels to the input's, input(W x) ~ template(x), found at
+    # a coarse size, then refined at a finer one (a faint edge is a pixel wide)
+    for a_is_template in (True, False):
+        found = None
+        for side in params.dense_sides:
+            ga, ax, ay = _grey_small(thumb_a, side)
+            gb, bx, by = _grey_small(thumb_b, side)
+            sa, sb = np.diag([ax, ay, 1.0]), np.diag([bx, by, 1.0])
+            tmpl, inp = (ga, gb) if a_is_template else (gb, ga)
+            to_t, to_i = (sa, sb) if a_is_template else (sb, sa)
+            tbox, ibox = (box_a, box_b) if a_is_template else (box_b, box_a)
+            tshape, ishape = tmpl.shape[::-1], inp.shape[::-1]
+            colour = np.median(np.concatenate([inp[0], inp[-1], inp[:, 0], inp[:, -1]]))
+            mask = (~fill_mask(inp[..., None], np.array([colour], np.float32))).astype(np.uint8)
+            if mask.sum() < 0.2 * mask.size:
+                break
+            if found is None:
+                w0 = _box_map(tbox, tshape, ibox, ishape, False)
+                k = k0 = float(np.sqrt(w0[0, 0] * w0[1, 1]))
+            else:  # the coarse result, in full-resolution coordinates, at this size
+                w0 = to_i @ found @ np.linalg.inv(to_t)
+                k = float(np.sqrt(abs(np.linalg.det(w0[:2, :2]))))
+            # the template at the input's scale: what is left is a rigid motion
+            size = (max(8, round(tshape[0] * k)), max(8, round(tshape[1] * k)))
+            scaled = cv2.resize(tmpl, size, interpolation=cv2.INTER_AREA)
+            to_scaled = np.diag([size[0] / tshape[0], size[1] / tshape[1], 1.0])
+            init = w0 @ np.linalg.inv(to_scaled)
+            if found is None:
+                init[:2, :2] = np.eye(2)
+            else:  # keep the coarse rotation, without its scale
+                init[:2, :2] /= np.sqrt(abs(np.linalg.det(init[:2, :2])))
+            rigid = _ecc(scaled, inp, init, cv2.MOTION_EUCLIDEAN, mask)
+            if rigid is None:
+                found = None
+                break
+            cc, warp = rigid
+            if side == params.dense_sides[-1]:
+                proj = _ecc(scaled, inp, warp, cv2.MOTION_HOMOGRAPHY, mask)
+                if proj is not None and proj[0] > cc + params.dense_homography_gain:
+                    cc, warp = proj
+            # the alignment refines the pictures' correspondence, no more: it keeps
+            # their scale and turns them by a small rotation's angle at most
+            lin = warp[:2, :2] @ to_scaled[:2, :2]
+            scale = float(np.sqrt(abs(np.linalg.det(lin))))
+            turn = abs(np.degrees(np.arctan2(lin[1, 0], lin[0, 0])))
+            if abs(np.log(scale / k0)) > params.dense_max_aspect_change or turn > 30:
+                found = None
+                break
+            # template pixels -> input pixels, as full-resolution coordinates
+            found = np.linalg.inv(to_i) @ warp @ to_scaled @ to_t
+        if found is not None and cc > best_cc:
+            best, best_cc = (found if a_is_template else np.linalg.inv(found)), cc
+        if best_cc >= params.dense_good_corr:  # aligned: the other way adds nothing
+            break
+    if best is None or not _well_conditioned(best):
+        return None
+    return best / best[2, 2]
+
+
 def verify_geometric(
     a: dict,
     b: dict,
@@ -362,17 +499,28 @@ def verify_geometric(
     thumbs_b: np.ndarray,
     params: GeoParams,
     mirror_first: bool = False,
+    dense: tuple | None = None,
 ) -> dict | None:
     """Full verification of a shortlisted pair. `a`/`b` carry key, size, rank, features.
 
     Returns the relation with file1 = the source (see `source_first`), or None;
-    `accepted_by` None marks a related pair (geometry fits, pixels differ).
+    `accepted_by` None marks a related pair (geometry fits, pixels differ). With
+    `dense` (a smooth pair: loaders of both full-size thumbnails), a pair the
+    keypoints cannot place is aligned on its grey levels (`dense_fit`) and accepted
+    on its pixels alone.
     """
     size_a, size_b = (a["width"], a["height"]), (b["width"], b["height"])
     found = fit(a["feat"], b["feat"], size_a, size_b, mirror_first, params)
+    if found is None and dense is not None:
+        full_a, full_b = (t() if callable(t) else t for t in dense)
+        hmat = dense_fit(full_a, full_b, size_a, size_b, mirror_first, params)
+        if hmat is not None:
+            none = np.zeros((0, 2))
+            found = Fit(hmat, 0, 0, 0, none, none)
     if found is None:
         return None
     hmat, inliers, matches = found.hmat, found.inliers, found.matches
+    aligned = "grey levels" if matches == 0 else "keypoints"
     # A's frame must land as a convex quadrilateral covering enough of B
     cov_b = coverage(hmat, *size_a, *size_b)
     cov_a = coverage(np.linalg.inv(hmat), *size_b, *size_a)
@@ -398,7 +546,14 @@ def verify_geometric(
         explained = 0
     if m["blocks"] < 4:
         return None
-    if accepted(m, params.verify, params.max_block_ratio):
+    if aligned == "grey levels":
+        # nothing but the pixels speaks for a pair aligned on its grey levels
+        if not (accepted(m, params.verify, params.max_block_ratio)
+                and m["corr"] >= params.dense_min_corr
+                and m["blocks"] >= params.dense_min_blocks):  # fmt: skip
+            return None
+        accepted_by = "pixels"
+    elif accepted(m, params.verify, params.max_block_ratio):
         accepted_by = "pixels"
     elif (
         params.accept_on_geometry
@@ -465,6 +620,7 @@ def verify_geometric(
         "accepted_by": accepted_by,
         "reason": reason,
         "direction_by": direction_by,
+        "aligned": aligned,
         "metrics": m,
         "coverage": (cov_a, cov_b),
     }

@@ -79,17 +79,23 @@ class ThumbCache:
         self.max_side = max_side
         self.get = lru_cache(maxsize=size)(self._load)
 
-    def _load(self, sha: str) -> np.ndarray:
+    def full(self, sha: str) -> np.ndarray:
+        """The stored thumbnail at its own size (not kept): a grey-level alignment
+        needs the pixel-wide faint edges the verification size blurs away."""
         path = thumb_path(self.store, sha)
         arr = cv2.imread(os.fspath(path), cv2.IMREAD_COLOR)
         if arr is None:
             raise FileNotFoundError(path)
+        return cv2.cvtColor(arr, cv2.COLOR_BGR2RGB)
+
+    def _load(self, sha: str) -> np.ndarray:
+        arr = self.full(sha)
         h, w = arr.shape[:2]
         f = self.max_side / max(h, w)
         if f < 1:
             size = (max(1, round(w * f)), max(1, round(h * f)))
             arr = cv2.resize(arr, size, interpolation=cv2.INTER_AREA)
-        return cv2.cvtColor(arr, cv2.COLOR_BGR2RGB)
+        return arr
 
 
 def _fit_score(m: dict, params: MatchParams) -> float:
@@ -214,7 +220,11 @@ def geo_copy(g: dict, by_key: dict[str, Item]) -> dict:
         homography=homography_json(hom),
         inliers=g["inliers"],
         score=round(g["score"], 4),
-        method={"pixels": "sift", "geometry": "sift-geometry"}.get(g["accepted_by"], "related"),
+        method=(
+            "grey-alignment"
+            if g.get("aligned") == "grey levels"
+            else {"pixels": "sift", "geometry": "sift-geometry"}.get(g["accepted_by"], "related")
+        ),
         hamming=None,
         colour_change=bool(g["colour_change"]),
         area_fraction=round(crop[2] * crop[3] / (src.width * src.height), 4),
@@ -340,7 +350,8 @@ def _geo_stage(
         if verdict is None:
             stats["geo_verified"] += 1
             try:
-                copy, related = _verify_geo(job, x, y, bool(mirrored))
+                # a smooth pair (no shared words, 0 votes) may be aligned on grey levels
+                copy, related = _verify_geo(job, x, y, bool(mirrored), dense=votes == 0)
             except FileNotFoundError as exc:
                 log.warning("thumbnail missing, candidate not verified: %s", exc)
                 job.rows.append(_verdict("geo", x, y, evidence, None, None))
@@ -354,7 +365,9 @@ def _geo_stage(
         job.rows.append(verdict)
 
 
-def _verify_geo(job: ChunkJob, x: Item, y: Item, mirrored: bool) -> tuple[dict | None, dict | None]:
+def _verify_geo(
+    job: ChunkJob, x: Item, y: Item, mirrored: bool, dense: bool = False
+) -> tuple[dict | None, dict | None]:
     """(copy, related) of a word candidate; at most one of them."""
     fx, fy = job.feats.get(x.sha256), job.feats.get(y.sha256)
     if fx is None or fy is None:
@@ -371,6 +384,9 @@ def _verify_geo(job: ChunkJob, x: Item, y: Item, mirrored: bool) -> tuple[dict |
             lambda: job.thumbs.get(y.sha256),
             job.params.geo,
             mirrored,
+            (lambda: job.thumbs.full(x.sha256), lambda: job.thumbs.full(y.sha256))
+            if dense
+            else None,
         )
     except (np.linalg.LinAlgError, cv2.error, ValueError) as exc:
         # a numerically degenerate fit is no copy; one pair never stops a job

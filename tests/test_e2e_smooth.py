@@ -1,13 +1,14 @@
 """End to end: colour changes of a smooth picture (a patch of sky: few keypoints,
 pHash bits that flip under any colour change) are found through the tone hash, a
-crop of it is placed by its weak keypoints, and other smooth pictures are not taken
-for its copies."""
+crop of it is placed by its weak keypoints, a framed or turned copy is found by the
+tones of its picture inside the margins and aligned on its grey levels, and other
+smooth pictures are not taken for its copies."""
 
 from __future__ import annotations
 
 import cv2
 import pytest
-from archives import colour_change, smooth_picture
+from archives import bordered, colour_change, smooth_picture, turned
 from conftest import read_json_tables, run_workflow
 
 from archive_twins.demo import photo, save
@@ -25,6 +26,9 @@ def found(tmp_path_factory):
     # off-centre, keeping the faint edge of the tower (a crop of the featureless
     # middle alone fits anywhere along the gradient: no test can place it)
     save(sky[40:400, 0:180], root / "copies" / "sky_crop.jpg", Q=90)
+    # framed for a catalogue (border and caption), and turned with grey corners
+    save(bordered(sky, 255), root / "copies" / "sky_framed.jpg", Q=90)
+    save(turned(sky, 12, 128), root / "copies" / "sky_turned.jpg", Q=90)
     # other smooth pictures: the sky on the other side of the rocket (its mirror
     # image has the same tone hash), wood, a defocused photograph
     save(smooth_picture("rocket", (0, 240, 0, 110)), root / "others" / "other_sky.png")
@@ -60,10 +64,25 @@ def test_a_crop_of_a_smooth_picture_is_a_copy(found):
     assert box == pytest.approx((0, 40, 180, 360), abs=4)
 
 
+@pytest.mark.parametrize("copy", ["copies/sky_framed.jpg", "copies/sky_turned.jpg"])
+def test_a_framed_or_turned_smooth_picture_is_a_copy(found, copy):
+    """The whole frame's tones are the border's or the fill's; the picture's inside
+    them are the sky's (its content hash). Too few keypoints match to fit it, so it
+    is aligned on its grey levels; its faint tower edge holds the alignment."""
+    pair = found.get(("masters/sky.png", copy))
+    assert pair is not None, sorted(found)
+    assert pair["kind"] == "other" and pair["colour_change"] == 0
+    if copy.endswith("framed.jpg"):  # 3 keypoints match: aligned on its grey levels
+        assert pair["method"] == "grey-alignment"
+    else:  # 12 degrees counter-clockwise
+        assert pair["angle"] == pytest.approx(348, abs=1)
+        assert pair["scale"] == pytest.approx(1.0, abs=0.01)
+
+
 def test_other_smooth_pictures_are_not_copies(found):
     assert not [p for p in found if any(name.startswith("others/") for name in p)]
-    # the sky, its two colour changes and its crop; the colour changes together
+    # the sky and each of its copies
+    copies = ("saturated", "hue", "crop", "framed", "turned")
     assert {p for p in found if "masters/sky.png" in p} == {
-        ("masters/sky.png", c)
-        for c in ("copies/sky_saturated.jpg", "copies/sky_hue.jpg", "copies/sky_crop.jpg")
+        ("masters/sky.png", f"copies/sky_{c}.jpg") for c in copies
     }

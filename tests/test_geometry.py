@@ -22,6 +22,7 @@ from archive_twins.geometry import (
     GeoParams,
     crop_box,
     decompose,
+    dense_fit,
     fit,
     source_first,
     verify_geometric,
@@ -199,3 +200,45 @@ def test_colours_tell_the_source_only_of_a_colour_change(monkeypatch, changed):
         assert (res["key1"], res["direction_by"]) == ("a", "colour")
     else:  # ranks alike: the pixel hash orders them, for the aggregation to decide
         assert (res["key1"], res["direction_by"]) == ("b", "tie")
+
+
+def _small(arr: np.ndarray, side: int = 256) -> np.ndarray:
+    f = side / max(arr.shape[:2])
+    size = (round(arr.shape[1] * f), round(arr.shape[0] * f))
+    return cv2.resize(arr, size, interpolation=cv2.INTER_AREA) if f < 1 else arr
+
+
+def test_a_framed_smooth_picture_is_aligned_on_its_grey_levels(monkeypatch):
+    """When keypoints cannot place a smooth picture (the benchmark's framed sky: 5
+    ratio-test matches; made so here), it is aligned on its grey levels from the
+    picture inside the border: it lands where it was framed (its faint tower edge
+    holds it), and its pixels are the sky's."""
+    from archives import bordered
+
+    import archive_twins.geometry as geometry
+
+    monkeypatch.setattr(geometry, "fit", lambda *args: None)
+    sky = smooth_picture("rocket", (0, 240, 200, 310))
+    ok, buf = cv2.imencode(".jpg", bordered(sky, 255), [cv2.IMWRITE_JPEG_QUALITY, 90])
+    framed = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+    a, b = side(sky, "a", (1, 8, 2, "a")), side(framed, "b", (2, 8, 0, "b"))
+    assert verify_geometric(a, b, _small(sky), _small(framed), GeoParams()) is None
+    res = verify_geometric(a, b, _small(sky), _small(framed), GeoParams(), dense=(sky, framed))
+    assert res is not None and res["aligned"] == "grey levels"
+    assert res["accepted_by"] == "pixels" and res["key1"] == "a"
+    # the sky sits at (20, 20) in the frame, unscaled (within 5 px: a gradient pins a
+    # picture least along itself)
+    corner = res["hmat"] @ np.array([0.0, 0.0, 1.0])
+    assert corner[:2] / corner[2] == pytest.approx((20, 20), abs=5)
+    assert res["scale"] == pytest.approx(1.0, abs=0.03)
+
+
+def test_a_patch_of_another_sky_is_not_aligned():
+    """Any smooth gradient can be stretched onto another: a grey-level alignment only
+    refines the pictures' correspondence, which needs their proportions to agree."""
+    sky = smooth_picture("rocket", (0, 240, 200, 310))
+    top = cv2.resize(photo("rocket")[0:100, 420:640], (124, 56), interpolation=cv2.INTER_AREA)
+    a, b = side(sky, "a", (1, 8, 2, "a")), side(top, "b", (2, 8, 0, "b"))
+    assert dense_fit(sky, top, (220, 480), (124, 56), False, GeoParams()) is None
+    res = verify_geometric(a, b, _small(sky), _small(top), GeoParams(), dense=(sky, top))
+    assert res is None

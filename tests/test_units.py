@@ -150,6 +150,8 @@ def test_every_cache_key_uses_one_fingerprint_form():
                 changed = value + "x"
             elif isinstance(value, dict):
                 changed = {**value, "x": 1}
+            elif isinstance(value, tuple):
+                changed = (*value, 1)
             elif value is None:
                 continue
             else:  # a nested settings record
