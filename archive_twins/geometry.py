@@ -77,7 +77,7 @@ class GeoParams:
 
     def fingerprint(self) -> str:
         """Part of the verdict cache key."""
-        return fingerprint("geometry-2", asdict(self))
+        return fingerprint("geometry-3", asdict(self))
 
 
 def _rootsift(f: dict, mirrored: bool) -> np.ndarray:
@@ -370,6 +370,16 @@ def crop_box(hmat: np.ndarray, wa: int, ha: int, wb: int, hb: int) -> tuple[floa
     return float(x0), float(y0), float(x1 - x0), float(y1 - y0)
 
 
+def _reduced(thumb: np.ndarray, side: int = 256) -> np.ndarray:
+    """A thumbnail at most `side` px, where plain margins are looked for."""
+    h, w = thumb.shape[:2]
+    if max(h, w) <= side:
+        return thumb
+    f = side / max(h, w)
+    size = (max(1, round(w * f)), max(1, round(h * f)))
+    return cv2.resize(thumb, size, interpolation=cv2.INTER_AREA)
+
+
 def _grey_small(thumb: np.ndarray, side: int) -> tuple[np.ndarray, float, float]:
     """Grey float32 image of at most `side` px, and its x and y scale factors."""
     h, w = thumb.shape[:2]
@@ -425,7 +435,7 @@ def dense_fit(
     correlates clearly better (a perspective warp). Mirror images are not tried."""
     if mirrored:
         return None
-    box_a, box_b = content_box(thumb_a), content_box(thumb_b)
+    box_a, box_b = content_box(_reduced(thumb_a)), content_box(_reduced(thumb_b))
     # a framed, turned or warped copy keeps its picture's proportions
     (ha, wa), (hb, wb) = thumb_a.shape[:2], thumb_b.shape[:2]
     aspect_a = (box_a[2] - box_a[0]) * wa / max((box_a[3] - box_a[1]) * ha, 1e-6)
@@ -448,10 +458,13 @@ def dense_fit(
             colour = np.median(np.concatenate([inp[0], inp[-1], inp[:, 0], inp[:, -1]]))
             mask = (~fill_mask(inp[..., None], np.array([colour], np.float32))).astype(np.uint8)
             if mask.sum() < 0.2 * mask.size:
+                found = None
                 break
+            # the scale the pictures' boxes give, in this size's pixels
+            boxes = _box_map(tbox, tshape, ibox, ishape, False)
+            k_boxes = float(np.sqrt(boxes[0, 0] * boxes[1, 1]))
             if found is None:
-                w0 = _box_map(tbox, tshape, ibox, ishape, False)
-                k = k0 = float(np.sqrt(w0[0, 0] * w0[1, 1]))
+                w0, k = boxes, k_boxes
             else:  # the coarse result, in full-resolution coordinates, at this size
                 w0 = to_i @ found @ np.linalg.inv(to_t)
                 k = float(np.sqrt(abs(np.linalg.det(w0[:2, :2]))))
@@ -478,18 +491,28 @@ def dense_fit(
             lin = warp[:2, :2] @ to_scaled[:2, :2]
             scale = float(np.sqrt(abs(np.linalg.det(lin))))
             turn = abs(np.degrees(np.arctan2(lin[1, 0], lin[0, 0])))
-            if abs(np.log(scale / k0)) > params.dense_max_aspect_change or turn > 30:
+            if abs(np.log(scale / k_boxes)) > params.dense_max_aspect_change or turn > 30:
                 found = None
                 break
-            # template pixels -> input pixels, as full-resolution coordinates
+            # template thumbnail pixels -> input thumbnail pixels
             found = np.linalg.inv(to_i) @ warp @ to_scaled @ to_t
         if found is not None and cc > best_cc:
             best, best_cc = (found if a_is_template else np.linalg.inv(found)), cc
         if best_cc >= params.dense_good_corr:  # aligned: the other way adds nothing
             break
-    if best is None or not _well_conditioned(best):
+    if best is None:
         return None
-    return best / best[2, 2]
+    # thumbnail pixels -> full-resolution coordinates (the inverse of
+    # _thumb_homography: pixel centres at +0.5, each thumbnail's own scale)
+    (ha_t, wa_t), (hb_t, wb_t) = thumb_a.shape[:2], thumb_b.shape[:2]
+    sa = np.diag([wa_t / size_a[0], ha_t / size_a[1], 1.0])
+    sb = np.diag([wb_t / size_b[0], hb_t / size_b[1], 1.0])
+    to_index = np.array([[1.0, 0, -0.5], [0, 1.0, -0.5], [0, 0, 1.0]])
+    from_index = np.array([[1.0, 0, 0.5], [0, 1.0, 0.5], [0, 0, 1.0]])
+    hmat = np.linalg.inv(sb) @ from_index @ best @ to_index @ sa
+    if not _well_conditioned(hmat):
+        return None
+    return hmat / hmat[2, 2]
 
 
 def verify_geometric(

@@ -216,7 +216,8 @@ class CopyRecord:
     homography: str = _col(MATCH, sql="TEXT", default=REQUIRED)
     inliers: int | None = _col(MATCH, sql="INTEGER", default=REQUIRED)
     score: float = _col(MATCH, sql="REAL", default=REQUIRED)
-    method: str | None = _col(MATCH, sql="TEXT")  # 'phash', 'tone-hash', 'sift', 'sift-geometry'
+    # 'phash', 'tone-hash', 'sift', 'sift-geometry', 'grey-alignment'
+    method: str | None = _col(MATCH, sql="TEXT")
     area_fraction: float | None = _col(MATCH, sql="REAL")  # crop area / key1's area
     colour_change: bool | None = _col(MATCH, sql="INTEGER", to_sql=_flag)
     # what made key1 the source (see direction.py): 'resolution', 'crop', 'border',

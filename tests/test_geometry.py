@@ -208,29 +208,61 @@ def _small(arr: np.ndarray, side: int = 256) -> np.ndarray:
     return cv2.resize(arr, size, interpolation=cv2.INTER_AREA) if f < 1 else arr
 
 
-def test_a_framed_smooth_picture_is_aligned_on_its_grey_levels(monkeypatch):
+def _framed_sky(shrink: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    from archives import bordered
+
+    sky = smooth_picture("rocket", (0, 240, 200, 310))
+    framed = bordered(sky, 255)
+    if shrink != 1.0:
+        size = (round(framed.shape[1] * shrink), round(framed.shape[0] * shrink))
+        framed = cv2.resize(framed, size, interpolation=cv2.INTER_AREA)
+    ok, buf = cv2.imencode(".jpg", framed, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    return sky, cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+
+
+@pytest.mark.parametrize(
+    ("original", "shrink"),
+    [
+        (1, 1.0),  # both thumbnails are the originals
+        (2, 1.0),  # the sky's original is twice its stored thumbnail
+        (1, 0.5),  # the framed copy is small (its thumbnail below the finer size)
+    ],
+)
+def test_a_framed_smooth_picture_is_aligned_on_its_grey_levels(monkeypatch, original, shrink):
     """When keypoints cannot place a smooth picture (the benchmark's framed sky: 5
     ratio-test matches; made so here), it is aligned on its grey levels from the
     picture inside the border: it lands where it was framed (its faint tower edge
-    holds it), and its pixels are the sky's."""
+    holds it), in full-resolution coordinates whatever the thumbnails' sizes."""
+    import archive_twins.geometry as geometry
+
+    monkeypatch.setattr(geometry, "fit", lambda *args: None)
+    sky, framed = _framed_sky(shrink)
+    a = {**side(sky, "a", (1, 8, 2, "a")), "width": 220 * original, "height": 480 * original}
+    b = side(framed, "b", (2, 8, 0, "b"))
+    res = verify_geometric(a, b, _small(sky), _small(framed), GeoParams(), dense=(sky, framed))
+    assert res is not None and res["aligned"] == "grey levels"
+    assert res["accepted_by"] == "pixels" and res["key1"] == "a"
+    # the sky sits at (20, 20) in the frame (within 5 px: a gradient pins a picture
+    # least along itself), at the frame's scale
+    corner = res["hmat"] @ np.array([0.0, 0.0, 1.0])
+    assert corner[:2] / corner[2] == pytest.approx((20 * shrink, 20 * shrink), abs=5 * shrink)
+    assert res["scale"] == pytest.approx(shrink / original, rel=0.03)
+
+
+def test_another_sky_of_the_same_proportions_is_not_aligned(monkeypatch):
+    """The sky on the other side of the rocket, framed: same proportions, a smooth
+    blue gradient too; aligned on grey levels, its pixels are not the sky's."""
     from archives import bordered
 
     import archive_twins.geometry as geometry
 
     monkeypatch.setattr(geometry, "fit", lambda *args: None)
     sky = smooth_picture("rocket", (0, 240, 200, 310))
-    ok, buf = cv2.imencode(".jpg", bordered(sky, 255), [cv2.IMWRITE_JPEG_QUALITY, 90])
-    framed = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
-    a, b = side(sky, "a", (1, 8, 2, "a")), side(framed, "b", (2, 8, 0, "b"))
-    assert verify_geometric(a, b, _small(sky), _small(framed), GeoParams()) is None
-    res = verify_geometric(a, b, _small(sky), _small(framed), GeoParams(), dense=(sky, framed))
-    assert res is not None and res["aligned"] == "grey levels"
-    assert res["accepted_by"] == "pixels" and res["key1"] == "a"
-    # the sky sits at (20, 20) in the frame, unscaled (within 5 px: a gradient pins a
-    # picture least along itself)
-    corner = res["hmat"] @ np.array([0.0, 0.0, 1.0])
-    assert corner[:2] / corner[2] == pytest.approx((20, 20), abs=5)
-    assert res["scale"] == pytest.approx(1.0, abs=0.03)
+    other = bordered(smooth_picture("rocket", (0, 240, 0, 110)), 255)
+    a, b = side(sky, "a", (1, 8, 2, "a")), side(other, "b", (2, 8, 0, "b"))
+    assert (
+        verify_geometric(a, b, _small(sky), _small(other), GeoParams(), dense=(sky, other)) is None
+    )
 
 
 def test_a_patch_of_another_sky_is_not_aligned():
