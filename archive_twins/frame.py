@@ -20,6 +20,21 @@ CONTENT_SIDE = 128
 INSET = 0.08
 
 
+def edge(arr: np.ndarray) -> np.ndarray:
+    """The pixels of a frame's outer ring (top, bottom, left and right rows)."""
+    return np.concatenate([arr[0], arr[-1], arr[:, 0], arr[:, -1]])
+
+
+def reduced(arr: np.ndarray, side: int) -> np.ndarray:
+    """An image at most `side` px (area-averaged), or itself when it already is."""
+    h, w = arr.shape[:2]
+    if max(h, w) <= side:
+        return arr
+    f = side / max(h, w)
+    size = (max(1, round(w * f)), max(1, round(h * f)))
+    return cv2.resize(arr, size, interpolation=cv2.INTER_AREA)
+
+
 def content_box(thumb: np.ndarray, tol: float = 8.0) -> tuple[float, float, float, float]:
     """The picture inside a plain border, as a fraction box (x0, y0, x1, y1) of the
     frame: when the frame's outer ring is mostly one colour, the largest region not
@@ -28,7 +43,7 @@ def content_box(thumb: np.ndarray, tol: float = 8.0) -> tuple[float, float, floa
     whole frame when there is no plain border."""
     h, w = thumb.shape[:2]
     px = thumb.reshape(h, w, -1).astype(np.float32)
-    ring = np.concatenate([px[0], px[-1], px[:, 0], px[:, -1]])
+    ring = edge(px)
     colour = np.median(ring, axis=0)
     if (np.abs(ring - colour).max(axis=1) <= tol).mean() < 0.8:
         return 0.0, 0.0, 1.0, 1.0
@@ -47,9 +62,9 @@ def fill_mask(px: np.ndarray, colour: np.ndarray, tol: float = 8.0) -> np.ndarra
     around a turned or warped picture, not the same colour inside it."""
     near = (np.abs(px.astype(np.float32) - colour).max(axis=2) <= tol).astype(np.uint8)
     _, lab = cv2.connectedComponents(near, connectivity=4)
-    edge = np.unique(np.concatenate([lab[0], lab[-1], lab[:, 0], lab[:, -1]]))
-    edge = edge[edge > 0]
-    return np.isin(lab, edge) if len(edge) else np.zeros(near.shape, bool)
+    touching = np.unique(edge(lab))
+    touching = touching[touching > 0]
+    return np.isin(lab, touching) if len(touching) else np.zeros(near.shape, bool)
 
 
 def content_picture(thumb: np.ndarray) -> np.ndarray:
@@ -61,21 +76,15 @@ def content_picture(thumb: np.ndarray) -> np.ndarray:
     px = thumb.reshape(h, w, -1)
     if px.shape[2] == 1:
         px = np.repeat(px, 3, axis=2)
-    if max(h, w) > FIND_SIDE:  # margins are found at this size (3 ms, not 50)
-        f = FIND_SIDE / max(h, w)
-        h, w = max(1, round(h * f)), max(1, round(w * f))
-        px = cv2.resize(px, (w, h), interpolation=cv2.INTER_AREA)
+    px = reduced(px, FIND_SIDE)  # margins are found at this size (3 ms, not 50)
+    h, w = px.shape[:2]
     x0, y0, x1, y1 = content_box(px)
     dx, dy = INSET * (x1 - x0), INSET * (y1 - y0)
     x0, y0, x1, y1 = x0 + dx, y0 + dy, x1 - dx, y1 - dy
     X0, Y0 = int(x0 * w), int(y0 * h)
     X1, Y1 = max(X0 + 1, int(np.ceil(x1 * w))), max(Y0 + 1, int(np.ceil(y1 * h)))
-    crop = np.ascontiguousarray(px[Y0:Y1, X0:X1, :3])
-    s = min(1.0, CONTENT_SIDE / max(crop.shape[:2]))
-    if s < 1:
-        size = (max(1, round(crop.shape[1] * s)), max(1, round(crop.shape[0] * s)))
-        crop = cv2.resize(crop, size, interpolation=cv2.INTER_AREA)
-    ring = np.concatenate([px[0], px[-1], px[:, 0], px[:, -1]]).astype(np.float32)[:, :3]
+    crop = reduced(np.ascontiguousarray(px[Y0:Y1, X0:X1, :3]), CONTENT_SIDE)
+    ring = edge(px).astype(np.float32)[:, :3]
     colour = np.median(ring, axis=0)
     if (np.abs(ring - colour).max(axis=1) <= 8.0).mean() < 0.25:
         return crop  # no plain colour along the frame: nothing to paint over

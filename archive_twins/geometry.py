@@ -19,7 +19,7 @@ import numpy as np
 
 from .direction import content_basis
 from .features import mirror_descriptors, root_sift
-from .frame import content_box, fill_mask
+from .frame import FIND_SIDE, content_box, edge, fill_mask, reduced
 from .util import fingerprint
 from .verify import (
     VerifyParams,
@@ -235,6 +235,21 @@ def _cells(pts: np.ndarray, size: tuple[int, int], n: int = 8) -> int:
     return len(np.unique(cy * n + cx))
 
 
+def _thumb_frames(
+    thumb_a: np.ndarray, thumb_b: np.ndarray, size_a: tuple[int, int], size_b: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """(left, right): `left @ hmat @ right` is a full-resolution map A->B (continuous
+    coordinates, pixel centres at +0.5) as a map between the two thumbnails' pixel
+    indices; `inv(left) @ m @ inv(right)` takes such a map back."""
+    ha_t, wa_t = thumb_a.shape[:2]
+    hb_t, wb_t = thumb_b.shape[:2]
+    sa = np.diag([wa_t / size_a[0], ha_t / size_a[1], 1.0])
+    sb = np.diag([wb_t / size_b[0], hb_t / size_b[1], 1.0])
+    to_index = np.array([[1.0, 0, -0.5], [0, 1.0, -0.5], [0, 0, 1.0]])
+    from_index = np.array([[1.0, 0, 0.5], [0, 1.0, 0.5], [0, 0, 1.0]])
+    return to_index @ sb, np.linalg.inv(sa) @ from_index
+
+
 def _thumb_homography(
     thumb_a: np.ndarray,
     thumb_b: np.ndarray,
@@ -246,13 +261,8 @@ def _thumb_homography(
     between the two thumbnails' pixel indices, which is what OpenCV warps with. The
     half-pixel shifts matter: without them a mirrored or rotated copy is compared one
     thumbnail pixel off, and its worst block fails the pixel check."""
-    ha_t, wa_t = thumb_a.shape[:2]
-    hb_t, wb_t = thumb_b.shape[:2]
-    sa = np.diag([wa_t / size_a[0], ha_t / size_a[1], 1.0])
-    sb = np.diag([wb_t / size_b[0], hb_t / size_b[1], 1.0])
-    to_index = np.array([[1.0, 0, -0.5], [0, 1.0, -0.5], [0, 0, 1.0]])
-    from_index = np.array([[1.0, 0, 0.5], [0, 1.0, 0.5], [0, 0, 1.0]])
-    return to_index @ sb @ hmat @ np.linalg.inv(sa) @ from_index
+    left, right = _thumb_frames(thumb_a, thumb_b, size_a, size_b)
+    return left @ hmat @ right
 
 
 def _frame_mask(thumb_a: np.ndarray, thumb_b: np.ndarray, ht: np.ndarray) -> np.ndarray:
@@ -370,16 +380,6 @@ def crop_box(hmat: np.ndarray, wa: int, ha: int, wb: int, hb: int) -> tuple[floa
     return float(x0), float(y0), float(x1 - x0), float(y1 - y0)
 
 
-def _reduced(thumb: np.ndarray, side: int = 256) -> np.ndarray:
-    """A thumbnail at most `side` px, where plain margins are looked for."""
-    h, w = thumb.shape[:2]
-    if max(h, w) <= side:
-        return thumb
-    f = side / max(h, w)
-    size = (max(1, round(w * f)), max(1, round(h * f)))
-    return cv2.resize(thumb, size, interpolation=cv2.INTER_AREA)
-
-
 def _grey_small(thumb: np.ndarray, side: int) -> tuple[np.ndarray, float, float]:
     """Grey float32 image of at most `side` px, and its x and y scale factors."""
     h, w = thumb.shape[:2]
@@ -390,15 +390,13 @@ def _grey_small(thumb: np.ndarray, side: int) -> tuple[np.ndarray, float, float]
     return grey.astype(np.float32), size[0] / w, size[1] / h
 
 
-def _box_map(box_from: tuple, size_from: tuple, box_to: tuple, size_to: tuple, mirrored: bool):
+def _box_map(box_from: tuple, size_from: tuple, box_to: tuple, size_to: tuple) -> np.ndarray:
     """The axis-aligned map of one frame's picture box onto another's (pixels)."""
     fx0, fy0, fx1, fy1 = (box_from[0] * size_from[0], box_from[1] * size_from[1],
                           box_from[2] * size_from[0], box_from[3] * size_from[1])  # fmt: skip
     tx0, ty0, tx1, ty1 = (box_to[0] * size_to[0], box_to[1] * size_to[1],
                           box_to[2] * size_to[0], box_to[3] * size_to[1])  # fmt: skip
     sx, sy = (tx1 - tx0) / max(fx1 - fx0, 1e-6), (ty1 - ty0) / max(fy1 - fy0, 1e-6)
-    if mirrored:
-        return np.array([[-sx, 0, tx1 + sx * fx0], [0, sy, ty0 - sy * fy0], [0, 0, 1.0]])
     return np.array([[sx, 0, tx0 - sx * fx0], [0, sy, ty0 - sy * fy0], [0, 0, 1.0]])
 
 
@@ -435,7 +433,7 @@ def dense_fit(
     correlates clearly better (a perspective warp). Mirror images are not tried."""
     if mirrored:
         return None
-    box_a, box_b = content_box(_reduced(thumb_a)), content_box(_reduced(thumb_b))
+    box_a, box_b = (content_box(reduced(t, FIND_SIDE)) for t in (thumb_a, thumb_b))
     # a framed, turned or warped copy keeps its picture's proportions
     (ha, wa), (hb, wb) = thumb_a.shape[:2], thumb_b.shape[:2]
     aspect_a = (box_a[2] - box_a[0]) * wa / max((box_a[3] - box_a[1]) * ha, 1e-6)
@@ -455,13 +453,13 @@ def dense_fit(
             to_t, to_i = (sa, sb) if a_is_template else (sb, sa)
             tbox, ibox = (box_a, box_b) if a_is_template else (box_b, box_a)
             tshape, ishape = tmpl.shape[::-1], inp.shape[::-1]
-            colour = np.median(np.concatenate([inp[0], inp[-1], inp[:, 0], inp[:, -1]]))
+            colour = np.median(edge(inp))
             mask = (~fill_mask(inp[..., None], np.array([colour], np.float32))).astype(np.uint8)
             if mask.sum() < 0.2 * mask.size:
                 found = None
                 break
             # the scale the pictures' boxes give, in this size's pixels
-            boxes = _box_map(tbox, tshape, ibox, ishape, False)
+            boxes = _box_map(tbox, tshape, ibox, ishape)
             k_boxes = float(np.sqrt(boxes[0, 0] * boxes[1, 1]))
             if found is None:
                 w0, k = boxes, k_boxes
@@ -502,14 +500,9 @@ def dense_fit(
             break
     if best is None:
         return None
-    # thumbnail pixels -> full-resolution coordinates (the inverse of
-    # _thumb_homography: pixel centres at +0.5, each thumbnail's own scale)
-    (ha_t, wa_t), (hb_t, wb_t) = thumb_a.shape[:2], thumb_b.shape[:2]
-    sa = np.diag([wa_t / size_a[0], ha_t / size_a[1], 1.0])
-    sb = np.diag([wb_t / size_b[0], hb_t / size_b[1], 1.0])
-    to_index = np.array([[1.0, 0, -0.5], [0, 1.0, -0.5], [0, 0, 1.0]])
-    from_index = np.array([[1.0, 0, 0.5], [0, 1.0, 0.5], [0, 0, 1.0]])
-    hmat = np.linalg.inv(sb) @ from_index @ best @ to_index @ sa
+    # thumbnail pixels -> full-resolution coordinates
+    left, right = _thumb_frames(thumb_a, thumb_b, size_a, size_b)
+    hmat = np.linalg.inv(left) @ best @ np.linalg.inv(right)
     if not _well_conditioned(hmat):
         return None
     return hmat / hmat[2, 2]

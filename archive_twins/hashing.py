@@ -66,21 +66,29 @@ def tone_hash(small: Image.Image) -> str:
     return int.from_bytes(np.packbits(bits).tobytes(), "big").to_bytes(8, "big").hex()
 
 
+def _orientations(grey: Image.Image) -> list[Image.Image]:
+    """A grey image reduced to pHash's 32x32 working size once, in the 8 dihedral
+    orientations: rotating and mirroring commute with that square resize, so hashes
+    of the 8 are consistent with each other."""
+    from PIL import Image
+
+    small = grey.resize((32, 32), Image.Resampling.LANCZOS)
+    return [
+        small if (op := _pil_ops()[DIHEDRAL[o]]) is None else small.transpose(op) for o in range(8)
+    ]
+
+
 def dihedral_hashes(pixels: np.ndarray) -> tuple[list[str], list[str]]:
     """64-bit pHash (imagehash) and tone hash (`tone_hash`) of the 8 orientations, as
     16-digit hex strings.
 
-    The image is reduced to pHash's 32x32 working size once; rotating and mirroring
-    commute with that square resize, so the 8 hashes are consistent with each other.
+    The image is reduced once (`_orientations`).
     """
     import imagehash
     from PIL import Image
 
-    small = Image.fromarray(pixels).convert("L").resize((32, 32), Image.Resampling.LANCZOS)
     phashes, tones = [], []
-    for o in range(8):
-        op = _pil_ops()[DIHEDRAL[o]]
-        img = small if op is None else small.transpose(op)
+    for img in _orientations(Image.fromarray(pixels).convert("L")):
         phashes.append(str(imagehash.phash(img)))
         tones.append(tone_hash(img))
     return phashes, tones
@@ -95,13 +103,8 @@ def content_hashes(pixels: np.ndarray) -> list[str]:
 
     from .frame import content_picture
 
-    pic = content_picture(pixels)
-    small = Image.fromarray(pic).convert("L").resize((32, 32), Image.Resampling.LANCZOS)
-    out = []
-    for o in range(8):
-        op = _pil_ops()[DIHEDRAL[o]]
-        out.append(tone_hash(small if op is None else small.transpose(op)))
-    return out
+    small = Image.fromarray(content_picture(pixels)).convert("L")
+    return [tone_hash(img) for img in _orientations(small)]
 
 
 def hashes_to_array(hexes: list[list[str]]) -> np.ndarray:

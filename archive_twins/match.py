@@ -35,6 +35,7 @@ from .dihedral import (
 )
 from .direction import content_basis
 from .features import load_raster
+from .frame import reduced
 from .geometry import GeoParams, verify_geometric
 from .records import CopyRecord, thumb_path
 from .retrieval import Index, Item, RetrievalParams
@@ -89,13 +90,7 @@ class ThumbCache:
         return cv2.cvtColor(arr, cv2.COLOR_BGR2RGB)
 
     def _load(self, sha: str) -> np.ndarray:
-        arr = self.full(sha)
-        h, w = arr.shape[:2]
-        f = self.max_side / max(h, w)
-        if f < 1:
-            size = (max(1, round(w * f)), max(1, round(h * f)))
-            arr = cv2.resize(arr, size, interpolation=cv2.INTER_AREA)
-        return arr
+        return reduced(self.full(sha), self.max_side)
 
 
 def _fit_score(m: dict, params: MatchParams) -> float:

@@ -121,6 +121,10 @@ ITEM_COLUMNS = {
     "content": np.uint64,
     "content_ok": bool,
 }
+# the columns of 8 orientation hashes, and those an index keeps (keys and sha apart;
+# blank rasters are left out of it)
+HASH_COLUMNS = ("phash", "tone", "content")
+KEPT_ITEMS = tuple(name for name in ITEM_COLUMNS if name not in ("key", "sha", "blank"))
 
 
 def _hash_columns(rows: list[dict], field: str) -> tuple[np.ndarray, np.ndarray]:
@@ -175,7 +179,7 @@ def collect_items(record_files: list[str]) -> dict[str, np.ndarray]:
             parts.append(_item_rows(rows))
     if not parts:
         return {
-            name: np.zeros((0, 8) if name in ("phash", "tone", "content") else 0, dtype)
+            name: np.zeros((0, 8) if name in HASH_COLUMNS else 0, dtype)
             for name, dtype in ITEM_COLUMNS.items()
         }
     cols = {name: np.concatenate([p[name] for p in parts]) for name in ITEM_COLUMNS}
@@ -207,11 +211,6 @@ FAMILIES = {
 INVERTED = {"": "a", "q_": "q", "mq_": "mq"}
 INVERTED_ARRAYS = ("indptr", "post_id", "post_ang", "post_lsc")
 INDEX_FORMAT = 5
-# the item columns an index keeps (besides keys, sha and identity)
-HASH_ITEMS = (
-    "width", "height", "bits", "size_bytes", "format", "phash", "tone", "tone_ok", "content",
-    "content_ok",
-)  # fmt: skip
 # An index is merged into the previous one while at most this share of its rasters
 # is new (else rebuilt), and the candidates of the new rasters are searched once, by
 # the index job, while at most this share is new (else each chunk searches its own).
@@ -249,7 +248,7 @@ def build_index(
         _save(tmp / "keys.npy", key_arr)
         _save(tmp / "sha.npy", sha_arr)
         _save(tmp / "identity.npy", ident)
-        for name in HASH_ITEMS:
+        for name in KEPT_ITEMS:
             _save(tmp / f"{name}.npy", items[name])
         del items
         need = np.ones(n, bool) if src is None else src < 0

@@ -18,6 +18,7 @@ from archive_twins.features import (
     quantise,
     vocabulary,
 )
+from archive_twins.frame import reduced
 from archive_twins.geometry import (
     GeoParams,
     crop_box,
@@ -202,10 +203,9 @@ def test_colours_tell_the_source_only_of_a_colour_change(monkeypatch, changed):
         assert (res["key1"], res["direction_by"]) == ("b", "tie")
 
 
-def _small(arr: np.ndarray, side: int = 256) -> np.ndarray:
-    f = side / max(arr.shape[:2])
-    size = (round(arr.shape[1] * f), round(arr.shape[0] * f))
-    return cv2.resize(arr, size, interpolation=cv2.INTER_AREA) if f < 1 else arr
+def _small(arr: np.ndarray) -> np.ndarray:
+    """At the size verification works at (match.ThumbCache)."""
+    return reduced(arr, 256)
 
 
 def _framed_sky(shrink: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
