@@ -17,7 +17,15 @@ from pathlib import Path
 
 import duckdb
 
+from .decisions import (
+    Decision,
+    apply_pair_decisions,
+    decision_rows,
+    file_decisions_table,
+    read_decisions,
+)
 from .direction import RasterFacts, resolve_ties
+from .families import FAMILY_COLUMNS, build_families, rank_files
 from .records import (
     FILES_SELECT,
     RECORD_COLUMNS,
@@ -28,7 +36,8 @@ from .records import (
     related_pair_row,
     thumb_relpath,
 )
-from .schema import COPY_KINDS, INDEXES, TABLES, columns
+from .redundant import redundant_query, write_redundant_csv
+from .schema import COPY_KINDS, INDEXES, REJECTED_PAIRS_COLUMNS, TABLES, columns
 from .util import atomic_dir, atomic_open, display_name, file_mode, iter_jsonl, read_jsonl
 
 
@@ -117,6 +126,19 @@ class Rows:
             cur.close()
 
 
+def _duck_table(
+    con: duckdb.DuckDBPyConnection, name: str, cols: list[tuple[str, str]], rows: list[tuple]
+) -> None:
+    """A duckdb table of Python rows, one list parameter per column."""
+    duck = {"INTEGER": "BIGINT", "REAL": "DOUBLE", "TEXT": "VARCHAR"}
+    types = [duck[t.split()[0]] for _, t in cols]
+    sel = ", ".join(f"unnest(?::{t}[]) AS {c}" for (c, _), t in zip(cols, types, strict=True))
+    con.execute(
+        f"CREATE TABLE {name} AS SELECT {sel}",
+        [list(col) for col in zip(*rows, strict=True)] or [[]] * len(cols),
+    )
+
+
 def build_tables(
     shard_records: Sequence[str],
     skipped: str | os.PathLike,
@@ -125,9 +147,12 @@ def build_tables(
     pair_files: Sequence[str] = (),
     memory_mb: int = 512,
     spill_dir: str | os.PathLike | None = None,
+    decisions: Sequence[Decision] = (),
+    master_paths: Sequence[str] = (),
 ) -> tuple[dict[str, Sequence[tuple]], dict]:
     """Compute every contract table as rows (the tables with a row per file kept in
-    duckdb, see `Rows`); also return the updated id registry."""
+    duckdb, see `Rows`); also return the updated id registry. `decisions`: a
+    curator's (decisions.csv); `master_paths`: the master rule's path prefixes."""
     con = duckdb.connect()
     # tables beyond this spill to disk (duckdb's temporary directory)
     con.execute(f"SET memory_limit = '{memory_mb}MB'")
@@ -181,16 +206,21 @@ def build_tables(
         """WITH g AS (SELECT pixel_hash, min(filename) AS first FROM f
                       WHERE status = 'ok' AND pixel_hash IS NOT NULL
                       GROUP BY pixel_hash HAVING count(DISTINCT sha256) >= 2)
-           SELECT dense_rank() OVER (ORDER BY g.first), f.file_id
+           SELECT dense_rank() OVER (ORDER BY g.first) AS set_id, f.file_id
            FROM g JOIN f USING (pixel_hash) ORDER BY 1, 2""",
     )
+    # The files in the order of the master rules (families.MASTER_RULES), the
+    # curator's master and redundant decisions first.
+    file_decisions_table(con, decisions)
+    rank_files(con, master_paths)
     # Copies are found between distinct rasters (pixel hashes); each is reported once,
-    # between the first filenames holding those rasters (not the lowest file_ids, which
-    # depend on the order files arrived in, so a rerun equals a fresh run).
+    # between the files holding those rasters that the master rules put first (not
+    # the lowest file_ids, which depend on the order files arrived in, so a rerun
+    # equals a fresh run).
     rep = dict(
         _query(
             con,
-            """SELECT pixel_hash, arg_min(file_id, filename) FROM f
+            """SELECT pixel_hash, arg_min(file_id, rank) FROM f JOIN frank USING (file_id)
                WHERE status = 'ok' AND pixel_hash IS NOT NULL GROUP BY pixel_hash""",
         )
     )
@@ -198,17 +228,75 @@ def build_tables(
     # rasters alike in content: which is the source follows from their files' facts
     ties = {k for c in copies if c.direction_by == "tie" for k in (c.key1, c.key2)}
     copies = resolve_ties(copies, raster_facts(con, ties))
+    present = decided_contents(con, decisions)
+    done = apply_pair_decisions(
+        copies, related, decisions, {s: p for s, (_, p) in present.items() if p}
+    )
+    copies = done.copies
     t.update(copy_tables(copies, rep))
-    t["related_pairs"] = related_table(different_captures(related, copies, rep), rep)
+    t["related_pairs"] = related_table(
+        different_captures(done.related, copies, rep, keep=done.curator_related), rep
+    )
+    t["rejected_pairs"] = rejected_table(done.rejected, rep)
     t["transform_list_stat"] = [
         (kind, sum(1 for r in t["copy_pairs"] if r.kind == kind)) for kind in COPY_KINDS
     ]
+    families = build_families(con, [c for c in copies if c.key1 in rep and c.key2 in rep])
+    _duck_table(
+        con,
+        "t_fam",
+        [*FAMILY_COLUMNS, ("fam_pos", "INTEGER")],
+        [(*r, i) for i, r in enumerate(families)],
+    )
+    t["families"] = Rows(con, "t_families", f"SELECT {', '.join(columns('families'))} FROM t_fam")
+    t["redundant"] = Rows(con, "t_redundant", redundant_query())
+    t["decisions"] = decision_rows(
+        decisions, {s: fid for s, (fid, _) in present.items()}, done.applied
+    )
     t["skipped_files"] = [
         (display_name(r["filename"]), r["size_bytes"], r["reason"])
         for r in read_jsonl(skipped, missing_ok=False)
     ]
+    status = [r[7] for r in t["decisions"]]
+    info = {
+        **info,
+        "decisions": str(len(status)),
+        "decisions_applied": str(status.count("applied")),
+        "decisions_gone": str(status.count("gone")),
+        "decisions_not_applied": str(status.count("not applied")),
+        "families": str(len({r[0] for r in families})),
+        "families_mixed": str(len({r[0] for r in families if r[13]})),
+    }
     t["run_info"] = sorted(info.items())
     return t, {"next_id": next_id, "ids": ids}
+
+
+def decided_contents(
+    con: duckdb.DuckDBPyConnection, decisions: Sequence[Decision]
+) -> dict[str, tuple[int, str | None]]:
+    """sha256 -> (its first file by the master rules, its raster) of every content a
+    decision names that is still in the archive."""
+    shas = sorted({s for d in decisions for s in (d.sha1, d.sha2) if s})
+    if not shas:
+        return {}
+    rows = con.execute(
+        """SELECT sha256, arg_min(file_id, rank), any_value(pixel_hash)
+           FROM f JOIN frank USING (file_id)
+           WHERE sha256 IN (SELECT unnest(?::VARCHAR[])) GROUP BY sha256""",
+        [shas],
+    ).fetchall()
+    return {sha: (fid, ph) for sha, fid, ph in rows}
+
+
+def rejected_table(rejected: list[tuple[CopyRecord, str, str]], rep: dict[str, int]) -> list[tuple]:
+    """rejected_pairs rows: the pair's copy columns, the decision's note and time."""
+    cols = [c for c, _ in REJECTED_PAIRS_COLUMNS]
+    rows = []
+    for c, note, when in rejected:
+        if c.key1 in rep and c.key2 in rep:
+            row = {**copy_pair_row(c, rep)._asdict(), "note": note, "decided_at": when or None}
+            rows.append(tuple(row[k] for k in cols))
+    return sorted(rows, key=lambda r: (r[0], r[1]))
 
 
 def raster_facts(con: duckdb.DuckDBPyConnection, keys: set[str]) -> dict[str, RasterFacts]:
@@ -248,12 +336,16 @@ def load_copies(pair_files: Sequence[str]) -> tuple[list[CopyRecord], list[CopyR
 
 
 def different_captures(
-    related: list[CopyRecord], copies: list[CopyRecord], rep: dict[str, int]
+    related: list[CopyRecord],
+    copies: list[CopyRecord],
+    rep: dict[str, int],
+    keep: set[frozenset] = frozenset(),
 ) -> list[CopyRecord]:
     """Related pairs less those whose two rasters are joined by a chain of verified
     copies (of present rasters): both are then derived from one capture (say a hue
     change and a heavily re-encoded version of one photograph, too far apart for the
-    pixel check between them), so they are not different photographs."""
+    pixel check between them), so they are not different photographs. Pairs a
+    curator called related (`keep`, pairs of raster keys) stay."""
     parent: dict[str, str] = {}
 
     def find(k: str) -> str:
@@ -266,7 +358,9 @@ def different_captures(
     for c in copies:
         if c.key1 in rep and c.key2 in rep:
             parent[find(c.key1)] = find(c.key2)
-    return [r for r in related if find(r.key1) != find(r.key2)]
+    return [
+        r for r in related if find(r.key1) != find(r.key2) or frozenset((r.key1, r.key2)) in keep
+    ]
 
 
 def related_table(related: list[CopyRecord], rep: dict[str, int]) -> list[tuple]:
@@ -343,16 +437,27 @@ def aggregate(
     info: dict[str, str],
     pair_files: Sequence[str] = (),
     memory_mb: int = 512,
+    csv_out: str | os.PathLike | None = None,
+    decisions: str | os.PathLike | None = None,
+    master_paths: Sequence[str] = (),
 ) -> dict[str, Sequence[tuple]]:
-    """Build the deliverables; the id registry is updated last, after both are in place."""
+    """Build the deliverables (and csv/redundant.csv when `csv_out` is given) from
+    the shard records, the matching jobs' pairs and a curator's decisions file; the
+    id registry is updated last, after they are in place."""
+    # a malformed decisions file stops here, before anything is written
+    read = read_decisions(decisions) if decisions else []
+    if decisions:
+        info = {**info, "decisions_file": str(decisions)}
     Path(sqlite_out).parent.mkdir(parents=True, exist_ok=True)
     # duckdb spills what exceeds memory_mb next to the outputs, removed afterwards
     with tempfile.TemporaryDirectory(prefix=".aggregate-", dir=Path(sqlite_out).parent) as spill:
         tables, reg = build_tables(
-            shard_records, skipped, registry, info, pair_files, memory_mb, spill
+            shard_records, skipped, registry, info, pair_files, memory_mb, spill, read, master_paths
         )
         write_sqlite(tables, sqlite_out)
         write_json(tables, json_out)
+        if csv_out is not None:
+            write_redundant_csv(tables["redundant"], csv_out)
     with atomic_open(registry, "w", encoding="ascii") as fh:
         json.dump(reg, fh, ensure_ascii=True, sort_keys=True)
     return tables

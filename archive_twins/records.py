@@ -224,6 +224,8 @@ class CopyRecord:
     # 'colour', 'depth', 'format', or for rasters alike in all those, 'quality',
     # 'date', 'bytes' or 'name' (the matching jobs write 'tie' for those)
     direction_by: str | None = _col(MATCH, sql="TEXT")
+    # 1 when a curator confirmed the copy (decisions.csv), set by the aggregation
+    reviewed: int = _col(AGGREGATE, sql="INTEGER", to_sql=_int, default=0)
     # Not columns of `copy_pairs`:
     hamming: int | None = _col(MATCH)  # pHash distance of the hash stage
     metrics: dict[str, float] = _col(MATCH, factory=dict)  # of the pixel check
@@ -235,8 +237,10 @@ class CopyRecord:
         return cls(**{f.name: d[f.name] for f in fields(cls) if f.name in d})
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON form written into the matching jobs' output."""
-        return dataclasses.asdict(self)
+        """The JSON form written into the matching jobs' output (their fields only)."""
+        return {
+            k: v for k, v in dataclasses.asdict(self).items() if k in stage_keys(CopyRecord, MATCH)
+        }
 
 
 COPY_PAIRS_COLUMNS = table_columns(CopyRecord)
