@@ -86,7 +86,19 @@ def canonical(tables: dict) -> dict:
             rows.append((name[r["file_id1"]], name[r["file_id2"]], json.dumps(d, sort_keys=True)))
         return sorted(rows)
 
+    def by_name(table: str, ids: tuple[str, ...]) -> list:
+        rows = []
+        for r in tables.get(table, []):
+            d = {k: (name.get(v) if k in ids else v) for k, v in r.items()}
+            rows.append(json.dumps(d, sort_keys=True))
+        return sorted(rows)
+
     return {
+        "families": by_name("families", ("file_id", "via_file_id", "duplicate_of")),
+        "rejected_pairs": pairs("rejected_pairs"),
+        "related_pairs": pairs("related_pairs"),
+        "redundant": by_name("redundant", ("file_id", "kept_file_id")),
+        "decisions": by_name("decisions", ("file_id1", "file_id2")),
         "files": sorted(
             json.dumps(
                 {k: v for k, v in r.items() if k not in ("file_id", "mtime_ns")}, sort_keys=True

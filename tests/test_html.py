@@ -57,7 +57,8 @@ def test_no_script_runs_and_no_errors(seen):
     assert out["errors"] == []
     assert out["index"]["scripts"] == 0
     for name, page in out["pages"].items():
-        assert page["scripts"] == 2, name  # only data/<page>.js and assets/app.js
+        # only data/decisions.js, data/<page>.js and assets/app.js
+        assert page["scripts"] == 3, name
 
 
 def test_hostile_names_are_text(seen):
@@ -98,6 +99,21 @@ def test_flicker_alternates_and_copy_is_aligned(seen):
         # whole-frame copies: the aligned copy lands exactly on the source
         assert np.allclose(base, over, atol=1.5), (name, base, over)
         assert page["blend"]
+
+
+def test_a_side_by_side_card_shows_exactly_two_images(seen):
+    out, _ = seen
+    for name in ("transform_resize", "transform_rotate90i", "transform_other"):
+        assert out["pages"][name]["paintedImages"] == 2, name
+
+
+def test_flicker_labels_the_file_on_screen(seen):
+    out, _ = seen
+    for name in ("transform_resize", "transform_rotate90i", "transform_other"):
+        page = out["pages"][name]
+        source, copy = page["names"]
+        for visibility, label in page["flickerLabels"]:
+            assert label == (f"copy: {copy}" if visibility == "visible" else f"source: {source}")
 
 
 def test_screenshots_taken(seen):
