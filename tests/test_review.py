@@ -171,8 +171,8 @@ def test_the_next_run_honours_the_decisions(rerun):
         frozenset((CROP, HALF)),
     }
     assert {p for p, r in copies.items() if r["reviewed"]} == {(ASTRO, HALF), (PORTRAIT, HALF)}
-    transform = {(name[r["file_id1"]], name[r["file_id2"]]) for k in ("resize", "rotate90i", "other")
-                 for r in t[f"transform_{k}"]}  # fmt: skip
+    kinds = ("transform_resize", "transform_rotate90i", "transform_other")
+    transform = {(name[r["file_id1"]], name[r["file_id2"]]) for k in kinds for r in t[k]}
     assert not transform & set(rejected)
     fam = {name[r["file_id"]]: r for r in t["families"]}
     assert fam[COFFEE_HALF]["role"] == "master" and fam[COFFEE]["role"] == "derivative"
