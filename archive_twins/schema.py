@@ -15,12 +15,15 @@ from .records import (
 )
 from .redundant import REDUNDANT_COLUMNS
 
-# A pair a curator decided is not a copy: the pair's copy columns, the decision's note
-# and time (the copy_pairs columns, not `reviewed`).
+# A pair a curator decided is not a copy: the pair's copy columns (the contract's, up
+# to `score`), the decision's note and time, then copy_pairs' other columns (not
+# `reviewed`).
+_CONTRACT_COPY = [c for c, _ in COPY_PAIRS_COLUMNS].index("score") + 1
 REJECTED_PAIRS_COLUMNS = [
-    *(c for c in COPY_PAIRS_COLUMNS if c[0] != "reviewed"),
+    *COPY_PAIRS_COLUMNS[:_CONTRACT_COPY],
     ("note", "TEXT"),
     ("decided_at", "TEXT"),
+    *(c for c in COPY_PAIRS_COLUMNS[_CONTRACT_COPY:] if c[0] != "reviewed"),
 ]
 
 # (table, [(column, sqlite type)], extra DDL) in the order they are written.

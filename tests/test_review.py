@@ -89,7 +89,7 @@ def test_the_family_page_shows_masters_with_their_derivatives(review):
         astro[BACKUP]["role"] == "duplicate" and astro[BACKUP]["text"] == "same bytes as the master"
     )
     assert {n for n, m in astro.items() if m["role"] == "derivative"} == {HALF, PORTRAIT, CROP}
-    assert astro[HALF]["text"] == "resize · scale 0.5"
+    assert astro[HALF]["text"] == "resized · scale 0.5"
     coffee = {m["name"]: m for m in fams[COFFEE]["members"]}
     assert coffee["web/coffee same size.jpg"]["text"] == "re-encoded, same size"
     assert coffee[PNG]["text"] == "same pixels as the master"

@@ -371,9 +371,12 @@
   function relationText(p) {
     if (p.kind === "identical") return "same bytes";
     if (p.kind === "same_pixels") return "same pixels, other bytes";
-    if (sameSize(p)) return "re-encoded, same size";
-    const parts = [p.kind];
-    if (p.kind === "rotate90i" || p.angle) parts.push(`angle ${+p.angle.toFixed(2)}°`);
+    if (sameSize(p) && !p.mirrored && !p.angle) return "re-encoded, same size";
+    const parts = [];
+    if (p.kind === "rotate90i") parts.push(`rotated ${Math.round(p.angle)}°`);
+    else parts.push(p.kind === "resize" ? "resized" : p.kind);
+    const turn = ((p.angle % 360) + 540) % 360 - 180;  // clockwise, -180..180
+    if (p.kind !== "rotate90i" && Math.abs(turn) >= 0.05) parts.push(`turned ${+turn.toFixed(2)}°`);
     parts.push(`scale ${+p.scale.toFixed(4)}`);
     if (p.mirrored) parts.push("mirrored");
     if (p.colour_change) parts.push("colour change");
