@@ -25,7 +25,7 @@ from .decisions import (
     read_decisions,
 )
 from .direction import RasterFacts, resolve_ties
-from .families import FAMILY_COLUMNS, build_families, rank_files
+from .families import FAMILY_ORDER, build_families, rank_files
 from .records import (
     FILES_SELECT,
     RECORD_COLUMNS,
@@ -124,19 +124,6 @@ class Rows:
                 yield from rows
         finally:
             cur.close()
-
-
-def _duck_table(
-    con: duckdb.DuckDBPyConnection, name: str, cols: list[tuple[str, str]], rows: list[tuple]
-) -> None:
-    """A duckdb table of Python rows, one list parameter per column."""
-    duck = {"INTEGER": "BIGINT", "REAL": "DOUBLE", "TEXT": "VARCHAR"}
-    types = [duck[t.split()[0]] for _, t in cols]
-    sel = ", ".join(f"unnest(?::{t}[]) AS {c}" for (c, _), t in zip(cols, types, strict=True))
-    con.execute(
-        f"CREATE TABLE {name} AS SELECT {sel}",
-        [list(col) for col in zip(*rows, strict=True)] or [[]] * len(cols),
-    )
 
 
 def build_tables(
@@ -241,14 +228,15 @@ def build_tables(
     t["transform_list_stat"] = [
         (kind, sum(1 for r in t["copy_pairs"] if r.kind == kind)) for kind in COPY_KINDS
     ]
-    families = build_families(con, [c for c in copies if c.key1 in rep and c.key2 in rep])
-    _duck_table(
+    build_families(con, [c for c in copies if c.key1 in rep and c.key2 in rep])
+    t["families"] = Rows(
         con,
-        "t_fam",
-        [*FAMILY_COLUMNS, ("fam_pos", "INTEGER")],
-        [(*r, i) for i, r in enumerate(families)],
+        "t_families",
+        f"SELECT {', '.join(columns('families'))} FROM t_fam ORDER BY {FAMILY_ORDER}",
     )
-    t["families"] = Rows(con, "t_families", f"SELECT {', '.join(columns('families'))} FROM t_fam")
+    n_families, n_mixed = con.execute(
+        "SELECT count(DISTINCT family_id), count(DISTINCT family_id) FILTER (mixed = 1) FROM t_fam"
+    ).fetchone()
     t["redundant"] = Rows(con, "t_redundant", redundant_query())
     t["decisions"] = decision_rows(
         decisions, {s: fid for s, (fid, _) in present.items()}, done.applied
@@ -264,8 +252,8 @@ def build_tables(
         "decisions_applied": str(status.count("applied")),
         "decisions_gone": str(status.count("gone")),
         "decisions_not_applied": str(status.count("not applied")),
-        "families": str(len({r[0] for r in families})),
-        "families_mixed": str(len({r[0] for r in families if r[13]})),
+        "families": str(n_families),
+        "families_mixed": str(n_mixed),
     }
     t["run_info"] = sorted(info.items())
     return t, {"next_id": next_id, "ids": ids}

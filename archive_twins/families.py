@@ -17,7 +17,6 @@ or input order: a rerun gives a fresh run's families.
 from __future__ import annotations
 
 import fnmatch
-import json
 from collections.abc import Sequence
 
 import duckdb
@@ -26,9 +25,8 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from .dihedral import DIHEDRAL, nearest_dihedral
-from .direction import FORMAT_RANK, reverse
+from .direction import FORMAT_RANK
 from .records import CopyRecord
-from .verify import homography_json
 
 # The master rules, in order: which file of a family (or of an identical or
 # same-pixel set, or of a raster's files) is kept. Each is a column of `frank`
@@ -75,7 +73,6 @@ FAMILY_COLUMNS = [
     ("explained", "INTEGER NOT NULL"),
     ("homography", "TEXT"),
 ]
-ROLE_ORDER = {"master": 0, "derivative": 1, "duplicate": 2}
 
 
 def path_rank(patterns: Sequence[str]):  # noqa: ANN201 (a duckdb scalar function)
@@ -152,45 +149,6 @@ def _bfs(
     return depth, arc
 
 
-def _composed(
-    hmat: np.ndarray, size_m: tuple[int, int], size_n: tuple[int, int], colour: bool
-) -> CopyRecord:
-    """The relation master -> member of a composed homography."""
-    from .geometry import crop_box, decompose  # OpenCV: only when a chain is composed
-
-    hmat = hmat / hmat[2, 2]
-    scale, angle, mirrored = decompose(hmat, *size_m)
-    crop = crop_box(hmat, *size_m, *size_n)
-    area = crop[2] * crop[3] / max(size_m[0] * size_m[1], 1)
-    o, err = nearest_dihedral(hmat, size_m, size_n, angle, mirrored)
-    k, m = DIHEDRAL[o]
-    if err > 1e-4 or area < WHOLE:
-        kind = "other"
-    else:
-        kind = "other" if colour or (k == 0 and m) else ("rotate90i" if k else "resize")
-    return CopyRecord(
-        key1="",
-        key2="",
-        kind=kind,
-        scale=round(float(scale), 6),
-        angle=round(float(angle), 3) % 360,
-        mirrored=int(mirrored),
-        crop_x=round(crop[0], 2),
-        crop_y=round(crop[1], 2),
-        crop_w=round(crop[2], 2),
-        crop_h=round(crop[3], 2),
-        homography=homography_json(hmat),
-        inliers=None,
-        score=0.0,
-        method="composed",
-        area_fraction=round(area, 4),
-        colour_change=colour,
-    )
-
-
-IDENTITY_JSON = homography_json(np.eye(3))
-
-
 def _derived(
     kinds: Sequence[CopyRecord], hom: np.ndarray, size1: np.ndarray, size2: np.ndarray
 ) -> np.ndarray:
@@ -205,12 +163,103 @@ def _derived(
     return out
 
 
-def build_families(con: duckdb.DuckDBPyConnection, copies: Sequence[CopyRecord]) -> list[tuple]:
-    """The `families` rows (FAMILY_COLUMNS), in the order families are listed: mixed
-    first, then larger first, then by id. Needs `f` and `frank`."""
+def homographies(copies: Sequence[CopyRecord], batch: int = 8192) -> np.ndarray:
+    """The copies' homographies as one (n, 3, 3) array, parsed a batch at a time (a
+    JSON list of lists per copy would be ~0.6 KB of Python objects each)."""
+    out = np.empty((len(copies), 3, 3))
+    brackets = str.maketrans("[]", "  ")
+    for i in range(0, len(copies), batch):
+        text = ",".join(c.homography for c in copies[i : i + batch]).translate(brackets)
+        out[i : i + batch] = np.fromstring(text, sep=",").reshape(-1, 3, 3)
+    return out
+
+
+def _hom_text(h: np.ndarray, batch: int = 8192) -> np.ndarray:
+    """verify.homography_json of many matrices (the same text), a batch at a time."""
+    out = np.empty(len(h), dtype=object)
+    for i in range(0, len(h), batch):
+        rows = (np.round(h[i : i + batch].reshape(-1, 9), 6) + 0.0).tolist()
+        out[i : i + batch] = ["[[{}, {}, {}], [{}, {}, {}], [{}, {}, {}]]".format(*m) for m in rows]
+    return out
+
+
+def _kind_of(k: np.ndarray, mirrored: np.ndarray, colour: np.ndarray) -> np.ndarray:
+    """The kind of a whole-frame relation in orientation k*90 (mirrored), as the
+    matching jobs name it: a colour change or a mirror alone is 'other'."""
+    return np.where(colour | ((k == 0) & mirrored), "other", np.where(k > 0, "rotate90i", "resize"))
+
+
+def relations(
+    hom: np.ndarray, size_m: np.ndarray, size_n: np.ndarray, colour: np.ndarray
+) -> dict[str, np.ndarray]:
+    """The relation master -> member of composed homographies (master pixels ->
+    member pixels; sizes (w, h) of each): kind, scale, angle, mirrored and crop box,
+    as geometry.decompose and crop_box give them. Axis-aligned affine maps (chains of
+    resizes, rotations by 90 degrees, mirrors and crops) are computed for all at once;
+    the others (small rotations, perspective) one by one."""
+    from .geometry import crop_box, decompose  # OpenCV: only for those others
+
+    h = hom / hom[:, 2:3, 2:3]
+    lin = h[:, :2, :2]
+    big = np.abs(lin).max(axis=(1, 2))
+    diag = np.abs(lin[:, [0, 1], [1, 0]]).max(axis=1) <= 1e-9 * big
+    anti = np.abs(lin[:, [0, 1], [0, 1]]).max(axis=1) <= 1e-9 * big
+    fast = (np.abs(h[:, 2, :2]).max(axis=1) <= 1e-12) & (diag | anti)
+    det = lin[:, 0, 0] * lin[:, 1, 1] - lin[:, 0, 1] * lin[:, 1, 0]
+    mirrored = det < 0
+    scale = np.sqrt(np.abs(det))
+    sign = np.where(mirrored, -1.0, 1.0)
+    angle = np.degrees(np.arctan2(lin[:, 1, 0] * sign, lin[:, 0, 0] * sign)) % 360
+    wm, hm = size_m[:, 0].astype(float), size_m[:, 1].astype(float)
+    wn, hn = size_n[:, 0].astype(float), size_n[:, 1].astype(float)
+
+    def corners(m: np.ndarray, w: np.ndarray, hh: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        xs = np.stack([np.zeros_like(w), w, np.zeros_like(w), w], 1)
+        ys = np.stack([np.zeros_like(hh), np.zeros_like(hh), hh, hh], 1)
+        return (m[:, 0, :1] * xs + m[:, 0, 1:2] * ys + m[:, 0, 2:3],
+                m[:, 1, :1] * xs + m[:, 1, 1:2] * ys + m[:, 1, 2:3])  # fmt: skip
+
+    # the member's frame in the master's pixels, clipped to the master's frame
+    inv = np.linalg.inv(np.where(fast[:, None, None], h, np.eye(3)))
+    cx, cy = corners(inv, wn, hn)
+    x0, x1 = np.clip(cx.min(1), 0, wm), np.clip(cx.max(1), 0, wm)
+    y0, y1 = np.clip(cy.min(1), 0, hm), np.clip(cy.max(1), 0, hm)
+    empty = (x1 <= x0) | (y1 <= y0)
+    crop = np.where(empty[:, None], np.stack([0 * wm, 0 * hm, wm, hm], 1),
+                    np.stack([x0, y0, x1 - x0, y1 - y0], 1))  # fmt: skip
+    # the master's frame lands on the member's frame: a resize, rotation or mirror
+    mx, my = corners(h, wm, hm)
+    tol = 1e-4 * np.maximum(wn, hn)
+    onto = (np.abs(mx.min(1)) <= tol) & (np.abs(my.min(1)) <= tol)
+    onto &= (np.abs(mx.max(1) - wn) <= tol) & (np.abs(my.max(1) - hn) <= tol)
+    k = np.round(angle / 90).astype(int) % 4
+    kind = np.where(onto, _kind_of(k, mirrored, colour), "other")
+    for i in np.flatnonzero(~fast):
+        sm, sn = tuple(size_m[i]), tuple(size_n[i])
+        sc, an, mi = decompose(h[i], *sm)
+        crop[i] = crop_box(h[i], *sm, *sn)
+        scale[i], angle[i], mirrored[i] = sc, an, mi
+        o, err = nearest_dihedral(h[i], sm, sn, an, mi)
+        area = crop[i, 2] * crop[i, 3] / max(sm[0] * sm[1], 1)
+        whole = err <= 1e-4 and area >= WHOLE
+        kind[i] = _kind_of(np.array(DIHEDRAL[o][0]), np.array(mi), colour[i]) if whole else "other"
+    return {
+        "kind": kind.astype(object),
+        "scale": np.round(scale, 6),
+        "angle": np.round(angle, 3) % 360,
+        "mirrored": mirrored.astype(np.int64),
+        "crop": np.round(crop, 2),
+        "homography": _hom_text(h),
+    }
+
+
+def build_families(con: duckdb.DuckDBPyConnection, copies: Sequence[CopyRecord]) -> None:
+    """Table `t_fam`: one row per member of every family, the FAMILY_COLUMNS and
+    `fam_pos` (the family's place: mixed first, then larger, then by id), `role_code`
+    and `filename` (the order of members). Needs `f` and `frank`."""
     con.execute(
         """CREATE TABLE fam_node AS
-           SELECT file_id, rank, sha256, filename, width, height, key,
+           SELECT file_id, rank, width, height, key,
                   dense_rank() OVER (ORDER BY key) - 1 AS node
            FROM (SELECT f.*, frank.rank,
                         CASE WHEN status = 'ok' AND pixel_hash IS NOT NULL THEN pixel_hash
@@ -223,9 +272,15 @@ def build_families(con: duckdb.DuckDBPyConnection, copies: Sequence[CopyRecord])
         "SELECT file_id, node, rank, coalesce(width, 0) AS w, coalesce(height, 0) AS h "
         "FROM fam_node ORDER BY node, rank",
     )
-    if not len(fa["node"]):
-        return []
-    n = int(fa["node"][-1]) + 1
+    n = int(fa["node"][-1]) + 1 if len(fa["node"]) else 0
+    if not n:
+        types = {"INTEGER": "BIGINT", "REAL": "DOUBLE", "TEXT": "VARCHAR"}
+        cols = [f"CAST(NULL AS {types[t.split()[0]]}) AS {c}" for c, t in FAMILY_COLUMNS]
+        con.execute(
+            f"CREATE TABLE t_fam AS SELECT {', '.join(cols)}, 0 AS fam_pos, 0 AS role_code, "
+            "'' AS filename WHERE false"
+        )
+        return
     # the copies as arcs between raster nodes
     con.execute(
         "CREATE TABLE fam_edge AS SELECT unnest(?::VARCHAR[]) AS k1, unnest(?::VARCHAR[]) AS k2,"
@@ -238,28 +293,30 @@ def build_families(con: duckdb.DuckDBPyConnection, copies: Sequence[CopyRecord])
            SELECT e, a.node AS u, b.node AS v
            FROM fam_edge JOIN k a ON a.key = k1 JOIN k b ON b.key = k2 ORDER BY e""",
     )
-    e_idx, u, v = ea["e"].astype(np.int64), ea["u"].astype(np.int64), ea["v"].astype(np.int64)
-    graph = coo_matrix((np.ones(len(u)), (u, v)), shape=(n, n))
-    _, comp = connected_components(graph, directed=False)
+    e_idx, u, v = (ea[k].astype(np.int64) for k in ("e", "u", "v"))
+    _, comp = connected_components(coo_matrix((np.ones(len(u)), (u, v)), shape=(n, n)))
     node_of = fa["node"].astype(np.int64)
-    fam_files = np.bincount(comp[node_of], minlength=comp.max() + 1)
+    fam_files = np.bincount(comp[node_of], minlength=n)
     # a node's first file by the rules (rows are ordered by node, rank)
     node_first = np.r_[True, node_of[1:] != node_of[:-1]]
     node_rep = np.zeros(n, np.int64)
     node_rep[node_of[node_first]] = fa["file_id"][node_first]
     # a family's master: its first file by rank, i.e. the best node rep
-    rank = fa["rank"].astype(np.int64)
-    by_comp = np.lexsort((rank, comp[node_of]))
+    by_comp = np.lexsort((fa["rank"], comp[node_of]))
     cf = comp[node_of][by_comp]
     comp_first = by_comp[np.r_[True, cf[1:] != cf[:-1]]]
     masters = comp_first[fam_files[comp[node_of[comp_first]]] >= 2]
     master_node = node_of[masters]
+    master_file = np.zeros(n, np.int64)  # by component
+    master_file[comp[master_node]] = fa["file_id"][masters]
+    master_of = np.zeros(n, np.int64)  # by component
+    master_of[comp[master_node]] = master_node
 
     # arcs: each copy forward (source -> copy) and backward (copy -> source)
     kinds = [copies[i] for i in e_idx]
     size = np.zeros((n, 2), np.int64)
     size[node_of] = np.column_stack([fa["w"], fa["h"]])
-    hom = np.array([json.loads(c.homography) for c in kinds], float).reshape(-1, 3, 3)
+    hom = homographies(kinds)
     colour = np.array([bool(c.colour_change) for c in kinds], bool)
     tail, head = np.r_[u, v], np.r_[v, u]
     forward = np.r_[np.ones(len(u), bool), np.zeros(len(u), bool)]
@@ -276,114 +333,92 @@ def build_families(con: duckdb.DuckDBPyConnection, copies: Sequence[CopyRecord])
     node_h = np.zeros((n, 3, 3))
     node_h[master_node] = np.eye(3)
     node_colour = np.zeros(n, bool)
-    for d in range(1, int(depth.max()) + 1 if n else 0):
+    for d in range(1, int(depth.max(initial=0)) + 1):
         level = np.flatnonzero(depth == d)
         a = arc[level]
         node_h[level] = arc_h[a] @ node_h[tail[a]]
         node_colour[level] = node_colour[tail[a]] | np.r_[colour, colour][a]
 
-    return _rows(con, kinds, comp, fam_files, node_rep, masters, fa, depth, arc, tail,
-                 forward, explained_depth, node_h, node_colour)  # fmt: skip
+    # each member node's relation to its master: the pair's own when it is direct
+    # and points away from the master, else composed
+    rel_nodes = np.flatnonzero((depth >= 1) & (fam_files[comp] >= 2))
+    direct = forward[arc[rel_nodes]] & (depth[rel_nodes] == 1)
+    rel = relations(
+        node_h[rel_nodes], size[master_of[comp[rel_nodes]]], size[rel_nodes], node_colour[rel_nodes]
+    )
+    for i in np.flatnonzero(direct):
+        c = kinds[arc[rel_nodes[i]]]
+        rel["kind"][i], rel["scale"][i], rel["angle"][i] = c.kind, c.scale, c.angle
+        rel["mirrored"][i] = int(c.mirrored)
+        rel["crop"][i] = (c.crop_x, c.crop_y, c.crop_w, c.crop_h)
+        rel["homography"][i] = c.homography
 
+    # one row per member file
+    members = np.flatnonzero(fam_files[comp[node_of]] >= 2)
+    fid, node = fa["file_id"][members].astype(np.int64), node_of[members]
+    c = comp[node]
+    role = np.where(fid == master_file[c], 0, np.where(fid == node_rep[node], 1, 2))
+    role[(role == 1) & (depth[node] == 0)] = 2  # the master raster's other files
+    where = np.full(n, -1, np.int64)
+    where[rel_nodes] = np.arange(len(rel_nodes))
+    r = where[node]
+    has = r >= 0
+    master_dup = (role == 2) & ~has
+    # the node each member was reached from (its tree parent)
+    parent = tail[np.maximum(arc[node], 0)] if len(tail) else np.zeros(len(node), np.int64)
+    mixed = np.zeros(n, bool)
+    mixed[np.unique(comp[(explained_depth < 0) & (fam_files[comp] >= 2)])] = True
 
-def _rows(
-    con: duckdb.DuckDBPyConnection,
-    kinds: list[CopyRecord],
-    comp: np.ndarray,
-    fam_files: np.ndarray,
-    node_rep: np.ndarray,
-    masters: np.ndarray,
-    fa: dict,
-    depth: np.ndarray,
-    arc: np.ndarray,
-    tail: np.ndarray,
-    forward: np.ndarray,
-    explained_depth: np.ndarray,
-    node_h: np.ndarray,
-    node_colour: np.ndarray,
-) -> list[tuple]:
-    """One row per member of every family."""
-    node_of = fa["node"].astype(np.int64)
-    in_family = fam_files[comp[node_of]] >= 2
-    members = np.flatnonzero(in_family)
-    master_of_comp = {int(comp[node_of[m]]): int(fa["file_id"][m]) for m in masters}
-    mixed_comp = set(np.unique(comp[explained_depth < 0]).tolist()) & set(master_of_comp)
-    # what the rows need of the members' files, by file_id
-    info = {
-        r[0]: r[1:]
-        for r in con.execute(
-            "SELECT file_id, sha256, filename, width, height FROM fam_node WHERE file_id IN "
-            "(SELECT unnest(?::BIGINT[]))",
-            [fa["file_id"][members].tolist()],
-        ).fetchall()
+    def col(values: np.ndarray, default: object, dtype: object = None) -> np.ndarray:
+        out = np.full(len(members), default, dtype=dtype or values.dtype)
+        out[has] = values[r[has]]
+        return out
+
+    crop = np.zeros((len(members), 4))
+    crop[has] = rel["crop"][r[has]]
+    crop[master_dup] = np.c_[np.zeros((master_dup.sum(), 2)), size[node[master_dup]]]
+    kind = col(rel["kind"], None, object)
+    kind[master_dup] = "duplicate of the master"
+    cols = {
+        "master": master_file[c],
+        "file_id": fid,
+        "role_code": role,
+        "via": np.ma.masked_array(node_rep[parent], mask=depth[node] < 2),
+        "kind": kind,
+        "scale": np.ma.masked_array(np.where(master_dup, 1.0, col(rel["scale"], 0.0)), role == 0),
+        "angle": np.ma.masked_array(col(rel["angle"], 0.0), role == 0),
+        "mirrored": np.ma.masked_array(col(rel["mirrored"], 0), role == 0),
+        **{
+            k: np.ma.masked_array(crop[:, j], role == 0)
+            for j, k in enumerate(("crop_x", "crop_y", "crop_w", "crop_h"))
+        },
+        "colour_change": np.ma.masked_array(node_colour[node].astype(np.int64), role == 0),
+        "mixed": mixed[c].astype(np.int64),
+        "family_size": fam_files[c],
+        "duplicate_of": np.ma.masked_array(node_rep[node], mask=role != 2),
+        "hops": np.maximum(depth[node], 0).astype(np.int64),
+        "explained": (explained_depth[node] >= 0).astype(np.int64),
+        "homography": np.where(master_dup, IDENTITY, col(rel["homography"], None, object)),
     }
-    n_arcs = len(kinds)
-    relation: dict[int, CopyRecord] = {}  # node -> relation to its master
-    rows = []
-    for i in members:
-        fid, node = int(fa["file_id"][i]), int(node_of[i])
-        c = int(comp[node])
-        master = master_of_comp[c]
-        sha, name, w, h = info[fid]
-        d = int(depth[node])
-        rep = int(node_rep[node])
-        via = None
-        if fid == master:
-            role, rel = "master", None
-        elif d == 0:
-            role = "duplicate"
-            kind = "identical" if sha == info[master][0] else "same_pixels"
-            rel = CopyRecord(key1="", key2="", kind=kind, scale=1.0, angle=0.0, mirrored=0,
-                             crop_x=0.0, crop_y=0.0, crop_w=float(w or 0), crop_h=float(h or 0),
-                             homography=IDENTITY_JSON, inliers=None, score=1.0)  # fmt: skip
-        else:
-            role = "derivative" if fid == rep else "duplicate"
-            if node not in relation:
-                a = int(arc[node])
-                e = a % n_arcs
-                if d == 1 and forward[a]:
-                    relation[node] = kinds[e]
-                elif d == 1:
-                    ms, ns = info[master], info[rep]
-                    relation[node] = reverse(kinds[e], (ns[2], ns[3]), (ms[2], ms[3]))
-                else:
-                    ms = info[master]
-                    relation[node] = _composed(
-                        node_h[node], (ms[2], ms[3]), (w, h), bool(node_colour[node])
-                    )
-            rel = relation[node]
-            if d >= 2:
-                via = int(node_rep[tail[int(arc[node])]])
-        params = (
-            (None,) * 9
-            if rel is None
-            else (
-                rel.kind,
-                rel.scale,
-                rel.angle,
-                int(rel.mirrored),
-                rel.crop_x,
-                rel.crop_y,
-                rel.crop_w,
-                rel.crop_h,
-                int(bool(rel.colour_change)),
-            )
-        )
-        rows.append(
-            (
-                info[master][0][:16],
-                fid,
-                role,
-                via,
-                *params[:9],
-                int(c in mixed_comp),
-                int(fam_files[c]),
-                rep if role == "duplicate" else None,
-                max(d, 0),
-                int(explained_depth[node] >= 0),
-                None if rel is None else rel.homography,
-                name,
-            )
-        )
-    rows.sort(key=lambda r: (-r[13], -r[14], r[0], ROLE_ORDER[r[2]], r[16], r[-1]))
-    return [r[:-1] for r in rows]
+    con.register("fam_cols", cols)
+    con.execute(
+        f"""CREATE TABLE t_fam AS
+            SELECT substr(m.sha256, 1, 16) AS family_id, x.file_id,
+                   CASE x.role_code WHEN 0 THEN 'master' WHEN 1 THEN 'derivative'
+                        ELSE 'duplicate' END AS role,
+                   x.via AS via_file_id,
+                   CASE WHEN x.kind IS DISTINCT FROM 'duplicate of the master' THEN x.kind
+                        WHEN fx.sha256 = m.sha256 THEN 'identical' ELSE 'same_pixels' END
+                   AS kind,
+                   {", ".join(f"x.{k}" for k, _ in FAMILY_COLUMNS[5:])},
+                   dense_rank() OVER (ORDER BY x.mixed DESC, x.family_size DESC,
+                                      substr(m.sha256, 1, 16)) AS fam_pos,
+                   x.role_code, fx.filename
+            FROM fam_cols x JOIN f m ON m.file_id = x.master JOIN f fx ON fx.file_id = x.file_id"""
+    )
+    con.unregister("fam_cols")
+
+
+IDENTITY = _hom_text(np.eye(3)[None])[0]
+# the order of the families table's rows
+FAMILY_ORDER = "fam_pos, role_code, hops, filename"

@@ -42,7 +42,8 @@ FILE_FIELDS = (
 )
 # A pair: its two files (indexes into the page's files), then every copy_pairs column.
 PAIR_FIELDS = ("file1", "file2", *columns("copy_pairs")[2:])
-# An identical or same-pixels set: its kind and its files.
+# An identical or same-pixels set: its kind and its files, the one the master rules
+# keep first (csv/redundant.csv).
 SET_FIELDS = ("kind", "files")
 # A family: its id, whether it is mixed, its size and its members, each a row of
 # MEMBER_FIELDS (files as indexes, the homography master -> member as 9 numbers).
@@ -344,6 +345,11 @@ def build_html(
                 page = "families"
             elif mode == "sets":
                 fields, param_field = SET_FIELDS, None  # the parameter is the set's size
+                kept = {
+                    (r["group_kind"], r["group_id"]): r["kept_file_id"]
+                    for r in json_table(json_dir, "redundant")
+                    if r["action"] == "keep" and r["group_kind"] != "family"
+                }
                 items = []
                 for kind, table, key in (
                     ("identical", "identical_list", "identical_set_id"),
@@ -352,7 +358,10 @@ def build_html(
                     groups: dict[int, list[int]] = {}
                     for r in json_table(json_dir, table):
                         groups.setdefault(r[key], []).append(r["file_id"])
-                    items += [[kind, [fx(i) for i in sorted(g)]] for _, g in sorted(groups.items())]
+                    for gid, g in sorted(groups.items()):
+                        first = kept.get((kind, str(gid)))
+                        g.sort(key=lambda i, first=first: (i != first, i))
+                        items.append([kind, [fx(i) for i in g]])
                 page = "sets"
             elif name == "related":
                 rel = json_table(json_dir, "related_pairs")

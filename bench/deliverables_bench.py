@@ -79,7 +79,7 @@ def build(work: Path, n: int) -> None:
     for s, part in enumerate(parts):
         write_jsonl(work / "shards" / f"shard-{s:04d}.jsonl", part)
     rows = []
-    for a, b in family_pairs(rng, n, round(n * 110_000 / 262_000)):
+    for a, b in family_pairs(rng, n, round(n * 118_000 / 262_000)):
         if keys[a] == keys[b]:
             continue
         crop = rng.random() < 0.05  # a crop of the middle: kind 'other', half the area

@@ -441,9 +441,10 @@
   }
 
   // buttons for `choices` ([decision, key, text]), pressed for the `active` decisions
-  function decisionButtons(choices, active, onpick) {
+  function decisionButtons(choices, active, onpick, withKeys = true) {
     return choices.map(([decision, key, text]) => {
-      const b = el("button", { class: `decide dec-${decision}`, text: `${text} (${key})`,
+      const b = el("button", { class: `decide dec-${decision}`, title: `key ${key}`,
+                               text: withKeys ? `${text} (${key})` : text,
                                onclick: (ev) => { ev.stopPropagation(); onpick(decision); } });
       b.setAttribute("aria-pressed", String(active.includes(decision)));
       return b;
@@ -533,11 +534,15 @@
       el("div", { class: "params", text: `${kind} · ${s.files.length} files` }));
     card._cur = 0;
     card._setMember = (j) => { card._cur = j; card._update(); };
+    // the first file is the one the master rules keep (html.py puts it first)
     const lines = s.files.map((fi, j) => {
       const status = el("span", { class: "status" });
-      const line = fileLine(fi, el("span", { class: "filetools" }, status,
+      const line = fileLine(fi, el("span", { class: "filetools" },
+        j ? null : el("span", { class: "kept", text: "kept",
+                                title: "the master rules keep this file (csv/redundant.csv)" }),
+        status,
         ...decisionButtons([["master", "m", "★ master"], ["redundant", "d", "♻ redundant"]], [],
-          (dec) => { card._cur = j; select(idx, false); decideFile(fi, dec); })));
+          (dec) => { card._cur = j; select(idx, false); decideFile(fi, dec); }, false)));
       line._status = status;
       line._fi = fi;
       line.addEventListener("click", () => { card._cur = j; select(idx, false); });
@@ -815,7 +820,10 @@
       const e = edgeOf(it, m);
       if (FILE_DECISIONS.has(decision)) decideFile(m.file, decision, note);
       else if (e) decidePair(e[0], e[1], decision, note);
-      else return;
+      else {
+        message("A duplicate has the master's bytes or pixels: mark it redundant (d) or master (m).", true);
+        return;
+      }
       step(1);
     }
   }
@@ -853,9 +861,12 @@
      }],
     ["M", null, ["copies"], () => { const it = current(); if (it) decideFile(it.file2, "master"); }],
     ["d", "redundant", ["sets", "families"], () => decideKey("redundant")],
-    ["a", "accept the family's copies", ["families"], () => { const it = current(); if (it) acceptFamily(it); }],
+    ["a", "accept the family's copies and go on", ["families"], () => {
+       const it = current();
+       if (it) { acceptFamily(it); select(state.sel + 1); }
+     }],
     ["u", "undo", null, undoKey],
-    ["e", "note", null, () => { const n = selectedCard() && selectedCard().querySelector("input.note"); if (n) n.focus(); }],
+    ["e", "note", ["copies", "related", "families"], () => { const n = selectedCard() && selectedCard().querySelector("input.note"); if (n) n.focus(); }],
     ["f", "flicker (aligned)", views ? null : [], () => selectedCard() && toggleFlicker(selectedCard())],
     ["b", "blend", views ? null : [], () => selectedCard() && toggleBlend(selectedCard())],
     ["s", "side by side", views ? null : [], () => selectedCard() && sideBySide(selectedCard())],
@@ -885,12 +896,12 @@
     const kinds = {
       pairs: [["any", "mirrored or not"], ["1", "mirrored"], ["0", "not mirrored"]],
       sets: [["any", "all sets"], ["identical", "byte-identical"], ["same_pixels", "same pixels"]],
-      families: [["any", "any kind of copy"], ["resize", "with a resize"],
-                 ["rotate90i", "with a rotation by 90°"], ["other", "with another copy"],
-                 ["identical", "with byte copies"], ["same_pixels", "with same-pixel files"]],
+      families: [["any", "any kind"], ["resize", "with a resize"],
+                 ["rotate90i", "with a rotation"], ["other", "with another copy"],
+                 ["identical", "with byte copies"], ["same_pixels", "with same pixels"]],
     }[D.mode];
     const sorts = D.mode === "families"
-      ? [["default", "mixed first, then larger"], ["param", "larger first"], ["name", "by master's name"]]
+      ? [["default", "mixed first"], ["param", "larger first"], ["name", "by name"]]
       : [["default", "file order"], ["param", `by ${D.param}`], ...(D.mode === "pairs" ? [["score", "by score"]] : [])];
     const folder = input("folder", "folder…", "folder");
     folder.setAttribute("list", "folders");
@@ -906,7 +917,7 @@
       input("search", "search filenames…", "q"), folder, list,
       el("label", { text: ` ${D.param} ` }), input("pmin", "min", "min", "number"),
       input("pmax", "max", "max", "number"), choice("mirror", "mirror", kinds),
-      choice("review", "review", [["all", "reviewed or not"], ["todo", "not yet reviewed"], ["done", "reviewed"]]),
+      choice("review", "review", [["all", "all"], ["todo", "not yet reviewed"], ["done", "reviewed"]]),
       choice("sort", "sort", sorts),
       el("button", { id: "prev", text: "◀ prev (p)", onclick: () => go(-1) }),
       el("span", { id: "pageinfo" }),
