@@ -27,6 +27,7 @@ from .decisions import (
 from .direction import RasterFacts, resolve_ties
 from .families import FAMILY_ORDER, build_families, rank_files
 from .records import (
+    COPY_PAIRS_COLUMNS,
     FILES_SELECT,
     RECORD_COLUMNS,
     RELATED_METRICS,
@@ -161,6 +162,7 @@ def build_tables(
         [list(ids.keys()), list(ids.values())],
     )
     con.execute("CREATE TABLE f AS SELECT fid.file_id, rec.* FROM rec JOIN fid USING (path)")
+    con.execute("DROP TABLE rec")  # f holds it all: half the memory at 1M files
 
     t: dict[str, Sequence[tuple]] = {}
     # Records from before filename_bytes existed only ever held valid UTF-8 names.
@@ -219,16 +221,16 @@ def build_tables(
     done = apply_pair_decisions(
         copies, related, decisions, {s: p for s, (_, p) in present.items() if p}
     )
-    copies = done.copies
-    t.update(copy_tables(copies, rep))
     t["related_pairs"] = related_table(
-        different_captures(done.related, copies, rep, keep=done.curator_related), rep
+        different_captures(done.related, done.copies, rep, keep=done.curator_related), rep
     )
     t["rejected_pairs"] = rejected_table(done.rejected, rep)
-    t["transform_list_stat"] = [
-        (kind, sum(1 for r in t["copy_pairs"] if r.kind == kind)) for kind in COPY_KINDS
-    ]
-    build_families(con, [c for c in copies if c.key1 in rep and c.key2 in rep])
+    t.update(copy_tables(con, done.copies, rep))
+    # the copies are in duckdb now (the families read them there): ~0.65 KB a copy
+    del copies, related, done.copies, done.related
+    counts = dict(_query(con, "SELECT kind, count(*) FROM t_copy GROUP BY kind"))
+    t["transform_list_stat"] = [(kind, counts.get(kind, 0)) for kind in COPY_KINDS]
+    build_families(con)
     t["families"] = Rows(
         con,
         "t_families",
@@ -237,7 +239,7 @@ def build_tables(
     n_families, n_mixed = con.execute(
         "SELECT count(DISTINCT family_id), count(DISTINCT family_id) FILTER (mixed = 1) FROM t_fam"
     ).fetchone()
-    t["redundant"] = Rows(con, "t_redundant", redundant_query())
+    t["redundant"] = Rows(con, "t_redundant", redundant_query(con))
     t["decisions"] = decision_rows(
         decisions, {s: fid for s, (fid, _) in present.items()}, done.applied
     )
@@ -268,9 +270,9 @@ def decided_contents(
     if not shas:
         return {}
     rows = con.execute(
-        """SELECT sha256, arg_min(file_id, rank), any_value(pixel_hash)
+        """SELECT f.sha256, arg_min(file_id, rank), any_value(pixel_hash)
            FROM f JOIN frank USING (file_id)
-           WHERE sha256 IN (SELECT unnest(?::VARCHAR[])) GROUP BY sha256""",
+           WHERE f.sha256 IN (SELECT unnest(?::VARCHAR[])) GROUP BY f.sha256""",
         [shas],
     ).fetchall()
     return {sha: (fid, ph) for sha, fid, ph in rows}
@@ -356,18 +358,38 @@ def related_table(related: list[CopyRecord], rep: dict[str, int]) -> list[tuple]
     return sorted(related_pair_row(r, rep) for r in related if r.key1 in rep and r.key2 in rep)
 
 
-def copy_tables(copies: list[CopyRecord], rep: dict[str, int]) -> dict[str, list[tuple]]:
-    """copy_pairs and the per-kind transform tables, keyed by representative file_ids.
+def copy_tables(
+    con: duckdb.DuckDBPyConnection, copies: list[CopyRecord], rep: dict[str, int]
+) -> dict[str, Rows]:
+    """copy_pairs and the per-kind transform tables, keyed by representative file_ids,
+    kept in duckdb (table `t_copy`: a Python row per copy took ~0.4 KB).
 
     A raster that disappeared since the matching job ran drops its pairs.
     """
-    rows = sorted(copy_pair_row(c, rep) for c in copies if c.key1 in rep and c.key2 in rep)
-    out: dict[str, list[tuple]] = {"copy_pairs": rows}
+    cols = COPY_PAIRS_COLUMNS
+    duck = {"INTEGER": "BIGINT", "REAL": "DOUBLE", "TEXT": "VARCHAR"}
+    ddl = ", ".join(f"{c} {duck[t.split()[0]]}" for c, t in cols)
+    con.execute(f"CREATE TABLE t_copy ({ddl})")
+    present = [c for c in copies if c.key1 in rep and c.key2 in rep]
+    unnest = ", ".join(f"unnest(?::{duck[t.split()[0]]}[])" for _, t in cols)
+    for i in range(0, len(present), 65536):
+        rows = [copy_pair_row(c, rep) for c in present[i : i + 65536]]
+        con.execute(
+            f"INSERT INTO t_copy SELECT {unnest}", [list(v) for v in zip(*rows, strict=True)]
+        )
+    names = ", ".join(c for c, _ in cols)
+    out: dict[str, Rows] = {
+        "copy_pairs": Rows(
+            con, "t_copy_pairs", f"SELECT {names} FROM t_copy ORDER BY file_id1, file_id2"
+        )
+    }
     for kind in COPY_KINDS:
-        param = TRANSFORM_PARAMETER[kind]
-        out[f"transform_{kind}"] = [
-            (r.file_id1, r.file_id2, getattr(r, param)) for r in rows if r.kind == kind
-        ]
+        out[f"transform_{kind}"] = Rows(
+            con,
+            f"t_transform_{kind}",
+            f"""SELECT file_id1, file_id2, {TRANSFORM_PARAMETER[kind]} FROM t_copy
+                WHERE kind = '{kind}' ORDER BY file_id1, file_id2""",
+        )
     return out
 
 

@@ -26,7 +26,7 @@ from scipy.sparse.csgraph import connected_components
 
 from .dihedral import DIHEDRAL, nearest_dihedral
 from .direction import FORMAT_RANK
-from .records import CopyRecord
+from .records import TRANSFORM_PARAMETER
 
 # The master rules, in order: which file of a family (or of an identical or
 # same-pixel set, or of a raster's files) is kept. Each is a column of `frank`
@@ -44,6 +44,8 @@ MASTER_RULES = (
 # A copy whose frame holds this much of its source's area holds the whole picture:
 # the source is explained from the copy too (a crop of it).
 WHOLE = 0.98
+# the copies' kinds (resize, rotate90i, other), by the index the arrays hold
+KINDS = tuple(TRANSFORM_PARAMETER)
 # A copy is derived from its source when the source's picture fills at least this
 # much of the copy's frame (a border and caption leave ~0.6); a collage of two
 # photographs, or a view overlapping another, fills less: it adds a picture.
@@ -89,8 +91,9 @@ def path_rank(patterns: Sequence[str]):  # noqa: ANN201 (a duckdb scalar functio
 
 
 def rank_files(con: duckdb.DuckDBPyConnection, master_paths: Sequence[str]) -> None:
-    """Table `frank`: every file with its MASTER_RULES columns and `rank`, its place
-    in the rules' order (1 first). Needs `f` and `dec_file` (file decisions)."""
+    """Table `frank`: every file with its MASTER_RULES columns, its sha256 and `rank`,
+    its place in the rules' order (1 first). Needs `f` and `dec_file` (file
+    decisions)."""
     fmt = " ".join(f"WHEN '{k}' THEN {v}" for k, v in FORMAT_RANK.items())
     if master_paths:
         con.create_function(
@@ -110,7 +113,7 @@ def rank_files(con: duckdb.DuckDBPyConnection, master_paths: Sequence[str]) -> N
                          -(CASE f.format {fmt} ELSE 0 END) AS c_format,
                          {path} AS c_path,
                          f.mtime_ns AS c_mtime,
-                         f.filename
+                         f.filename, f.sha256
                   FROM f LEFT JOIN dec_file d USING (file_id))"""
     )
 
@@ -149,29 +152,31 @@ def _bfs(
     return depth, arc
 
 
-def _derived(
-    kinds: Sequence[CopyRecord], hom: np.ndarray, size1: np.ndarray, size2: np.ndarray
-) -> np.ndarray:
-    """Per copy: is it derived from its source, i.e. does the source's picture fill
-    its frame (FILLS)? A resize or a rotation by 90 degrees always does."""
+def _derived(kind: np.ndarray, hom: np.ndarray, size1: np.ndarray, size2: np.ndarray) -> np.ndarray:
+    """Per copy (`kind`: index into KINDS): is it derived from its source, i.e. does
+    the source's picture fill its frame (FILLS)? A resize or a rotation by 90
+    degrees always does."""
     from .geometry import coverage  # OpenCV: only for copies of kind 'other'
 
-    out = np.ones(len(kinds), bool)
-    for i, c in enumerate(kinds):
-        if c.kind not in ("resize", "rotate90i"):
-            out[i] = coverage(hom[i], *size1[i], *size2[i]) >= FILLS
+    out = np.ones(len(kind), bool)
+    for i in np.flatnonzero(kind == KINDS.index("other")):
+        out[i] = coverage(hom[i], *size1[i], *size2[i]) >= FILLS
     return out
 
 
-def homographies(copies: Sequence[CopyRecord], batch: int = 8192) -> np.ndarray:
-    """The copies' homographies as one (n, 3, 3) array, parsed a batch at a time (a
-    JSON list of lists per copy would be ~0.6 KB of Python objects each)."""
-    out = np.empty((len(copies), 3, 3))
+def homographies(con: duckdb.DuckDBPyConnection, sql: str, batch: int = 8192) -> np.ndarray:
+    """The homographies (JSON 3x3 matrices) a query gives, as one (n, 3, 3) array,
+    read and parsed a batch at a time (a JSON list of lists per copy would be ~0.6 KB
+    of Python objects each)."""
+    parts = []
     brackets = str.maketrans("[]", "  ")
-    for i in range(0, len(copies), batch):
-        text = ",".join(c.homography for c in copies[i : i + batch]).translate(brackets)
-        out[i : i + batch] = np.fromstring(text, sep=",").reshape(-1, 3, 3)
-    return out
+    cur = con.cursor()
+    res = cur.execute(sql)
+    while rows := res.fetchmany(batch):
+        text = ",".join(r[0] for r in rows).translate(brackets)
+        parts.append(np.fromstring(text, sep=",").reshape(-1, 3, 3))
+    cur.close()
+    return np.concatenate(parts) if parts else np.zeros((0, 3, 3))
 
 
 def _hom_text(h: np.ndarray, batch: int = 8192) -> np.ndarray:
@@ -253,19 +258,20 @@ def relations(
     }
 
 
-def build_families(con: duckdb.DuckDBPyConnection, copies: Sequence[CopyRecord]) -> None:
+def build_families(con: duckdb.DuckDBPyConnection) -> None:
     """Table `t_fam`: one row per member of every family, the FAMILY_COLUMNS and
     `fam_pos` (the family's place: mixed first, then larger, then by id), `role_code`
-    and `filename` (the order of members). Needs `f` and `frank`."""
+    and `filename` (the order of members). Needs `f`, `frank` and `t_copy` (the
+    copies, between the files standing for their rasters)."""
     con.execute(
         """CREATE TABLE fam_node AS
            SELECT file_id, rank, width, height, key,
                   dense_rank() OVER (ORDER BY key) - 1 AS node
            FROM (SELECT f.*, frank.rank,
                         CASE WHEN status = 'ok' AND pixel_hash IS NOT NULL THEN pixel_hash
-                             ELSE 's:' || sha256 END AS key
+                             ELSE 's:' || f.sha256 END AS key
                  FROM f JOIN frank USING (file_id)
-                 WHERE sha256 IS NOT NULL AND size_bytes > 0)"""
+                 WHERE f.sha256 IS NOT NULL AND size_bytes > 0)"""
     )
     fa = _arrays(
         con,
@@ -281,19 +287,22 @@ def build_families(con: duckdb.DuckDBPyConnection, copies: Sequence[CopyRecord])
             "'' AS filename WHERE false"
         )
         return
-    # the copies as arcs between raster nodes
-    con.execute(
-        "CREATE TABLE fam_edge AS SELECT unnest(?::VARCHAR[]) AS k1, unnest(?::VARCHAR[]) AS k2,"
-        " unnest(?::BIGINT[]) AS e",
-        [[c.key1 for c in copies], [c.key2 for c in copies], list(range(len(copies)))],
-    )
+    # the copies (table t_copy, between the files standing for their rasters) as
+    # arcs between raster nodes, with what the relations need of them
     ea = _arrays(
         con,
-        """WITH k AS (SELECT DISTINCT node, key FROM fam_node)
-           SELECT e, a.node AS u, b.node AS v
-           FROM fam_edge JOIN k a ON a.key = k1 JOIN k b ON b.key = k2 ORDER BY e""",
+        f"""SELECT a.node AS u, b.node AS v,
+                   CASE c.kind {" ".join(f"WHEN '{k}' THEN {i}" for i, k in enumerate(KINDS))}
+                   END AS kind,
+                   c.scale, c.angle, c.mirrored, c.crop_x, c.crop_y, c.crop_w, c.crop_h,
+                   coalesce(c.area_fraction, 0) AS area,
+                   coalesce(c.colour_change, 0) AS colour
+            FROM t_copy c JOIN fam_node a ON a.file_id = c.file_id1
+                 JOIN fam_node b ON b.file_id = c.file_id2
+            ORDER BY c.file_id1, c.file_id2""",
     )
-    e_idx, u, v = (ea[k].astype(np.int64) for k in ("e", "u", "v"))
+    u, v = ea["u"].astype(np.int64), ea["v"].astype(np.int64)
+    hom = homographies(con, "SELECT homography FROM t_copy ORDER BY file_id1, file_id2")
     _, comp = connected_components(coo_matrix((np.ones(len(u)), (u, v)), shape=(n, n)))
     node_of = fa["node"].astype(np.int64)
     fam_files = np.bincount(comp[node_of], minlength=n)
@@ -313,45 +322,58 @@ def build_families(con: duckdb.DuckDBPyConnection, copies: Sequence[CopyRecord])
     master_of[comp[master_node]] = master_node
 
     # arcs: each copy forward (source -> copy) and backward (copy -> source)
-    kinds = [copies[i] for i in e_idx]
     size = np.zeros((n, 2), np.int64)
     size[node_of] = np.column_stack([fa["w"], fa["h"]])
-    hom = homographies(kinds)
-    colour = np.array([bool(c.colour_change) for c in kinds], bool)
+    colour = ea["colour"].astype(bool)
     tail, head = np.r_[u, v], np.r_[v, u]
     forward = np.r_[np.ones(len(u), bool), np.zeros(len(u), bool)]
-    derives = np.r_[
-        _derived(kinds, hom, size[u], size[v]),
-        np.array([(c.area_fraction or 0) >= WHOLE for c in kinds], bool),
-    ]
+    derives = np.r_[_derived(ea["kind"], hom, size[u], size[v]), ea["area"] >= WHOLE]
     depth, arc = _bfs(n, tail, head, derives.astype(np.int8), master_node)
     d_tail, d_head = tail[derives], head[derives]
     explained_depth, _ = _bfs(n, d_tail, d_head, np.ones(len(d_tail), np.int8), master_node)
 
-    # homographies master -> node, level by level along the tree
-    arc_h = np.concatenate([hom, np.linalg.inv(hom)]) if len(hom) else np.zeros((0, 3, 3))
-    node_h = np.zeros((n, 3, 3))
-    node_h[master_node] = np.eye(3)
+    # homographies master -> node, level by level along the tree, for the member
+    # rasters but the masters' (kept in the order of `rel_nodes`; the last row is the
+    # masters' identity)
+    rel_nodes = np.flatnonzero(depth >= 1)
+    hpos = np.full(n, len(rel_nodes), np.int64)
+    hpos[rel_nodes] = np.arange(len(rel_nodes))
+    node_h = np.zeros((len(rel_nodes) + 1, 3, 3))
+    node_h[-1] = np.eye(3)
     node_colour = np.zeros(n, bool)
     for d in range(1, int(depth.max(initial=0)) + 1):
         level = np.flatnonzero(depth == d)
         a = arc[level]
-        node_h[level] = arc_h[a] @ node_h[tail[a]]
-        node_colour[level] = node_colour[tail[a]] | np.r_[colour, colour][a]
+        step = hom[a % len(u)]
+        back = ~forward[a]
+        step[back] = np.linalg.inv(step[back])
+        node_h[hpos[level]] = step @ node_h[hpos[tail[a]]]
+        node_colour[level] = node_colour[tail[a]] | colour[a % len(u)]
+    del hom
 
-    # each member node's relation to its master: the pair's own when it is direct
-    # and points away from the master, else composed
-    rel_nodes = np.flatnonzero((depth >= 1) & (fam_files[comp] >= 2))
-    direct = forward[arc[rel_nodes]] & (depth[rel_nodes] == 1)
-    rel = relations(
-        node_h[rel_nodes], size[master_of[comp[rel_nodes]]], size[rel_nodes], node_colour[rel_nodes]
+    # each member raster's relation to its master: the pair's own when it is direct
+    # and points away from the master, else composed (in batches: bounded memory)
+    k = len(rel_nodes)
+    rel = {"kind": np.empty(k, object), "scale": np.empty(k), "angle": np.empty(k),
+           "mirrored": np.empty(k, np.int64), "crop": np.empty((k, 4)),
+           "homography": np.empty(k, object)}  # fmt: skip
+    for i in range(0, k, 65536):
+        nodes = rel_nodes[i : i + 65536]
+        part = relations(
+            node_h[i : i + len(nodes)], size[master_of[comp[nodes]]], size[nodes],
+            node_colour[nodes],
+        )  # fmt: skip
+        for key, values in part.items():
+            rel[key][i : i + len(nodes)] = values
+    del node_h
+    direct = np.flatnonzero(forward[arc[rel_nodes]] & (depth[rel_nodes] == 1))
+    e = arc[rel_nodes[direct]]  # forward arcs are the copies' own indexes
+    rel["kind"][direct] = np.array(KINDS, object)[ea["kind"][e]]
+    for key in ("scale", "angle", "mirrored"):
+        rel[key][direct] = ea[key][e]
+    rel["crop"][direct] = np.column_stack(
+        [ea[k][e] for k in ("crop_x", "crop_y", "crop_w", "crop_h")]
     )
-    for i in np.flatnonzero(direct):
-        c = kinds[arc[rel_nodes[i]]]
-        rel["kind"][i], rel["scale"][i], rel["angle"][i] = c.kind, c.scale, c.angle
-        rel["mirrored"][i] = int(c.mirrored)
-        rel["crop"][i] = (c.crop_x, c.crop_y, c.crop_w, c.crop_h)
-        rel["homography"][i] = c.homography
 
     # one row per member file
     members = np.flatnonzero(fam_files[comp[node_of]] >= 2)
@@ -414,7 +436,8 @@ def build_families(con: duckdb.DuckDBPyConnection, copies: Sequence[CopyRecord])
                    dense_rank() OVER (ORDER BY x.mixed DESC, x.family_size DESC,
                                       substr(m.sha256, 1, 16)) AS fam_pos,
                    x.role_code, fx.filename
-            FROM fam_cols x JOIN f m ON m.file_id = x.master JOIN f fx ON fx.file_id = x.file_id"""
+            FROM fam_cols x JOIN frank m ON m.file_id = x.master
+                 JOIN frank fx ON fx.file_id = x.file_id"""
     )
     con.unregister("fam_cols")
 

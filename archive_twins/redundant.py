@@ -14,6 +14,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import duckdb
+
 from .families import MASTER_RULES
 from .util import atomic_dir
 
@@ -60,47 +62,51 @@ def _why(a: str, b: str) -> str:
     return f"CASE {cases} ELSE 'name' END"
 
 
-def redundant_query() -> str:
+def redundant_query(con: duckdb.DuckDBPyConnection) -> str:
     """The `redundant` rows (REDUNDANT_COLUMNS) in group order: identical sets,
-    same-pixel sets (by id), then families in the order of the families table."""
+    same-pixel sets (by id), then families in the order of the families table; in a
+    group, by the master rules. Builds two narrow tables first (the groups' members,
+    and each group's first two files), so the query joins no wide table."""
+    con.execute(
+        """CREATE TABLE red_g AS
+           SELECT 0 AS gk, set_id AS gpos, CAST(set_id AS VARCHAR) AS group_id, file_id,
+                  NULL AS role, NULL AS kind, NULL AS dup FROM ident
+           UNION ALL
+           SELECT 1, set_id, CAST(set_id AS VARCHAR), file_id, NULL, NULL, NULL FROM t_same
+           UNION ALL
+           SELECT 2, fam_pos, family_id, file_id, role, kind, duplicate_of FROM t_fam"""
+    )
+    con.execute(
+        """CREATE TABLE red_k AS
+           SELECT gk, group_id, list_extract(firsts, 1) AS kept, list_extract(firsts, 2) AS second
+           FROM (SELECT gk, group_id, arg_min(file_id, rank, 2) AS firsts
+                 FROM red_g JOIN frank USING (file_id) GROUP BY gk, group_id)"""
+    )
+    kinds = "CASE r.gk WHEN 0 THEN 'identical' WHEN 1 THEN 'same_pixels' ELSE 'family' END"
     return f"""
-    WITH g AS (
-        SELECT 'identical' AS group_kind, 0 AS gk, set_id AS gpos, CAST(set_id AS VARCHAR)
-               AS group_id, file_id, NULL AS role, NULL AS kind, NULL AS dup FROM ident
-        UNION ALL
-        SELECT 'same_pixels', 1, set_id, CAST(set_id AS VARCHAR), file_id, NULL, NULL, NULL
-        FROM t_same
-        UNION ALL
-        SELECT 'family', 2, fam_pos, family_id, file_id, role, kind, duplicate_of FROM t_fam),
-    r AS (SELECT g.*, frank.rank,
-                 row_number() OVER (PARTITION BY gk, group_id ORDER BY frank.rank) AS pos
-          FROM g JOIN frank USING (file_id)),
-    k AS (SELECT gk, group_id, file_id AS kept FROM r WHERE pos = 1),
-    s AS (SELECT gk, group_id, file_id AS second FROM r WHERE pos = 2)
-    SELECT r.group_kind, r.group_id, r.file_id,
-           CASE WHEN r.pos = 1 THEN 'keep'
+    SELECT {kinds} AS group_kind, r.group_id, r.file_id,
+           CASE WHEN r.file_id = k.kept THEN 'keep'
                 WHEN r.role = 'derivative' AND NOT coalesce(d.redundant, false)
                 THEN 'derivative' ELSE 'redundant' END AS action,
            k.kept AS kept_file_id,
-           CASE WHEN r.pos = 1 THEN (CASE r.gk WHEN 2 THEN 'the master' ELSE 'kept' END)
+           CASE WHEN r.file_id = k.kept THEN (CASE r.gk WHEN 2 THEN 'the master' ELSE 'kept' END)
                 WHEN r.role = 'derivative' THEN 'derived from the master (' || r.kind || ')'
-                WHEN fx.sha256 = fd.sha256 THEN 'same bytes as ' || fd.filename
-                ELSE 'same pixels as ' || fd.filename || ' (different bytes)' END AS reason,
-           CASE WHEN r.pos = 1 AND d.decision = 'master' THEN 'curator: master'
-                WHEN r.pos > 1 AND d.decision = 'redundant' THEN 'curator: redundant'
-                WHEN r.pos = 1 THEN 'rule: ' || {_why("rk", "rs")}
+                WHEN rx.sha256 = rd.sha256 THEN 'same bytes as ' || rd.filename
+                ELSE 'same pixels as ' || rd.filename || ' (different bytes)' END AS reason,
+           CASE WHEN r.file_id = k.kept AND d.decision = 'master' THEN 'curator: master'
+                WHEN r.file_id <> k.kept AND d.decision = 'redundant' THEN 'curator: redundant'
+                WHEN r.file_id = k.kept THEN 'rule: ' || {_why("rk", "rs")}
                 ELSE 'rule: ' || {_why("rk", "rx")} END AS decision,
-           CASE WHEN (r.pos = 1 AND d.decision = 'master')
-                  OR (r.pos > 1 AND d.decision = 'redundant') THEN d.decided_at END
+           CASE WHEN (r.file_id = k.kept AND d.decision = 'master')
+                  OR (r.file_id <> k.kept AND d.decision = 'redundant') THEN d.decided_at END
            AS decided_at
-    FROM r JOIN k USING (gk, group_id) LEFT JOIN s USING (gk, group_id)
-         JOIN frank rk ON rk.file_id = k.kept
+    FROM red_g r JOIN red_k k USING (gk, group_id)
          JOIN frank rx ON rx.file_id = r.file_id
-         LEFT JOIN frank rs ON rs.file_id = s.second
-         JOIN f fx ON fx.file_id = r.file_id
-         JOIN f fd ON fd.file_id = coalesce(r.dup, k.kept)
+         JOIN frank rk ON rk.file_id = k.kept
+         LEFT JOIN frank rs ON rs.file_id = k.second
+         JOIN frank rd ON rd.file_id = coalesce(r.dup, k.kept)
          LEFT JOIN dec_file d ON d.file_id = r.file_id
-    ORDER BY r.gk, r.gpos, r.pos"""
+    ORDER BY r.gk, r.gpos, rx.rank"""
 
 
 def write_redundant_csv(table: Rows, out_dir: str | os.PathLike) -> int:
@@ -120,7 +126,7 @@ def write_redundant_csv(table: Rows, out_dir: str | os.PathLike) -> int:
                            t.file_id, t.kept_file_id, fx.filename_bytes
                     FROM (SELECT *, row_number() OVER () AS row FROM {table}) t
                     JOIN f fx ON fx.file_id = t.file_id
-                    JOIN f fk ON fk.file_id = t.kept_file_id ORDER BY t.row"""
+                    JOIN frank fk ON fk.file_id = t.kept_file_id ORDER BY t.row"""
             )
             while rows := res.fetchmany(8192):
                 w.writerows(rows)

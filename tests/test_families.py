@@ -164,9 +164,10 @@ def test_a_family_has_its_largest_file_as_master_and_every_member_related(tmp_pa
     assert (turned["kind"], turned["angle"], turned["scale"]) == ("rotate90i", 90.0, 0.5)
     # the pair is reported between the masters of its rasters, by the same rules
     name = {r[0]: r[1] for r in tables["fileid_to_filename_map"]}
-    pairs = {(name[r.file_id1], name[r.file_id2]) for r in tables["copy_pairs"]}
+    rows = [dict(zip(columns("copy_pairs"), r, strict=True)) for r in tables["copy_pairs"]]
+    pairs = {(name[r["file_id1"]], name[r["file_id2"]]) for r in rows}
     assert pairs == {("Masters/m.tif", "web/half.jpg"), ("Masters/m.tif", "web/half turned.jpg")}
-    assert all(r.reviewed == 0 for r in tables["copy_pairs"])
+    assert all(r["reviewed"] == 0 for r in rows)
 
 
 def test_a_member_without_a_direct_pair_is_composed_along_the_chain(tmp_path):
@@ -312,7 +313,8 @@ def test_pair_decisions_change_the_tables(tmp_path, decision):
     gone = Decision(sha("gone"), "", "gone.tif", "", "master", "", "")
     tables, fam = build(tmp_path, files, verdicts, decisions=[d, gone])
     name = {r[0]: r[1] for r in tables["fileid_to_filename_map"]}
-    pairs = {(name[r.file_id1], name[r.file_id2]): r for r in tables["copy_pairs"]}
+    rows = [dict(zip(columns("copy_pairs"), r, strict=True)) for r in tables["copy_pairs"]]
+    pairs = {(name[r["file_id1"]], name[r["file_id2"]]): r for r in rows}
     key = ("Masters/m.tif", "web/half.jpg")
     rejected = [(name[r[0]], name[r[1]]) for r in tables["rejected_pairs"]]
     related = [(name[r[0]], name[r[1]]) for r in tables["related_pairs"]]
@@ -321,7 +323,7 @@ def test_pair_decisions_change_the_tables(tmp_path, decision):
     info = dict(tables["run_info"])
     assert (info["decisions"], info["decisions_gone"], info["decisions_applied"]) == ("2", "1", "1")
     if decision == "copy":
-        assert pairs[key].reviewed == 1 and fam["web/half.jpg"]["role"] == "derivative"
+        assert pairs[key]["reviewed"] == 1 and fam["web/half.jpg"]["role"] == "derivative"
         assert not rejected and not related
         return
     # the pair left the master's family; the half keeps its own (a byte copy)
