@@ -34,6 +34,7 @@ from .records import (
     TRANSFORM_PARAMETER,
     CopyRecord,
     copy_pair_row,
+    duck_type,
     related_pair_row,
     thumb_relpath,
 )
@@ -367,11 +368,9 @@ def copy_tables(
     A raster that disappeared since the matching job ran drops its pairs.
     """
     cols = COPY_PAIRS_COLUMNS
-    duck = {"INTEGER": "BIGINT", "REAL": "DOUBLE", "TEXT": "VARCHAR"}
-    ddl = ", ".join(f"{c} {duck[t.split()[0]]}" for c, t in cols)
-    con.execute(f"CREATE TABLE t_copy ({ddl})")
+    con.execute(f"CREATE TABLE t_copy ({', '.join(f'{c} {duck_type(t)}' for c, t in cols)})")
     present = [c for c in copies if c.key1 in rep and c.key2 in rep]
-    unnest = ", ".join(f"unnest(?::{duck[t.split()[0]]}[])" for _, t in cols)
+    unnest = ", ".join(f"unnest(?::{duck_type(t)}[])" for _, t in cols)
     for i in range(0, len(present), 65536):
         rows = [copy_pair_row(c, rep) for c in present[i : i + 65536]]
         con.execute(

@@ -1,8 +1,8 @@
 """Copy families: a master and everything derived from it.
 
 Takes the aggregation's duckdb tables (`f`: one row per file; `frank`: the files in
-the order of the master rules, see `rank_files`) and the verified copies between
-rasters; gives the `families` rows. A family is a connected component of copy
+the order of the master rules, see `rank_files`; `t_copy`: the verified copies);
+gives the table `t_fam`, the `families` rows. A family is a connected component of copy
 relations, identical and same-pixel sets (at least two files). Its master is its
 first file by the master rules; every other member carries its relation to the
 master: the direct pair's when there is one, else composed along the shortest chain
@@ -26,7 +26,7 @@ from scipy.sparse.csgraph import connected_components
 
 from .dihedral import DIHEDRAL, nearest_dihedral
 from .direction import FORMAT_RANK
-from .records import TRANSFORM_PARAMETER
+from .records import TRANSFORM_PARAMETER, duck_type
 
 # The master rules, in order: which file of a family (or of an identical or
 # same-pixel set, or of a raster's files) is kept. Each is a column of `frank`
@@ -118,8 +118,9 @@ def rank_files(con: duckdb.DuckDBPyConnection, master_paths: Sequence[str]) -> N
     )
 
 
-def _arrays(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> dict:
-    return {k: np.asarray(v) for k, v in con.execute(sql, params or []).fetchnumpy().items()}
+def _arrays(con: duckdb.DuckDBPyConnection, sql: str) -> dict[str, np.ndarray]:
+    """A query's columns as numpy arrays (the query leaves no NULL in them)."""
+    return {k: np.asarray(v) for k, v in con.execute(sql).fetchnumpy().items()}
 
 
 def _bfs(
@@ -280,8 +281,7 @@ def build_families(con: duckdb.DuckDBPyConnection) -> None:
     )
     n = int(fa["node"][-1]) + 1 if len(fa["node"]) else 0
     if not n:
-        types = {"INTEGER": "BIGINT", "REAL": "DOUBLE", "TEXT": "VARCHAR"}
-        cols = [f"CAST(NULL AS {types[t.split()[0]]}) AS {c}" for c, t in FAMILY_COLUMNS]
+        cols = [f"CAST(NULL AS {duck_type(t)}) AS {c}" for c, t in FAMILY_COLUMNS]
         con.execute(
             f"CREATE TABLE t_fam AS SELECT {', '.join(cols)}, 0 AS fam_pos, 0 AS role_code, "
             "'' AS filename WHERE false"
@@ -381,10 +381,8 @@ def build_families(con: duckdb.DuckDBPyConnection) -> None:
     c = comp[node]
     role = np.where(fid == master_file[c], 0, np.where(fid == node_rep[node], 1, 2))
     role[(role == 1) & (depth[node] == 0)] = 2  # the master raster's other files
-    where = np.full(n, -1, np.int64)
-    where[rel_nodes] = np.arange(len(rel_nodes))
-    r = where[node]
-    has = r >= 0
+    r = hpos[node]  # the member's raster in `rel`, if it has a relation there
+    has = r < len(rel_nodes)
     master_dup = (role == 2) & ~has
     # the node each member was reached from (its tree parent)
     parent = tail[np.maximum(arc[node], 0)] if len(tail) else np.zeros(len(node), np.int64)

@@ -152,6 +152,11 @@ def table_columns(cls: type) -> list[tuple[str, str]]:
     ]
 
 
+def duck_type(sql: str) -> str:
+    """The duckdb type of a table column's SQLite type (`INTEGER NOT NULL` -> BIGINT)."""
+    return {"INTEGER": "BIGINT", "REAL": "DOUBLE", "TEXT": "VARCHAR"}[sql.split()[0]]
+
+
 def duckdb_types(cls: type) -> dict[str, str]:
     """Field -> duckdb type of the fields read from JSON lines by duckdb."""
     return {f.name: f.metadata["duck"] for f in fields(cls) if f.metadata["duck"] is not None}
