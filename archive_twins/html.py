@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
-from .records import TRANSFORM_PARAMETER
+from .records import THUMB_DIR, THUMB_LAYOUT, THUMB_SPLIT, TRANSFORM_PARAMETER
 from .schema import columns
 from .util import atomic_dir, json_table
 
@@ -26,7 +26,8 @@ WEB = Path(__file__).parent / "web"
 
 # The page data holds files and items as arrays; their column names go with them
 # (data "fields"), and app.js reads every value by name.
-# A file: columns of `files`, with `thumb` relative to the page and `href` its link.
+# A file: columns of `files`, with `thumb` 1 when it has one (the page makes the link
+# from the sha256) and `href` its link's name part.
 FILE_FIELDS = (
     "filename",
     "thumb",
@@ -132,11 +133,21 @@ def _write_data_js(path: Path, data: dict, batch: int = 4096, var: str = "ATW_DA
         fh.write(esc("}") + '");\n')
 
 
-def file_uri(archive: Path, f: dict) -> str:
-    """file:// link to the original: the name's raw bytes, percent-encoded, so a
-    name that is not valid UTF-8 (a Latin-1 `caf\\xe9`) still opens."""
+def href_prefix(archive: Path) -> str:
+    """The file:// link of the archive's root, to which a page adds each name."""
+    return "file://" + quote(os.fsencode(archive) + b"/", safe="/")
+
+
+def href_name(f: dict) -> str:
+    """A file's name in its link: its raw bytes, percent-encoded, so a name that is
+    not valid UTF-8 (a Latin-1 `caf\\xe9`) still opens."""
     raw = bytes.fromhex(f["filename_bytes"]) if f.get("filename_bytes") else f["filename"].encode()
-    return "file://" + quote(os.fsencode(archive) + b"/" + raw, safe="/")
+    return quote(raw, safe="/")
+
+
+def file_uri(archive: Path, f: dict) -> str:
+    """file:// link to the original."""
+    return href_prefix(archive) + href_name(f)
 
 
 class _Files:
@@ -149,10 +160,14 @@ class _Files:
         if file_id not in self.index:
             f = dict(zip(FILE_SOURCE, self.files[file_id], strict=True))
             self.index[file_id] = len(self.rows)
+            name = href_name(f)
             row = {
                 **f,
-                "thumb": f"../{f['thumb']}" if f.get("thumb") else "",
-                "href": file_uri(self.archive, f),
+                # 1 when there is a thumbnail: the page finds it by the sha256
+                "thumb": int(bool(f.get("thumb"))),
+                # the page links to href_prefix + this, or + the filename when the
+                # same (most names: a fifth of the page's data saved)
+                "href": None if name == f["filename"] else name,
             }
             self.rows.append([row[k] for k in FILE_FIELDS])
         return self.index[file_id]
@@ -375,6 +390,10 @@ def build_html(
                 fields, param_field = PAIR_FIELDS, TRANSFORM_PARAMETER[kind]
                 page = "copies"
             data = {
+                "href_prefix": href_prefix(archive),
+                # a thumbnail's link: the store's layout (records.thumb_path), filled in
+                "thumb_template": f"../{THUMB_DIR}/{THUMB_LAYOUT}",
+                "thumb_split": THUMB_SPLIT,
                 "title": title,
                 "mode": mode,
                 "page": page,

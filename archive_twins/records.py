@@ -38,13 +38,19 @@ REQUIRED: Any = dataclasses.MISSING
 THUMB_DIR = "thumbs"
 
 
+# A content's thumbnail in the store: `{sha}` its sha256, `{d}` the first THUMB_SPLIT
+# hex digits of it (the review pages fill in the same template).
+THUMB_LAYOUT = "{d}/{sha}.jpg"
+THUMB_SPLIT = 2
+
+
 def thumb_path(store: str | os.PathLike, sha: str) -> Path:
     """Thumbnail of a file content in the content store (shared by byte copies).
 
     Stores are split by the hash's first two hex digits, so no directory holds more
     than a few thousand files even for a large archive.
     """
-    return Path(store) / sha[:2] / f"{sha}.jpg"
+    return Path(store) / THUMB_LAYOUT.format(d=sha[:THUMB_SPLIT], sha=sha)
 
 
 def thumb_relpath(sha: str) -> str:

@@ -99,6 +99,8 @@ def synthetic_tables(n_pairs: int, n_families: int = 0) -> dict[str, list[dict]]
             "method": "phash",
             "area_fraction": 1.0,
             "colour_change": 0,
+            "direction_by": "resolution",
+            "reviewed": 0,
         }
         for i in range(n_pairs)
     ]

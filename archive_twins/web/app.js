@@ -12,18 +12,30 @@
   const PAGE_SIZE = D.mode === "families" ? 8 : 24;
   // Files and items come as compact arrays; D.fields names their columns (html.py
   // derives them from the records), so they are read by name here, never by position.
-  const named = (names) => (row) => Object.fromEntries(names.map((k, i) => [k, row[i]]));
+  const named = (names) => (row) => {
+    const o = {};
+    for (let i = 0; i < names.length; i++) o[names[i]] = row[i];
+    return o;
+  };
   const F = D.files.map(named(D.fields.file));
+  // a link is the archive's root and the name (encoded by html.py when it differs);
+  // a thumbnail is found by the content's sha256 (the store's layout, from html.py)
+  const hrefOf = (f) => D.href_prefix + (f.href ?? f.filename);
+  const thumbOf = (f) => f.thumb ? D.thumb_template
+    .replace("{d}", f.sha256.slice(0, D.thumb_split)).replace("{sha}", f.sha256) : "";
   const ITEMS = D.items.map(named(D.fields.item));
-  if (D.mode === "families") {
-    const member = named(D.fields.member);
-    for (const it of ITEMS) {
-      it.members = it.members.map(member);
+  // A family's members are named when first needed (a page of cards, a filter):
+  // 30,000 families hold 90,000 members.
+  const memberRow = named(D.fields.member || []);
+  function fam(it) {
+    if (!it.others) {
+      it.members = it.members.map(memberRow);
       it.master = it.members.find((m) => m.role === "master");
       it.others = it.members.filter((m) => m.role !== "master");
       // a member is a pair: the master (file1) and the member (file2)
       for (const m of it.members) { m.file1 = it.master.file; m.file2 = m.file; }
     }
+    return it;
   }
   const state = { page: 0, q: "", min: "", max: "", mirror: "any", sort: "default",
                   review: "all", folder: "", sel: 0, rows: [], flicker: null };
@@ -285,7 +297,7 @@
   function fileLine(fi, extra) {
     const f = F[fi];
     // <bdi>: a right-to-left override in one name cannot reorder the text after it
-    const a = el("a", { class: "fname", href: f.href, title: "open the original file" },
+    const a = el("a", { class: "fname", href: hrefOf(f), title: "open the original file" },
       el("bdi", { text: f.filename }));
     const facts = ` ${f.width}×${f.height} ${f.format || ""} ${fmtSize(f.size_bytes)}`;
     return el("div", { class: "file" }, a, el("span", { class: "facts", text: facts }), extra);
@@ -293,7 +305,7 @@
 
   function thumb(fi, cls) {
     const f = F[fi];
-    const img = el("img", { src: f.thumb, class: cls || "thumb", loading: "lazy", alt: "" });
+    const img = el("img", { src: thumbOf(f), class: cls || "thumb", loading: "lazy", alt: "" });
     img.width = f.thumb_w;
     img.height = f.thumb_h;
     return img;
@@ -694,7 +706,7 @@
 
   function fileIndexes(item) {
     if (D.mode === "sets") return item.files;
-    if (D.mode === "families") return item.members.map((m) => m.file);
+    if (D.mode === "families") return fam(item).members.map((m) => m.file);
     return [item.file1, item.file2];
   }
 
@@ -706,7 +718,7 @@
   }
 
   function reviewed(item) {
-    if (D.mode === "families") return toReview(item) === 0;
+    if (D.mode === "families") return toReview(fam(item)) === 0;
     if (D.mode === "sets") return item.files.some((fi) => fileDecision(fi));
     return !!pairDecision(item.file1, item.file2);
   }
@@ -723,7 +735,7 @@
       if (state.mirror !== "any") {
         if (D.mode === "pairs" && String(it.mirrored) !== state.mirror) return false;
         if (D.mode === "sets" && it.kind !== state.mirror) return false;
-        if (D.mode === "families" && !it.others.some((m) => m.kind === state.mirror)) return false;
+        if (D.mode === "families" && !fam(it).others.some((m) => m.kind === state.mirror)) return false;
       }
       if (state.review !== "all" && reviewed(it) !== (state.review === "done")) return false;
       return true;
@@ -741,7 +753,7 @@
     return rows;
   }
 
-  const CARD = { pairs: pairCard, sets: setCard, families: familyCard };
+  const CARD = { pairs: pairCard, sets: setCard, families: (it, i) => familyCard(fam(it), i) };
 
   function render() {
     if (state.flicker) toggleFlicker(state.flicker.card);
@@ -788,7 +800,10 @@
 
   function go(delta) { state.page += delta; state.sel = 0; render(); }
 
-  function current() { return state.rows[state.page * PAGE_SIZE + state.sel]; }
+  function current() {
+    const it = state.rows[state.page * PAGE_SIZE + state.sel];
+    return it && D.mode === "families" ? fam(it) : it;
+  }
 
   // next member of the selected family or set; past the last, the next card
   function step(delta) {
@@ -905,14 +920,18 @@
       : [["default", "file order"], ["param", `by ${D.param}`], ...(D.mode === "pairs" ? [["score", "by score"]] : [])];
     const folder = input("folder", "folder…", "folder");
     folder.setAttribute("list", "folders");
-    const folders = new Set();
-    for (const f of F) {
-      const parts = f.filename.split("/");
-      for (let d = 1; d < Math.min(parts.length, 3); d++) folders.add(parts.slice(0, d).join("/") + "/");
-      if (folders.size > 2000) break;
-    }
     const list = el("datalist", { id: "folders" });
-    for (const f of [...folders].sort()) list.appendChild(el("option", { value: f }));
+    // the first two levels of folders, offered once the field is used
+    folder.addEventListener("focus", () => {
+      if (list.childElementCount) return;
+      const folders = new Set();
+      for (const f of F) {
+        const parts = f.filename.split("/");
+        for (let d = 1; d < Math.min(parts.length, 3); d++) folders.add(parts.slice(0, d).join("/") + "/");
+        if (folders.size > 2000) break;
+      }
+      for (const name of [...folders].sort()) list.appendChild(el("option", { value: name }));
+    }, { once: true });
     bar.append(
       input("search", "search filenames…", "q"), folder, list,
       el("label", { text: ` ${D.param} ` }), input("pmin", "min", "min", "number"),
