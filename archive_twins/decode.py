@@ -10,6 +10,7 @@ import hashlib
 import os
 from dataclasses import asdict, dataclass
 
+import blake3
 import numpy as np
 import pyvips
 
@@ -56,8 +57,8 @@ class DecodeParams:
         """Stored with cached results: changing a setting redoes them (v4: thumbnails
         colour-managed through the embedded ICC profile; v5: tone hashes; v6: JPEG
         quality; v7: its estimate leaves out clamped table entries; v8: content
-        hashes)."""
-        return fingerprint("decode-v8", asdict(self))
+        hashes; v9: the pixel hash is BLAKE3's, 5x faster than blake2b's)."""
+        return fingerprint("decode-v9", asdict(self))
 
 
 def _source(path: str) -> pyvips.Source:
@@ -248,17 +249,19 @@ def _png_zero_size(path: str) -> str | None:
 
 
 def pixel_hash(img: pyvips.Image, raw: memoryview | None = None) -> str:
-    """blake2b of the decoded page-0 raster plus its shape and sample format.
+    """BLAKE3 (160 bits) of the decoded page-0 raster plus its shape and sample
+    format: two files share it exactly when their pixels are identical. BLAKE3 hashes
+    a 108 MB master in 24 ms of CPU, blake2b in 130 (docs/decode.md).
 
     Hashes `raw`, the raster already in memory (`decode_raster`), when given; else the
     raster is streamed through a custom target, so memory stays bounded for any image
-    size. Two files share this hash exactly when their pixels are identical.
+    size.
     """
-    h = hashlib.blake2b(digest_size=20)
+    h = blake3.blake3()
     h.update(f"{img.width}x{img.height}x{img.bands}:{img.format}:{img.interpretation}|".encode())
     if raw is not None:
         h.update(raw)
-        return h.hexdigest()
+        return h.hexdigest(length=20)
     target = pyvips.TargetCustom()
 
     def on_write(chunk: bytes) -> int:
@@ -267,7 +270,7 @@ def pixel_hash(img: pyvips.Image, raw: memoryview | None = None) -> str:
 
     target.on_write(on_write)
     img.rawsave_target(target)
-    return h.hexdigest()
+    return h.hexdigest(length=20)
 
 
 # A page-0 raster up to this many bytes is decoded once, into memory, where it is
