@@ -48,11 +48,11 @@ COUNTS = {"small": 40, "mid": 20, "png": 12, "tiff": 3}
 # (label, functions charged to it as "module.function"); a function a checkout does
 # not have is skipped. Labels of the features part start with "features".
 STEPS = (
-    ("read + sha256", ("decode.sha256_file", "decode.read_bytes")),
+    ("read + sha256", ("decode.sha256_file", "decode.read_hashed")),
     ("format, header, open", ("decode.loader_format", "decode.open_page0", "decode._png_zero_size")),  # noqa: E501
     ("JPEG quality", ("decode.jpeg_quality",)),
     ("pixel hash", ("decode.pixel_hash",)),
-    ("decode + thumbnail (+ICC, JPEG save)", ("decode.analyse", "decode.make_thumbnail", "decode.to_srgb8")),  # noqa: E501
+    ("decode + thumbnail (+ICC, JPEG save)", ("decode.analyse", "decode._analyse", "decode.make_thumbnail", "decode.to_srgb8")),  # noqa: E501
     ("pHash + tone hash x8", ("hashing.dihedral_hashes",)),
     ("content hash (frame, inpaint)", ("hashing.content_hashes",)),
     ("blank", ("decode.is_blank",)),

@@ -228,13 +228,13 @@ def test_page0_is_decoded_once_with_the_streamed_answers(tmp_path, monkeypatch, 
 
 
 def test_a_raster_above_the_memory_limit_is_streamed(tmp_path, monkeypatch):
-    """Above RASTER_IN_MEMORY page 0 is streamed twice (bounded memory): the same
+    """Above IN_MEMORY bytes page 0 is streamed twice (bounded memory): the same
     record and thumbnail as in memory."""
     import archive_twins.decode as dec
 
     for name, (_, path) in _files_of_every_path(tmp_path).items():
         in_memory = run(path, tmp_path)
-        monkeypatch.setattr(dec, "RASTER_IN_MEMORY", 0)
+        monkeypatch.setattr(dec, "IN_MEMORY", 0)
         streamed = run(path, tmp_path)
         monkeypatch.undo()
         assert in_memory[0] == streamed[0], name
@@ -278,3 +278,33 @@ print(json.dumps([cv2.getNumThreads(), pyvips.vips_lib.vips_concurrency_get(),
     cv_threads, vips_threads, blas_threads, heap = json.loads(out.stdout.splitlines()[-1])
     assert cv_threads == 1 and vips_threads == 1 and blas_threads == [1]
     assert heap == (sys.platform == "linux")
+
+
+def test_a_file_is_read_once_for_its_sha256_and_its_decode(tmp_path, monkeypatch):
+    """read_hashed gives the sha256 and the bytes; decoding those bytes opens no file
+    in libvips and gives the record and thumbnail decoding the file gives."""
+    from archive_twins.decode import read_hashed
+
+    for name, (_, path) in _files_of_every_path(tmp_path).items():
+        sha, data = read_hashed(str(path))
+        assert sha == sha256_file(str(path)) and bytes(data) == path.read_bytes()
+        from_file = run(path, tmp_path)
+        with monkeypatch.context() as m:
+            m.setattr(pyvips.Source, "new_from_file", None)  # any file source would fail
+            from_bytes = analyse(str(path), str(tmp_path / "thumb.jpg"), P, data=data)
+        assert from_bytes[0] == from_file[0], name
+        assert np.array_equal(from_bytes[1], from_file[1]), name
+
+
+def test_a_failure_from_bytes_has_the_reason_the_file_gives(tmp_path):
+    """libvips names a memory source 'source' where it names a file: a truncated
+    TIFF's reason names the file either way."""
+    from archive_twins.decode import read_hashed
+
+    tif = save_museum_tiff(to16(photo("astronaut")), tmp_path / "a.tif")  # IFD first
+    whole = tif.read_bytes()
+    tif.write_bytes(whole[: len(whole) // 2])
+    _, data = read_hashed(str(tif))
+    rec, _ = analyse(str(tif), str(tmp_path / "t.jpg"), P, name="box/a.tif", data=data)
+    assert rec == run(tif, tmp_path)[0] | {"error": rec["error"]}
+    assert rec["error"].startswith("decode failed: box/a.tif: "), rec["error"]
