@@ -95,8 +95,9 @@ class _Scratch:
 
 # A file up to this size is read once, into memory: its sha256 and its decode use
 # those bytes; a larger one is read twice, streamed (bounded memory). The same bound
-# holds a decoded page-0 raster in memory (`decode_raster`).
-IN_MEMORY = 512 << 20
+# holds a decoded page-0 raster in memory (`decode_raster`). A 104 MB master takes
+# 366 MB at its peak (bench/memory_bench.py); this bound keeps a job below 1.2 GB.
+IN_MEMORY = 256 << 20
 _FILE_BYTES, _RASTER = _Scratch(), _Scratch()
 
 
