@@ -284,55 +284,34 @@ def spawn(what: str, repo: Path, work: Path, kind: str) -> dict:
 
 
 def table(results: dict[str, dict]) -> str:
+    """The markdown table: a column per file type, ms of CPU per file unless said."""
     kinds = list(results)
-    head = "| ms of CPU per file | " + " | ".join(kinds) + " |"
-    lines = [head, "|" + " --- |" * (len(kinds) + 1)]
-
-    def row(label: str, values: list[str]) -> None:
-        lines.append(f"| {label} | " + " | ".join(values) + " |")
-
-    per = {k: results[k]["job"]["files"] for k in kinds}
-    for label, _ in STEPS:
-        row(
-            label,
-            [f"{1000 * results[k]['job']['steps'][label][0] / per[k]:.1f}" for k in kinds],
-        )
-    charged = {k: sum(v[0] for v in results[k]["job"]["steps"].values()) for k in kinds}
-    total = {k: results[k]["job"]["user"] + results[k]["job"]["sys"] for k in kinds}
-    feats = {
-        k: sum(v[0] for lab, v in results[k]["job"]["steps"].items() if lab.startswith("features"))
-        for k in kinds
-    }
-    floor = {k: results[k]["floor"]["user"] + results[k]["floor"]["sys"] for k in kinds}
-    fper = {k: results[k]["floor"]["files"] for k in kinds}
-    sys_ = {k: results[k]["job"]["sys"] for k in kinds}
-    row("other (job, logging)", [f"{1000 * (total[k] - charged[k]) / per[k]:.1f}" for k in kinds])
-    row("**job total** (user + sys)", [f"**{1000 * total[k] / per[k]:.1f}**" for k in kinds])
-    row(
-        "job without features",
-        [f"{1000 * (total[k] - feats[k]) / per[k]:.1f}" for k in kinds],
-    )
-    row(
-        "system time, share of the job",
-        [f"{1000 * sys_[k] / per[k]:.1f} ({100 * sys_[k] / total[k]:.0f} %)" for k in kinds],
-    )
-    row(
-        "minor page faults per file",
-        [f"{results[k]['job']['faults'] / per[k]:,.0f}" for k in kinds],
-    )
-    row(
-        "**floor** (read + sha256 + decode)",
-        [f"**{1000 * floor[k] / fper[k]:.1f}**" for k in kinds],
-    )
-    row(
-        "job / floor",
-        [f"{(total[k] / per[k]) / (floor[k] / fper[k]):.1f}x" for k in kinds],
-    )
-    row(
-        "job without features / floor",
-        [f"{((total[k] - feats[k]) / per[k]) / (floor[k] / fper[k]):.1f}x" for k in kinds],
-    )
-    row("files (ok)", [f"{per[k]} ({results[k]['job']['ok']})" for k in kinds])
+    job = {k: results[k]["job"] for k in kinds}
+    n = {k: job[k]["files"] for k in kinds}
+    total = {k: (job[k]["user"] + job[k]["sys"]) / n[k] for k in kinds}  # s a file
+    steps = {k: {lab: v[0] / n[k] for lab, v in job[k]["steps"].items()} for k in kinds}
+    feats = {k: sum(v for lab, v in steps[k].items() if lab.startswith("features")) for k in kinds}
+    floor = {k: (lambda f: (f["user"] + f["sys"]) / f["files"])(results[k]["floor"]) for k in kinds}
+    rows = [(label, lambda k, lab=label: f"{1000 * steps[k][lab]:.1f}") for label, _ in STEPS]
+    rows += [
+        ("other (job, logging)", lambda k: f"{1000 * (total[k] - sum(steps[k].values())):.1f}"),
+        ("**job total** (user + sys)", lambda k: f"**{1000 * total[k]:.1f}**"),
+        ("job without features", lambda k: f"{1000 * (total[k] - feats[k]):.1f}"),
+        (
+            "system time, share of the job",
+            lambda k: (
+                f"{1000 * job[k]['sys'] / n[k]:.1f} ({100 * job[k]['sys'] / n[k] / total[k]:.0f} %)"
+            ),
+        ),
+        ("minor page faults per file", lambda k: f"{job[k]['faults'] / n[k]:,.0f}"),
+        ("**floor** (read + sha256 + decode)", lambda k: f"**{1000 * floor[k]:.1f}**"),
+        ("job / floor", lambda k: f"{total[k] / floor[k]:.1f}x"),
+        ("job without features / floor", lambda k: f"{(total[k] - feats[k]) / floor[k]:.1f}x"),
+        ("files (ok)", lambda k: f"{n[k]} ({job[k]['ok']})"),
+    ]
+    lines = ["| ms of CPU per file | " + " | ".join(kinds) + " |"]
+    lines.append("|" + " --- |" * (len(kinds) + 1))
+    lines += [f"| {label} | " + " | ".join(fn(k) for k in kinds) + " |" for label, fn in rows]
     return "\n".join(lines)
 
 
