@@ -241,15 +241,6 @@ def test_a_raster_above_the_memory_limit_is_streamed(tmp_path, monkeypatch):
         assert np.array_equal(in_memory[1], streamed[1]), name
 
 
-def test_pixel_hash_is_blake3_of_shape_format_and_raw_raster(tmp_path):
-    import blake3
-
-    arr = photo("coins")[:50, :70]
-    rec, _ = run(save(arr, tmp_path / "c.png"), tmp_path)
-    header = b"70x50x3:uchar:srgb|"
-    assert rec["pixel_hash"] == blake3.blake3(header + arr.tobytes()).hexdigest(length=20)
-
-
 def test_decode_job_holds_libraries_to_its_threads(tmp_path):
     """run_decode_shard holds libvips, OpenCV and BLAS to the rule's threads and keeps
     freed memory in the heap (process-wide: checked in a child process)."""
