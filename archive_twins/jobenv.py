@@ -3,8 +3,8 @@ from returning and re-faulting memory: what the per-file job sets up before work
 
 Takes the job's thread count; gives nothing back (process-wide settings). Why: a
 `decode_shard` job declares one thread, but libvips, OpenCV and OpenBLAS each start a
-pool per core, whose workers spin while they wait (measured: SIFT and quantising took
-twice the CPU time of one thread), and glibc hands every large freed block back to
+pool per core, whose workers spin while they wait (measured: SIFT took twice the CPU
+time of one thread, quantising eight times), and glibc hands every large freed block back to
 the kernel, so the next file's buffers are fresh pages again (~16,000 minor page
 faults per file, a fifth of the job's CPU as system time). See docs/decode.md.
 """
