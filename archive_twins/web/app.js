@@ -388,11 +388,14 @@
     if (p.kind === "rotate90i") parts.push(`rotated ${Math.round(p.angle)}°`);
     else parts.push(p.kind === "resize" ? "resized" : p.kind);
     const turn = ((p.angle % 360) + 540) % 360 - 180;  // clockwise, -180..180
-    if (p.kind !== "rotate90i" && Math.abs(turn) >= 0.05) parts.push(`turned ${+turn.toFixed(2)}°`);
+    if (p.kind !== "rotate90i" && Math.abs(turn) >= 0.1) parts.push(`turned ${+turn.toFixed(2)}°`);
     parts.push(`scale ${+p.scale.toFixed(4)}`);
     if (p.mirrored) parts.push("mirrored");
     if (p.colour_change) parts.push("colour change");
-    if (p.kind === "other" && p.crop_w != null && cropOf(p, p.file1)) {
+    const src = F[p.file1];
+    if (p.kind === "other" && p.crop_w != null && p.crop_w * p.crop_h < 0.005 * src.width * src.height) {
+      parts.push("no part of the source");
+    } else if (p.kind === "other" && p.crop_w != null && cropOf(p, p.file1)) {
       const [x, y, w, h] = [p.crop_x, p.crop_y, p.crop_w, p.crop_h].map((v) => v.toFixed(0));
       parts.push(`crop ${x},${y} ${w}×${h}`);
     }
@@ -604,7 +607,8 @@
       const how = of.sha256 === F[m.file].sha256 ? "same bytes as" : "same pixels as";
       return m.hops === 0 ? `${how} the master` : `${how} ${of.filename}`;
     }
-    return (m.hops > 1 ? `${m.hops} copies away · ` : "") + relationText(m);
+    return (m.explained ? "" : "not explained · ") + (m.hops > 1 ? `${m.hops} copies away · ` : "") +
+      relationText(m);
   }
 
   function familyCard(fam, idx) {
