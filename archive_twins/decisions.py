@@ -21,7 +21,7 @@ import dataclasses
 import io
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -97,6 +97,13 @@ def read_decisions(path: str | os.PathLike) -> list[Decision]:
         line = raw[: exc.start].count(b"\n") + 1
         raise DecisionError(f"decisions file {path}, line {line}: not UTF-8 text") from None
     rows = csv.reader(io.StringIO(text, newline=""))
+    try:
+        return _read_rows(rows, path)
+    except csv.Error as exc:  # a field beyond the csv module's limit (128 KB)
+        raise DecisionError(f"decisions file {path}, line {rows.line_num}: {exc}") from None
+
+
+def _read_rows(rows: Iterator[list[str]], path: str | os.PathLike) -> list[Decision]:
     try:
         header = [h.strip() for h in next(rows)]
     except StopIteration:

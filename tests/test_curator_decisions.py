@@ -71,6 +71,12 @@ def test_a_malformed_file_names_file_line_and_column(tmp_path, rows, header, whe
     assert str(exc.value).startswith(f"decisions file {path}, {where}")
 
 
+def test_a_file_the_csv_reader_cannot_read_is_refused_with_its_line(tmp_path):
+    path = write(tmp_path, [f"{A},,a.tif,,master,,", f"{A},,b.tif,,master,{'x' * 200_000},"])
+    with pytest.raises(DecisionError, match=r", line 3: field larger than field limit"):
+        read_decisions(path)
+
+
 def test_not_utf8_and_empty_files_are_refused(tmp_path):
     path = write(tmp_path, [f"{A},,caf\xe9.tif,,master,,"], encoding="latin-1")
     with pytest.raises(DecisionError, match=r", line 2: not UTF-8"):
