@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -35,6 +36,17 @@ def run_workflow(
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stderr[-6000:]}")
     return proc
+
+
+BROWSER = REPO / "tests" / "browser"
+
+
+def require_browser() -> None:
+    """Skip the test unless node with playwright-core and Debian's Chromium are here."""
+    if not shutil.which("node") or not (BROWSER / "node_modules" / "playwright-core").exists():
+        pytest.skip("node + playwright-core not installed (tests/setup_system.sh installs them)")
+    if not Path("/usr/bin/chromium").exists():
+        pytest.skip("Debian chromium not installed (tests/setup_system.sh installs it)")
 
 
 def row_key(row: tuple) -> tuple:

@@ -5,28 +5,22 @@ an aligned pair, and shows hostile filenames as text."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO, run_workflow
+from conftest import BROWSER, require_browser, run_workflow
 
 from archive_twins.demo import build_demo_archive, copy_bytes, photo, save
 
 pytestmark = pytest.mark.browser
-BROWSER = REPO / "tests" / "browser"
 EVIL = "<script>alert(\"x\")<!-- 'q' & <b>bold.jpg"
 EVIL_ERROR = "<img src=x onerror=alert(2)>.tif"
 
 
 @pytest.fixture(scope="module")
 def seen(tmp_path_factory):
-    if not shutil.which("node") or not (BROWSER / "node_modules" / "playwright-core").exists():
-        pytest.skip("node + playwright-core not installed (tests/setup_system.sh installs them)")
-    if not Path("/usr/bin/chromium").exists():
-        pytest.skip("Debian chromium not installed (tests/setup_system.sh installs it)")
+    require_browser()
     root = tmp_path_factory.mktemp("html") / "archive"
     build_demo_archive(root)
     copy_bytes(root / "web" / "astronaut.jpg", root / "evil" / EVIL)
@@ -131,10 +125,7 @@ def test_names_isolated_and_thumbnails_oriented(tmp_path):
     """A right-to-left override stays inside its name (<bdi>, unicode-bidi: isolate);
     a thumbnail of an EXIF orientation 6 file is shown turned by 90 degrees in a box
     of swapped size; a Latin-1 name links to its percent-encoded raw bytes."""
-    if not shutil.which("node") or not (BROWSER / "node_modules" / "playwright-core").exists():
-        pytest.skip("node + playwright-core not installed (tests/setup_system.sh installs them)")
-    if not Path("/usr/bin/chromium").exists():
-        pytest.skip("Debian chromium not installed (tests/setup_system.sh installs it)")
+    require_browser()
     from archive_twins.html import build_html
 
     rlo = "evil\u202egpj.exe.jpg"

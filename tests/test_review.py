@@ -17,12 +17,11 @@ from pathlib import Path
 
 import pytest
 from archives import build_review_archive
-from conftest import REPO, canonical, read_json_tables, run_workflow
+from conftest import BROWSER, canonical, read_json_tables, require_browser, run_workflow
 
 from archive_twins.util import DELIVERABLES
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
-BROWSER = REPO / "tests" / "browser"
 MASTER_PATHS = 'master_paths=["Masters/"]'
 ASTRO, BACKUP = "Masters/astronaut  master.tif", "Backup/old share/astronaut  master.tif"
 HALF, PORTRAIT = "web/astronaut half.jpg", "web/astronaut portrait.jpg"
@@ -66,10 +65,7 @@ def tree_bytes(results: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def review(tmp_path_factory):
-    if not shutil.which("node") or not (BROWSER / "node_modules" / "playwright-core").exists():
-        pytest.skip("node + playwright-core not installed (tests/setup_system.sh installs them)")
-    if not Path("/usr/bin/chromium").exists():
-        pytest.skip("Debian chromium not installed (tests/setup_system.sh installs it)")
+    require_browser()
     base = tmp_path_factory.mktemp("review")
     build_review_archive(base / "archive")
     work = base / "work"
