@@ -338,3 +338,28 @@ def test_pair_decisions_change_the_tables(tmp_path, decision):
             "resize", 0.5, "n", "2025-01-03T10:00:00Z")  # fmt: skip
     else:
         assert related == [key] and not rejected
+
+
+def test_a_file_decision_follows_its_content_when_renamed_or_moved(tmp_path):
+    pix = [rec("big.jpg", "L", 200, 100), rec("small.tif", "S", 100, 50, fmt="tiff", bits=16)]
+    verdicts = [resize("L", "S", (200, 100), 0.5)]
+    # decided when the file was Old/small.tif: the content is the key, the name a hint
+    moved = Decision(
+        sha("small.tif"), "", "Old/small.tif", "", "master", "", "2025-01-01T00:00:00Z"
+    )
+    tables, fam = build(tmp_path, pix, verdicts, decisions=[moved])
+    assert fam["small.tif"]["role"] == "master"
+    assert [r[7] for r in tables["decisions"]] == ["applied"]
+    # byte-identical files: the name picks one while it still names one of them
+    same = dict(content="x")
+    twins = [
+        rec("b/x.tif", "X", 10, 10, mtime=1, **same),
+        rec("a/x.tif", "X", 10, 10, mtime=2, **same),
+    ]
+    pick = Decision(sha("x"), "", "a/x.tif", "", "master", "", "2025-01-01T00:00:00Z")
+    _, fam = build(tmp_path, twins, [], decisions=[pick])
+    assert fam["a/x.tif"]["role"] == "master"  # not the older b/x.tif
+    # a name no longer there: every file of the content, and the rules pick among them
+    gone = Decision(sha("x"), "", "c/x.tif", "", "master", "", "2025-01-01T00:00:00Z")
+    _, fam = build(tmp_path, twins, [], decisions=[gone])
+    assert fam["b/x.tif"]["role"] == "master"
