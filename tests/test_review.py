@@ -86,6 +86,8 @@ def test_the_family_page_shows_masters_with_their_derivatives(review):
     )
     assert {n for n, m in astro.items() if m["role"] == "derivative"} == {HALF, PORTRAIT, CROP}
     assert astro[HALF]["text"] == "resized · scale 0.5"
+    # a crop reads as one, its box in the master (no "other · scale 0.9999")
+    assert astro[CROP]["text"] == "cropped to 360×360 at 60,40"
     coffee = {m["name"]: m for m in fams[COFFEE]["members"]}
     assert coffee["web/coffee same size.jpg"]["text"] == "re-encoded, same size"
     assert coffee[PNG]["text"] == "same pixels as the master"

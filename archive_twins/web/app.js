@@ -384,21 +384,23 @@
     if (p.kind === "identical") return "same bytes";
     if (p.kind === "same_pixels") return "same pixels, other bytes";
     if (sameSize(p) && !p.mirrored && !p.angle) return "re-encoded, same size";
+    const src = F[p.file1];
+    const none = p.kind === "other" && p.crop_w != null &&
+      p.crop_w * p.crop_h < 0.005 * src.width * src.height;
+    // a crop reads as one: its box in the source, the scale only when it changed
+    const crop = none ? null : cropOf(p, p.file1);
     const parts = [];
     if (p.kind === "rotate90i") parts.push(`rotated ${Math.round(p.angle)}°`);
-    else parts.push(p.kind === "resize" ? "resized" : p.kind);
+    else if (crop) {
+      const [x, y, w, h] = crop.map((v) => v.toFixed(0));
+      parts.push(`cropped to ${w}×${h} at ${x},${y}`);
+    } else parts.push(p.kind === "resize" ? "resized" : p.kind);
     const turn = ((p.angle % 360) + 540) % 360 - 180;  // clockwise, -180..180
     if (p.kind !== "rotate90i" && Math.abs(turn) >= 0.1) parts.push(`turned ${+turn.toFixed(2)}°`);
-    parts.push(`scale ${+p.scale.toFixed(4)}`);
+    if (!crop || Math.abs(p.scale - 1) >= 0.005) parts.push(`scale ${+p.scale.toFixed(4)}`);
     if (p.mirrored) parts.push("mirrored");
     if (p.colour_change) parts.push("colour change");
-    const src = F[p.file1];
-    if (p.kind === "other" && p.crop_w != null && p.crop_w * p.crop_h < 0.005 * src.width * src.height) {
-      parts.push("no part of the source");
-    } else if (p.kind === "other" && p.crop_w != null && cropOf(p, p.file1)) {
-      const [x, y, w, h] = [p.crop_x, p.crop_y, p.crop_w, p.crop_h].map((v) => v.toFixed(0));
-      parts.push(`crop ${x},${y} ${w}×${h}`);
-    }
+    if (none) parts.push("no part of the source");
     if (p.kind === "other" && p.area_fraction != null)
       parts.push(`area ${(100 * p.area_fraction).toFixed(1)}%`);
     return parts.join(" · ");
