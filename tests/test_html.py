@@ -82,6 +82,10 @@ def test_paging_keyboard_and_search(seen):
     assert sets["selected"] == "1"  # 'j' moved the selection to the second card
     assert sets["searchInfo"].startswith("page 1 of 1 · ")
     assert sets["searchFirst"]
+    # a decision on a page's last file moves on to the next page
+    assert sets["beforeLastDecision"].startswith("page 1 of 2")
+    assert sets["afterLastDecision"].startswith("page 2 of 2")
+    assert sets["lastDecisionCount"].startswith("1 decisions")
 
 
 def test_flicker_alternates_and_copy_is_aligned(seen):

@@ -818,7 +818,15 @@
     const n = D.mode === "families" ? it.others.length : D.mode === "sets" ? it.files.length : 0;
     const m = c._cur + delta;
     if (m >= 0 && m < n) c._setMember(m);
-    else if (delta > 0 && state.sel < cards().length - 1) select(state.sel + 1);
+    else if (delta > 0) nextCard();
+  }
+
+  // after a decision: the next card, past a page's last card the next page (with
+  // "not yet reviewed" the decided cards leave the list: the same page, refiltered)
+  function nextCard() {
+    if (state.sel < cards().length - 1) select(state.sel + 1);
+    else if (state.review === "todo") { state.sel = 0; render(); }
+    else if ((state.page + 1) * PAGE_SIZE < state.rows.length) go(1);
   }
   const member = (it) => Math.min(selectedCard()._cur, (D.mode === "sets" ? it.files : it.others).length - 1);
 
@@ -830,7 +838,7 @@
     if (D.mode === "pairs") {
       if (FILE_DECISIONS.has(decision)) return;
       decidePair(it.file1, it.file2, decision, note);
-      select(state.sel + 1);
+      nextCard();
     } else if (D.mode === "sets") {
       if (!FILE_DECISIONS.has(decision)) return;
       decideFile(it.files[member(it)], decision, note);
@@ -884,7 +892,7 @@
     ["d", "redundant", ["sets", "families"], () => decideKey("redundant")],
     ["a", "accept the family's copies and go on", ["families"], () => {
        const it = current();
-       if (it) { acceptFamily(it); select(state.sel + 1); }
+       if (it) { acceptFamily(it); nextCard(); }
      }],
     ["u", "undo", null, undoKey],
     ["e", "note", ["copies", "related", "families"], () => { const n = selectedCard() && selectedCard().querySelector("input.note"); if (n) n.focus(); }],
