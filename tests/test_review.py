@@ -112,6 +112,8 @@ def test_each_decision_by_key_and_by_click_is_exported(review):
     assert astro == {CROP: ["✗ not a copy"], HALF: ["✓ copy"], PORTRAIT: ["≈ related"],
                      BACKUP: ["♻ redundant"]}  # fmt: skip
     assert out["rotateBadges"] == ["✓ copy"]
+    # u undoes the last decision (not the selected card's: a decision moves on)
+    assert (out["slip"], out["undone"], out["undoneCurrent"]) == (["✗ not a copy"], [], PORTRAIT)
     assert sorted(out["setBadges"]) == sorted(["♻ redundant", "♻ redundant", "★ master"])
     assert out["countAfter"].startswith("10 decisions (10 made here")
     assert out["download"] == "decisions.csv"

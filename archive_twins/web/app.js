@@ -273,14 +273,27 @@
   function pairDecision(a, b) { return Decisions.get(pairKey(F[a].sha256, F[b].sha256)); }
   function fileDecision(fi) { return Decisions.get(fileKey(F[fi].sha256, F[fi].filename)); }
 
+  // What `u` undoes: the decisions made on this page, latest last, each step with
+  // what it replaced and the card (and member) selected when it was made.
+  const undoStack = [];
+  let batch = null;  // the steps of one `a` (accept a family's copies)
+  function remember(key) {
+    const change = [key, Decisions.get(key)];
+    if (batch) batch.push(change);
+    else undoStack.push({ changes: [change], page: state.page, sel: state.sel,
+                          cur: (cards()[state.sel] || {})._cur });
+  }
+
   function decidePair(a, b, decision, note) {
     const prev = pairDecision(a, b);
+    remember(pairKey(F[a].sha256, F[b].sha256));
     Decisions.set({ sha1: F[a].sha256, sha2: F[b].sha256, f1: F[a].filename, f2: F[b].filename,
                     decision, note: note ?? (prev ? prev.note : ""), at: now() });
   }
 
   function decideFile(fi, decision, note) {
     const prev = fileDecision(fi);
+    remember(fileKey(F[fi].sha256, F[fi].filename));
     Decisions.set({ sha1: F[fi].sha256, sha2: "", f1: F[fi].filename, f2: "", decision,
                     note: note ?? (prev ? prev.note : ""), at: now() });
   }
@@ -702,10 +715,13 @@
   }
 
   function acceptFamily(fam) {
+    batch = [];
     for (const m of fam.others) {
       const e = edgeOf(fam, m);
       if (e && !memberDecisions(fam, m).some(Boolean)) decidePair(e[0], e[1], "copy", "");
     }
+    if (batch.length) undoStack.push({ changes: batch, page: state.page, sel: state.sel, cur: 0 });
+    batch = null;
   }
 
   // ---- filtering, paging, keyboard -----------------------------------------------
@@ -857,7 +873,21 @@
     }
   }
 
+  // the last decision made on this page, back to what it replaced, and its card
+  // selected again; with none, the selected card's (or member's) decision cleared
   function undoKey() {
+    const last = undoStack.pop();
+    if (!last) return clearSelected();
+    for (const [key, before] of last.changes.reverse()) {
+      if (before) Decisions.set(before); else Decisions.clear(key);
+    }
+    if (state.page !== last.page || state.review !== "all") { state.page = last.page; render(); }
+    select(last.sel);
+    const c = selectedCard();
+    if (c && c._setMember && last.cur != null) c._setMember(last.cur);
+  }
+
+  function clearSelected() {
     const it = current();
     if (!it) return;
     if (D.mode === "pairs") Decisions.clear(pairKey(F[it.file1].sha256, F[it.file2].sha256));
@@ -894,7 +924,7 @@
        const it = current();
        if (it) { acceptFamily(it); nextCard(); }
      }],
-    ["u", "undo", null, undoKey],
+    ["u", "undo the last decision", null, undoKey],
     ["e", "note", ["copies", "related", "families"], () => { const n = selectedCard() && selectedCard().querySelector("input.note"); if (n) n.focus(); }],
     ["f", "flicker (aligned)", views ? null : [], () => selectedCard() && toggleFlicker(selectedCard())],
     ["b", "blend", views ? null : [], () => selectedCard() && toggleBlend(selectedCard())],

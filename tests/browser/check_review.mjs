@@ -70,6 +70,12 @@ if (mode === "decide") {
   const astro = familyCard(page, ASTRO);
   await tile(astro, HALF).click();
   await page.keyboard.press("c");                                     // copy, by key
+  // a slip on the member the selection moved on to, and its undo
+  await page.keyboard.press("x");
+  out.slip = await tile(astro, PORTRAIT).locator(".badge").allTextContents();
+  await page.keyboard.press("u");
+  out.undone = await tile(astro, PORTRAIT).locator(".badge").allTextContents();
+  out.undoneCurrent = await astro.locator(".member.current .mname").textContent();
   await tile(astro, CROP).click();
   await astro.locator(".compare button.dec-not_copy").click();       // not a copy, by click
   await tile(astro, PORTRAIT).click();
