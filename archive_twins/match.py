@@ -437,25 +437,39 @@ def chunk_candidates(
     if old is None or rows is None:
         hash_c = index.hash_candidates(mine, rp)
         word_c = index.word_candidates(mine, rp) if geo else {}
-        return hash_c, word_c, counts
-    hash_c, word_c = _carried(index, rows, old)
-    new = index.delta_since(since)
-    if new is not None and np.array_equal(~new, old):
-        dh, dw = index.delta_candidates(lo, hi)
-        hash_c.update(dh)
-        if geo:
-            word_c.update(dw)
-        return hash_c, word_c, {"queries_full": 0, "queries_delta": 0, "stored_delta": True}
-    fresh, kept = mine[~old[lo:hi]], mine[old[lo:hi]]
-    added = np.flatnonzero(~old)
-    counts = {"queries_full": len(fresh), "queries_delta": len(kept), "stored_delta": False}
-    hash_c.update(index.hash_candidates(fresh, rp))
-    hash_c.update(index.hash_candidates(kept, rp, targets=added))
+    else:
+        hash_c, word_c = _carried(index, rows, old)
+        new = index.delta_since(since)
+        if new is not None and np.array_equal(~new, old):
+            dh, dw = index.delta_candidates(lo, hi)
+            hash_c.update(dh)
+            if geo:
+                word_c.update(dw)
+            counts = {"queries_full": 0, "queries_delta": 0, "stored_delta": True}
+        else:
+            fresh, kept = mine[~old[lo:hi]], mine[old[lo:hi]]
+            added = np.flatnonzero(~old)
+            counts = {"queries_full": len(fresh), "queries_delta": len(kept), "stored_delta": False}
+            hash_c.update(index.hash_candidates(fresh, rp))
+            hash_c.update(index.hash_candidates(kept, rp, targets=added))
+            if geo:
+                word_c.update(index.word_candidates(fresh, rp))
+                if len(added) and len(kept):
+                    word_c.update(index.word_candidates(kept, rp, index.postings_of(added)))
     if geo:
-        word_c.update(index.word_candidates(fresh, rp))
-        if len(added) and len(kept):
-            word_c.update(index.word_candidates(kept, rp, index.postings_of(added)))
+        # a hash candidate this chunk owns that only the other raster's search found
+        word_c.update(index.reverse_words(hash_c, word_c, rp))
     return hash_c, word_c, counts
+
+
+def _unchanged(index: Index, since: str) -> np.ndarray | None:
+    """Rasters whose candidates stand since generation `since`: the same rasters,
+    holding no word whose commonness changed; None when that is not known."""
+    old = index.unchanged_since(since)
+    touched = index.touched_since(since)
+    if old is None or touched is None:
+        return None
+    return old & ~touched
 
 
 def run_match_chunk(
@@ -491,7 +505,7 @@ def run_match_chunk(
         }:
             since = pm.get("gen")
             stored = index.delta_since(since)
-            old = ~stored if stored is not None else index.unchanged_since(since)
+            old = ~stored if stored is not None else _unchanged(index, since)
     job = ChunkJob(
         index,
         params,

@@ -20,6 +20,8 @@ def retrieval_params(matching: dict) -> RetrievalParams:
         tone_max_words=int(matching["tone_max_words"]),
         query_features=int(matching["query_features"]),
         min_votes=int(matching["min_votes"]),
+        min_coverage=float(matching["min_coverage"]),
+        min_cells=int(matching["min_cells"]),
     )
 
 
@@ -52,7 +54,8 @@ def geo_params(matching: dict) -> GeoParams:
         strong_inliers=int(g["strong_inliers"]),
         strong_inlier_ratio=float(g["strong_inlier_ratio"]),
         related_min_inliers=int(g["related_min_inliers"]),
-        related_min_cells=int(g["related_min_cells"]),
+        related_min_hull=float(g["related_min_hull"]),
+        copy_min_hull=float(g["copy_min_hull"]),
         verify=verify_params(matching),
     )
 
