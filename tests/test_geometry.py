@@ -28,7 +28,8 @@ from archive_twins.geometry import (
     source_first,
     verify_geometric,
 )
-from archive_twins.retrieval import RetrievalParams, pair_votes
+from archive_twins.retrieval import RetrievalParams
+from archive_twins.wordsearch import pair_votes
 
 
 def feats(arr):
