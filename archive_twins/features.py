@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from .records import thumb_path
+from .texture import is_plain, speck_hashes
 from .util import atomic_open, fingerprint, read_jsonl
 
 VOCAB_PATH = Path(__file__).parent / "data" / "imi-2x2048.npy"
@@ -118,10 +119,14 @@ def extract(thumb_rgb: np.ndarray, full_wh: tuple[int, int], params: FeaturePara
 
 
 def describe(thumb_rgb: np.ndarray, full_wh: tuple[int, int], params: FeatureParams) -> dict:
-    """Everything the geometric stage keeps of a raster: keypoints, descriptors, and
-    the signature retrieval indexes (see `signature`)."""
+    """Everything the geometric stage keeps of a raster: keypoints, descriptors, the
+    signature retrieval indexes (see `signature`) and its texture (`texture.py`)."""
     f = extract(thumb_rgb, full_wh, params)
     f.update(signature(f, full_wh))
+    specks, n_specks = speck_hashes(thumb_rgb)
+    f["plain"] = np.array(is_plain(thumb_rgb), np.int8)
+    f["nspeck"] = np.array(n_specks, np.int32)
+    f["speck"] = np.array(specks, np.uint64)
     return f
 
 
@@ -248,7 +253,10 @@ SIG_DTYPES = {
     "rank": np.uint16,
 }
 # one value per raster: distinct words of its strong keypoints
-SIG_SCALARS = ("nstrong",)
+# one value per raster: distinct words of its strong keypoints; whether it is plain,
+# its speck hashes and how many cells hold a speck (texture.py)
+SIG_SCALARS = {"nstrong": (np.int32, ()), "plain": (np.int8, ()), "nspeck": (np.int32, ())}
+SIG_SCALARS["speck"] = (np.uint64, (8,))
 SIG_KEYS = (*SIG_FIELDS, *SIG_SCALARS)
 RASTER_FIELDS = ("xy", "desc", "angle", "size", "strong", *SIG_KEYS)
 # what a shard bundle of the current format holds besides its signature arrays
@@ -335,7 +343,8 @@ def save_signatures(path: str | os.PathLike, sigs: dict[str, dict], fp: str) -> 
             params=np.array(fp),
             **{name: cat(name) for name in SIG_FIELDS},
             **{
-                name: np.array([int(sigs[k][name]) for k in keys], np.int32) for name in SIG_SCALARS
+                name: np.array([sigs[k][name] for k in keys], dtype).reshape(-1, *shape)
+                for name, (dtype, shape) in SIG_SCALARS.items()
             },
         )
 

@@ -28,6 +28,7 @@ import numpy as np
 from .dihedral import (
     DIHEDRAL,
     aspect_matches,
+    dihedral,
     dihedral_homography,
     inverse,
     nearest_dihedral,
@@ -39,6 +40,7 @@ from .frame import reduced
 from .geometry import GeoParams, verify_geometric
 from .records import CopyRecord, thumb_path
 from .retrieval import Index, Item, RetrievalParams
+from .texture import texture_corr
 from .util import fingerprint, read_jsonl, write_jsonl
 from .verify import (
     VerifyParams,
@@ -61,6 +63,10 @@ class MatchParams:
     # such copies in the quality benchmark's fit half >= 0.97; two patches of one sky,
     # one turned by 90 degrees, 0.55-0.79)
     min_tone_corr: float = 0.9
+    # correlation of the fine texture (grain, specks) a pair with a plain raster
+    # needs, aligned (texture.texture_corr; measured: a verso's rescans 0.50-0.92,
+    # other versos <= 0.02): two empty versos pass every other test
+    min_texture_corr: float = 0.2
     verify: VerifyParams = VerifyParams()
     geo: GeoParams | None = GeoParams()
     # fingerprints of the thumbnails and features the verdicts are computed from
@@ -121,6 +127,12 @@ def verify_candidate(
             break
         tried += 1
         ok, m = verify_dihedral(thumbs.get(src.sha256), thumbs.get(dst.sha256), o, params.verify)
+        if ok and (src.plain or dst.plain):
+            # plain scans: only the same grain and specks make a copy
+            a, b = dihedral(thumbs.get(src.sha256), o), thumbs.get(dst.sha256)
+            a = cv2.resize(a, (b.shape[1], b.shape[0]), interpolation=cv2.INTER_AREA)
+            m["texture"] = texture_corr(a, b)
+            ok = m["texture"] >= params.min_texture_corr
         if ok and dist > params.retrieval.max_hamming and m["corr"] < params.min_tone_corr:
             # found by the tone hash alone: two smooth pictures leave the block test
             # little to go on (a sky turned by 90 degrees passes as another sky), so
@@ -321,7 +333,8 @@ def smooth_retries(
     smooth = index.smooth(params.retrieval)
     out = {}
     for (i, j), orients in hash_c.items():
-        if (i, j) in found or not (smooth[i] or smooth[j]):
+        if (i, j) in found or not (smooth[i] or smooth[j]) or index.plain[i] or index.plain[j]:
+            # a plain scan is a copy by its texture at one of its orientations only
             continue
         out[(i, j)] = (0, all(DIHEDRAL[o][1] for o in orients))
     return out
@@ -432,6 +445,7 @@ def chunk_candidates(
     """
     rp = params.retrieval
     geo = params.geo is not None
+    plain = index.plain
     mine = np.arange(lo, hi, dtype=np.int64)
     counts = {"queries_full": hi - lo, "queries_delta": 0, "stored_delta": False}
     if old is None or rows is None:
@@ -459,6 +473,8 @@ def chunk_candidates(
     if geo:
         # a hash candidate this chunk owns that only the other raster's search found
         word_c.update(index.reverse_words(hash_c, word_c, rp))
+        # a plain scan's keypoints are its grain: it is matched by its texture alone
+        word_c = {(i, j): v for (i, j), v in word_c.items() if not (plain[i] or plain[j])}
     return hash_c, word_c, counts
 
 

@@ -42,8 +42,9 @@ from .arrays import (
 )
 from .dihedral import inverse
 from .direction import content_rank
-from .features import BUNDLE_ARRAYS, N_WORDS
+from .features import BUNDLE_ARRAYS, N_WORDS, SIG_SCALARS
 from .hashing import hamming_search
+from .texture import MIN_SPECKS
 from .util import atomic_dir, atomic_open, fingerprint, read_jsonl
 from .wordsearch import FIELDS, Postings, Queries, pair_query, search
 
@@ -61,6 +62,11 @@ class RetrievalParams:
     # changes
     max_tone_hamming: int = 4
     tone_max_words: int = 150
+    # a pair of plain rasters (texture.is_plain: versos, empty sheets), whose tones
+    # are any paper's, is a candidate by its speck hashes instead (cells of an 8x8
+    # grid holding a speck; measured: rescans 0-4 of 64 bits, other versos >= 5),
+    # with its tone hashes within max_tone_hamming in the same orientation
+    max_speck_hamming: int = 4
     # the strongest keypoints of the querying raster whose words are looked up
     query_features: int = 150
     # consistent votes (shared words in the best orientation/scale bin)
@@ -111,6 +117,8 @@ class Item:
     bits: int
     format: str
     size_bytes: int
+    # nothing but a tone, its vignetting and grain (texture.is_plain)
+    plain: bool = False
 
     def rank(self) -> tuple:
         """Which of two copies is the source, by content: more pixels, deeper,
@@ -427,14 +435,18 @@ def _write_word_lists(
     sorted_sha = sha_arr[by_sha]
     plan = []
     sizes = {fam: np.zeros(n, np.int64) for fam in FAMILIES}
-    # distinct words of each raster's strong keypoints (`Index.smooth`)
-    nstrong = np.zeros(n, np.int32)
+    # per raster: distinct words of its strong keypoints (`Index.smooth`), whether
+    # it is plain, its speck hashes (`Index.plain`)
+    per_raster = {
+        name: np.zeros((n, *shape), dtype) for name, (dtype, shape) in SIG_SCALARS.items()
+    }
     if base is not None and src is not None:
         kept = np.flatnonzero(src >= 0)
         for fam, (off_name, *_) in FAMILIES.items():
             old = np.asarray(base.arrays[off_name], np.int64)
             sizes[fam][kept] = old[src[kept] + 1] - old[src[kept]]
-        nstrong[kept] = base.strong_words()[src[kept]]
+        for name, arr in per_raster.items():
+            arr[kept] = np.load(base.path / f"{name}.npy")[src[kept]]
     for path in signature_files:
         if not need.any() or seen.all():
             break
@@ -452,7 +464,8 @@ def _write_word_lists(
             continue
         seen[its_a] = True
         plan.append((path, rows_a, its_a))
-        nstrong[its_a] = np.asarray(b["nstrong"])[rows_a]
+        for name, arr in per_raster.items():
+            arr[its_a] = np.asarray(b[name])[rows_a]
         for fam in FAMILIES:
             off = np.asarray(b["moffsets" if fam == "mq" else "offsets"], np.int64)
             lens = off[rows_a + 1] - off[rows_a]
@@ -462,7 +475,8 @@ def _write_word_lists(
                 take = ranges(off[rows_a], off[rows_a + 1])
                 rank = np.asarray(b["mrank" if fam == "mq" else "rank"][take])
                 sizes[fam][its_a] = segment_sums(rank < q, lens)
-    _save(tmp / "nstrong.npy", nstrong)
+    for name, arr in per_raster.items():
+        _save(tmp / f"{name}.npy", arr)
     totals = {}
     for fam, (off_name, *names) in FAMILIES.items():
         off = np.concatenate([[0], np.cumsum(sizes[fam])]).astype(np.int64)
@@ -809,7 +823,15 @@ class Index:
         self._identity = None
         self._n_words: np.ndarray | None = None
         self._smooth: dict[int, np.ndarray] = {}
+        # plain rasters and the speck hashes of those with enough specks (texture.py)
+        self.plain = self._optional("plain", np.zeros(self.n, np.int8)).astype(bool)
+        self.speck = self._optional("speck", np.zeros((self.n, 8), np.uint64))
+        self.speck_ok = self.plain & (self._optional("nspeck", np.zeros(self.n)) >= MIN_SPECKS)
         self._common: np.ndarray | None = None
+
+    def _optional(self, name: str, default: np.ndarray) -> np.ndarray:
+        path = self.path / f"{name}.npy"
+        return np.load(path) if path.exists() else default
 
     def find(self, key: str) -> int | None:
         """Item index of a pixel hash, or None."""
@@ -910,6 +932,7 @@ class Index:
             bits=int(self.bits[i]),
             format=self.format[i].decode(),
             size_bytes=int(self.size_bytes[i]),
+            plain=bool(self.plain[i]),
         )
 
     def chunk_range(self, chunk: int, n_chunks: int) -> tuple[int, int]:
@@ -953,9 +976,10 @@ class Index:
         ph = self.phash
         qi, ti, oi, di = hamming_search(ph[xs, 0], ph[ys], params.max_hamming)
         hits = [(xs[qi], ys[ti], oi, di.astype(np.int64))]
-        smooth = self.smooth(params)
+        smooth = self.smooth(params) & ~self.plain
         # the whole frame's tones, and the picture's inside plain margins and fill
         for hashes, ok in ((self.tone, self.tone_ok), (self.content, self.content_ok)):
+            ok = ok & ~self.plain
             for a, b in ((xs[smooth[xs]], ys), (xs[~smooth[xs]], ys[smooth[ys]])):
                 a, b = a[ok[a]], b[ok[b]]
                 if len(a) == 0 or len(b) == 0:
@@ -964,6 +988,19 @@ class Index:
                 x, y = a[qi], b[ti]
                 d = np.bitwise_count(np.bitwise_xor(ph[x, 0], ph[y, oi])).astype(np.int64)
                 hits.append((x, y, oi, d))
+        # two plain rasters: the same specks where the tones agree too
+        ok = self.speck_ok & self.tone_ok
+        a, b = xs[ok[xs]], ys[ok[ys]]
+        if len(a) and len(b):
+            qi, ti, oi, _ = hamming_search(
+                self.speck[a, 0], self.speck[b], params.max_speck_hamming
+            )
+            x, y = a[qi], b[ti]
+            tone_d = np.bitwise_count(np.bitwise_xor(self.tone[x, 0], self.tone[y, oi]))
+            keep = tone_d <= params.max_tone_hamming
+            x, y, oi = x[keep], y[keep], oi[keep]
+            d = np.bitwise_count(np.bitwise_xor(ph[x, 0], ph[y, oi])).astype(np.int64)
+            hits.append((x, y, oi, d))
         return tuple(np.concatenate(col) for col in zip(*hits, strict=True))
 
     def hash_candidates(
@@ -1122,17 +1159,22 @@ class Index:
 
     def hash_pair(self, i: int, j: int, params: RetrievalParams) -> bool:
         """Whether (i, j) is a hash candidate (`hash_candidates`), for one pair."""
-        for hashes, ok, limit, both in (
-            (self.phash, None, params.max_hamming, False),
-            (self.tone, self.tone_ok, params.max_tone_hamming, True),
-            (self.content, self.content_ok, params.max_tone_hamming, True),
-        ):
-            if both:
-                smooth = self.smooth(params)
-                if not (smooth[i] or smooth[j]) or not (ok[i] and ok[j]):
-                    continue
-            for x, y in ((i, j), (j, i)):
-                if (np.bitwise_count(hashes[x, 0] ^ hashes[y]) <= limit).any():
+
+        def close(hashes: np.ndarray, x: int, y: int, limit: int) -> np.ndarray:
+            return np.bitwise_count(hashes[x, 0] ^ hashes[y]) <= limit
+
+        smooth = self.smooth(params) & ~self.plain
+        for x, y in ((i, j), (j, i)):
+            if close(self.phash, x, y, params.max_hamming).any():
+                return True
+            for hashes, ok in ((self.tone, self.tone_ok), (self.content, self.content_ok)):
+                ok = ok & ~self.plain
+                if (smooth[x] or smooth[y]) and ok[x] and ok[y]:
+                    if close(hashes, x, y, params.max_tone_hamming).any():
+                        return True
+            if self.speck_ok[x] and self.speck_ok[y] and self.tone_ok[x] and self.tone_ok[y]:
+                both = close(self.speck, x, y, params.max_speck_hamming)
+                if (both & close(self.tone, x, y, params.max_tone_hamming)).any():
                     return True
         return False
 

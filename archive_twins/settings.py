@@ -18,10 +18,12 @@ def retrieval_params(matching: dict) -> RetrievalParams:
         max_hamming=int(matching["max_hamming"]),
         max_tone_hamming=int(matching["max_tone_hamming"]),
         tone_max_words=int(matching["tone_max_words"]),
+        max_speck_hamming=int(matching["max_speck_hamming"]),
         query_features=int(matching["query_features"]),
         min_votes=int(matching["min_votes"]),
         min_coverage=float(matching["min_coverage"]),
         min_cells=int(matching["min_cells"]),
+        common_df=int(matching["common_df"]),
     )
 
 
@@ -64,6 +66,7 @@ def match_params(matching: dict, inputs: dict | None = None) -> MatchParams:
     """Everything a match_chunk job decides with."""
     return MatchParams(
         retrieval=retrieval_params(matching),
+        min_texture_corr=float(matching["min_texture_corr"]),
         verify=verify_params(matching),
         geo=geo_params(matching) if matching["geometric"] else None,
         inputs=dict(inputs or {}),
