@@ -53,9 +53,9 @@ KNOWN = {
 def photographs(n: int) -> list[tuple[str, object, int]]:
     """(name, image, viewpoint group or -1) of n distinct photographs."""
     import cv2
+    from furniture import procedural_photo
 
     from archive_twins.demo import PHOTOS, photo
-    from furniture import procedural_photo
 
     if n <= 200 and UKBENCH.is_dir():
         out = []
@@ -92,9 +92,9 @@ def planted(img, rng) -> dict[str, object]:  # noqa: ANN001
 def build(root: Path, n: int, variant: str, seed: int = 3) -> dict:
     """An archive of the n photographs with `variant` furniture; its truth."""
     import numpy as np
+    from furniture import add_caption, paste_chart
 
     from archive_twins.demo import save
-    from furniture import add_caption, paste_chart
 
     rng = np.random.default_rng([seed, n])
     truth: dict = {"photo": {}, "group": {}, "planted": []}
@@ -121,10 +121,10 @@ def build_versos(root: Path, n: int, seed: int = 5) -> dict:
     """n versos, a tenth of them rescanned (resized, re-encoded, turned)."""
     import cv2
     import numpy as np
+    from furniture import verso
 
     from archive_twins.demo import save
     from archive_twins.dihedral import dihedral
-    from furniture import verso
 
     rng = np.random.default_rng([seed, n])
     truth: dict = {"photo": {}, "group": {}, "planted": []}
@@ -148,9 +148,9 @@ def build_versos(root: Path, n: int, seed: int = 5) -> dict:
 def build_mosaics(root: Path, n: int, seed: int = 6) -> dict:
     """n collages of four patches from 12 shared photographs (and those)."""
     import numpy as np
+    from furniture import mosaic, procedural_photo
 
     from archive_twins.demo import save
-    from furniture import mosaic, procedural_photo
 
     rng = np.random.default_rng([seed, n])
     pool = [procedural_photo(100_000 + i, (800, 600)) for i in range(12)]
@@ -169,7 +169,10 @@ def build_mosaics(root: Path, n: int, seed: int = 6) -> dict:
 def matching_cpu(results: Path) -> float:
     """CPU seconds of the index and match_chunk jobs (their benchmark files)."""
     total = 0.0
-    files = [results / "benchmarks" / "index.tsv", *(results / "benchmarks" / "match_chunk").glob("*.tsv")]
+    files = [
+        results / "benchmarks" / "index.tsv",
+        *(results / "benchmarks" / "match_chunk").glob("*.tsv"),
+    ]
     for f in files:
         with open(f) as fh:
             rows = list(csv.DictReader(fh, delimiter="\t"))
@@ -192,11 +195,15 @@ def chunk_stats(results: Path) -> dict:
 def evaluate(results: Path, root: Path, truth: dict) -> dict:
     con = sqlite3.connect(results / "archive.sqlite")
     name = {i: f for i, f in con.execute("SELECT file_id, filename FROM files")}
-    rasters = con.execute("SELECT COUNT(DISTINCT pixel_hash) FROM files WHERE status='ok'").fetchone()[0]
+    rasters = con.execute(
+        "SELECT COUNT(DISTINCT pixel_hash) FROM files WHERE status='ok'"
+    ).fetchone()[0]
     blank = con.execute("SELECT COUNT(*) FROM files WHERE blank = 1").fetchone()[0]
 
     def rel(fid: int) -> str:
-        return str(Path(name[fid]).relative_to(root)) if Path(name[fid]).is_absolute() else name[fid]
+        return (
+            str(Path(name[fid]).relative_to(root)) if Path(name[fid]).is_absolute() else name[fid]
+        )
 
     def same(a: str, b: str) -> bool:
         pa, pb = truth["photo"][a], truth["photo"][b]
@@ -208,7 +215,9 @@ def evaluate(results: Path, root: Path, truth: dict) -> dict:
         return (ga >= 0 and ga == gb) or known == "related"
 
     copies = [(rel(a), rel(b)) for a, b in con.execute("SELECT file_id1, file_id2 FROM copy_pairs")]
-    related = [(rel(a), rel(b)) for a, b in con.execute("SELECT file_id1, file_id2 FROM related_pairs")]
+    related = [
+        (rel(a), rel(b)) for a, b in con.execute("SELECT file_id1, file_id2 FROM related_pairs")
+    ]
     wrong_copies = [p for p in copies if not same(*p)]
     if truth.get("mosaic"):
         wrong_copies = []  # a collage is a partial copy of its sources: counted apart
@@ -235,7 +244,9 @@ def run(root: Path, work: Path, cores: int, truth: dict) -> dict:
     n_files = len(truth["photo"])
     chunks = max(4, n_files // 500)
     t0 = time.perf_counter()
-    cmd = snakemake_cmd(root, work, cores, [f"shards={max(4, n_files // 250)}", f"match_chunks={chunks}"])
+    cmd = snakemake_cmd(
+        root, work, cores, [f"shards={max(4, n_files // 250)}", f"match_chunks={chunks}"]
+    )
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode:
         sys.stderr.write(proc.stderr[-3000:])

@@ -96,7 +96,9 @@ def logo(size: int = 64) -> np.ndarray:
     """The museum's mark: a ring, a bar and two letters."""
     img = np.full((size, size, 3), 250, np.uint8)
     cv2.circle(img, (size // 2, size // 2), size // 2 - 3, (120, 20, 30), 3, cv2.LINE_AA)
-    cv2.rectangle(img, (size // 4, size // 2 - 3), (3 * size // 4, size // 2 + 3), (120, 20, 30), -1)
+    cv2.rectangle(
+        img, (size // 4, size // 2 - 3), (3 * size // 4, size // 2 + 3), (120, 20, 30), -1
+    )
     cv2.putText(img, "MA", (size // 4, size // 2 - 8), FONT, size / 160, (120, 20, 30), 1)
     return img
 
@@ -140,7 +142,9 @@ def verso(rng: np.random.Generator, size: tuple[int, int] = (640, 480)) -> np.nd
     for _ in range(int(rng.integers(3, 12))):  # specks
         r = float(rng.uniform(0.7, 2.2))
         centre = (int(rng.uniform(0, w)), int(rng.uniform(0, h)))
-        cv2.circle(img, centre, max(1, int(r)), tuple(float(v) for v in tone * 0.55), -1, cv2.LINE_AA)
+        cv2.circle(
+            img, centre, max(1, int(r)), tuple(float(v) for v in tone * 0.55), -1, cv2.LINE_AA
+        )
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
@@ -200,7 +204,9 @@ def procedural_photo(seed: int, size: tuple[int, int] = (640, 480)) -> np.ndarra
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
-def mosaic(rng: np.random.Generator, photos: list[np.ndarray], size: tuple[int, int] = (640, 480)) -> np.ndarray:
+def mosaic(
+    rng: np.random.Generator, photos: list[np.ndarray], size: tuple[int, int] = (640, 480)
+) -> np.ndarray:
     """Four patches, each cut from one of `photos` (a quarter of the frame each):
     a collage, a genuine partial copy of every photograph it takes from."""
     w, h = size

@@ -25,8 +25,8 @@ from archive_twins.retrieval import (
     build_index,
     chunk_of,
 )
-from archive_twins.wordsearch import pair_votes
 from archive_twins.util import write_jsonl
+from archive_twins.wordsearch import pair_votes
 
 
 def _images() -> dict[str, np.ndarray]:
