@@ -27,6 +27,7 @@ import resource
 import shutil
 import struct
 import zipfile
+from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -81,6 +82,11 @@ class RetrievalParams:
     # a ruler or a logo in thousands of photographs): it neither votes nor counts
     # for coverage, and its postings are never read
     common_df: int = 2000
+    # at most this many rasters are word candidates of one querying raster: those
+    # with the most votes, then the first by pixel hash (a safety valve, logged when
+    # it bites: with common words out, only an image copied hundreds of times fills
+    # it; no archive makes the search quadratic)
+    max_candidates: int = 500
     # orientation bins over 360 degrees and scale bin width in quarter octaves
     angle_bins: int = 16
     scale_bin: int = 2
@@ -318,7 +324,7 @@ def build_index(
             # rasters holding a word whose commonness changed are searched again too
             need = need | touched
             delta = new_index.delta_search(need, params)
-            _save_delta(tmp / "delta.npz", need, *delta)
+            _save_delta(tmp / "delta.npz", need, *delta, new_index.delta_counts)
             meta["delta_from"] = base.meta["gen"]
             stats["delta_pairs"] = len(delta[0]) + len(delta[1])
             stats["touched"] = int(touched.sum())
@@ -770,10 +776,13 @@ def _merge_inverted(
     finish(*out)
 
 
-def _save_delta(path: Path, new: np.ndarray, hash_c: dict, word_c: dict) -> None:
+def _save_delta(
+    path: Path, new: np.ndarray, hash_c: dict, word_c: dict, counts: np.ndarray
+) -> None:
     """The candidates of every pair with a new raster: hash candidates sorted by
     first raster, word candidates by the raster whose chunk owns them
-    (`Index.owned`)."""
+    (`Index.owned`); and per raster how many rasters its search found (new rasters:
+    all; the others: new ones), for the cap (`max_candidates`)."""
     hk = sorted(hash_c)
     ev = [sorted(hash_c[p].items()) for p in hk]
     hoff = np.concatenate([[0], np.cumsum([len(e) for e in ev])]).astype(np.int64)
@@ -790,6 +799,7 @@ def _save_delta(path: Path, new: np.ndarray, hash_c: dict, word_c: dict) -> None
             wvotes=np.array([word_c[p][0] for p in wk], np.int64),
             wmirror=np.array([word_c[p][1] for p in wk], bool),
             wowner=np.array([word_c[p][2] for p in wk], np.int64),
+            found=counts,
         )
 
 
@@ -823,6 +833,9 @@ class Index:
         self._identity = None
         self._n_words: np.ndarray | None = None
         self._smooth: dict[int, np.ndarray] = {}
+        # of the last `word_search`: rasters found per query, and queries capped
+        self.found_counts: Counter = Counter()
+        self.capped: set[int] = set()
         # plain rasters and the speck hashes of those with enough specks (texture.py)
         self.plain = self._optional("plain", np.zeros(self.n, np.int8)).astype(bool)
         self.speck = self._optional("speck", np.zeros((self.n, 8), np.uint64))
@@ -898,9 +911,10 @@ class Index:
         except (FileNotFoundError, OSError, ValueError, KeyError):
             return None
 
-    def delta_candidates(self, lo: int, hi: int) -> tuple[dict, dict]:
+    def delta_candidates(self, lo: int, hi: int) -> tuple[dict, dict, np.ndarray]:
         """The stored candidates (hash, word) of the pairs with a new raster owned by
-        the rasters in [lo, hi) (after `delta_since` found them)."""
+        the rasters in [lo, hi) (after `delta_since` found them), and how many rasters
+        the search of each of them found (`_save_delta`)."""
         d = self._delta
         hp, hoff, hev = d["hpair"], d["hoff"], d["hev"]
         a, b = np.searchsorted(hp[:, 0], [lo, hi])
@@ -916,7 +930,7 @@ class Index:
                 wp[a:b].tolist(), d["wvotes"][a:b].tolist(), d["wmirror"][a:b].tolist(), strict=True
             )
         }
-        return hash_c, word_c
+        return hash_c, word_c, np.asarray(d["found"][lo:hi], np.int64)
 
     def key(self, i: int) -> str:
         """Pixel hash of item i."""
@@ -1041,9 +1055,15 @@ class Index:
         chunk owns them (`owned`)."""
         fresh = np.flatnonzero(new)
         found = self.word_search(fresh, params)
+        counts = np.zeros(self.n, np.int64)
+        for a, c in self.found_counts.items():
+            counts[a] = c
         old = np.flatnonzero(~np.asarray(new, bool))
         if len(fresh) and len(old):
             found.update(self.word_search(old, params, self.postings_of(fresh)))
+            for a, c in self.found_counts.items():
+                counts[a] = c
+        self.delta_counts = counts
         return self.hash_candidates_with(fresh, params), self.owned(found, params)
 
     def hash_candidates_with(self, new: np.ndarray, params: RetrievalParams) -> dict:
@@ -1118,6 +1138,16 @@ class Index:
                 q = self.query_lists(queries[g : g + group], mirrored)
                 search(q, post, self.n, params, out, mirrored)
                 release(*self.arrays.values())
+        self.found_counts = Counter(a for a, _ in out)
+        self.capped = {a for a, c in self.found_counts.items() if c > params.max_candidates}
+        if self.capped:
+            kept: dict[int, list] = {a: [] for a in self.capped}
+            for (a, b), ev in out.items():
+                if a in kept:
+                    kept[a].append((-ev[0], b))
+            for a, cands in kept.items():
+                for _, b in sorted(cands)[params.max_candidates :]:
+                    del out[(a, b)]
         return out
 
     def query_lists(self, items: np.ndarray, mirrored: bool = False) -> Queries:

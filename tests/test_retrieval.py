@@ -474,3 +474,54 @@ def test_common_words_neither_vote_nor_count(index_dir):
                 expected[(a, b)] = (r[0], mirrored)
     assert found == expected
     assert set(found) < set(before)
+
+
+@pytest.mark.parametrize("stored", [False, True])
+def test_the_cap_keeps_the_best_and_reruns_equal_a_fresh_search(
+    index_dir, tmp_path, monkeypatch, stored
+):
+    """At most `max_candidates` rasters are word candidates of one querying raster
+    (those with the most votes); the rasters it bites are named, and a rerun, which
+    searches again a raster the cap may bite now, equals a fresh search."""
+    from dataclasses import replace
+
+    from archive_twins import retrieval
+    from archive_twins.match import MatchParams, chunk_candidates
+
+    monkeypatch.setattr(retrieval, "DELTA_MAX_FRACTION", 1.0 if stored else 0.0)
+    params = MatchParams()
+    params = replace(params, retrieval=replace(params.retrieval, max_candidates=1))
+    path, _, _ = index_dir
+    index = Index(path)
+    whole = index.word_search(np.arange(index.n), params.retrieval)
+    uncapped = index.word_search(np.arange(index.n), RetrievalParams())
+    per = {}
+    for a, b in uncapped:
+        per.setdefault(a, []).append((-uncapped[(a, b)][0], b))
+    assert any(len(v) > 1 for v in per.values())
+    assert set(whole) == {(a, min(v)[1]) for a, v in per.items()}
+    dropped = {"astronaut_crop", "chelsea_mirror_crop", "rocket_small"}
+    records, earlier, signatures = _history(index_dir, tmp_path, dropped)
+    rp, gens = params.retrieval, tmp_path / "gens"
+    build_index(earlier, signatures, tmp_path / "index", rp, gens)
+    old_index = Index(tmp_path / "index")
+    old_gen = old_index.meta["gen"]
+    rows_of = {}
+    for c in range(3):
+        lo, hi = old_index.chunk_range(c, 3)
+        h, w, counts = chunk_candidates(old_index, lo, hi, params)
+        meta = {"found": counts["found"], "capped": counts["capped"]}
+        rows_of[c] = [{"meta": meta}, *_rows(old_index, h, w)]
+    build_index(records, signatures, tmp_path / "index", rp, gens)
+    index = Index(tmp_path / "index")
+    old = index.unchanged_since(old_gen) & ~index.touched_since(old_gen)
+    capped = []
+    for c in range(3):
+        lo, hi = index.chunk_range(c, 3)
+        full = chunk_candidates(index, lo, hi, params)
+        capped += full[2]["capped"]
+        again = chunk_candidates(index, lo, hi, params, old, rows_of[c], old_gen)
+        assert again[2]["stored_delta"] == stored
+        assert again[:2] == full[:2]
+        assert again[2]["capped"] == full[2]["capped"]
+    assert capped
