@@ -1,21 +1,25 @@
 """Candidate retrieval over the whole archive: one index per run, queried by chunks.
 
 The `index` job gathers, from every shard, one item per distinct page-0 raster (its
-size, rank facts and 8 dihedral pHashes) and an inverted file of fine visual words
-(each posting: raster, keypoint orientation and scale). `match_chunk` jobs then ask
-it, for the rasters of their chunk, which others may be copies:
+size, rank facts, 8 dihedral pHashes, tone and speck hashes) and an inverted file of
+fine visual words (each posting: raster, keypoint orientation, scale and place).
+`match_chunk` jobs then ask it, for the rasters of their chunk, which others may be
+copies:
 
 - **hash candidates**: exact Hamming search of the upright pHash against the 8
   orientations of every other raster, both ways (pHash is only approximately
-  equivariant under resampling);
+  equivariant under resampling); smooth rasters by their tone hashes too, plain
+  scans (versos) by their speck hashes instead (`texture.py`);
 - **word candidates**: shared fine words that agree on one rotation and one scale
-  change (weak geometric consistency, Jégou et al. 2008): the number of votes in the
-  best orientation/scale bin, for the image and its mirror image.
+  change (weak geometric consistency, Jégou et al. 2008) and cover the querying
+  raster's frame, searched from both rasters (`wordsearch.py`).
 
-Both criteria are functions of the two rasters alone (no top-k, no statistics over
-the archive), and a pair is examined by exactly one chunk (the chunk of its first
-key), so the candidates, and thus the results, do not depend on how the archive is
-split into shards or chunks, nor on what else the archive holds or held before.
+Every criterion is a function of the two rasters and of which words are common in
+the archive (held by more than `common_df` rasters: a colour chart's, a logo's),
+and a pair is examined by exactly one chunk (`Index.owned`), so the candidates, and
+thus the results, do not depend on how the archive is split into shards or chunks;
+a rerun searches again the rasters a change may concern (new ones, those holding a
+word whose commonness changed, those the cap may bite), so it equals a fresh run.
 """
 
 from __future__ import annotations
@@ -235,7 +239,12 @@ FAMILIES = {fam: (f"{fam}off", *(fam + f for f in LIST_FIELDS)) for fam in ("a",
 # The inverted file (CSR over words, postings sorted by raster within a word) of
 # all words, queried by query words; by the prefix of its arrays.
 INVERTED = {"": "a"}
-INVERTED_ARRAYS = ("indptr", "post_id", "post_ang", "post_lsc", "post_pos")
+# the words that have postings (sorted) and where their postings start, then the
+# postings: raster, orientation, scale and position codes (the word table follows
+# the archive: a few files' index holds a few thousand words, not 4.2M offsets)
+WORD_ARRAYS = ("post_words", "post_start")
+POSTING_ARRAYS = ("post_id", "post_ang", "post_lsc", "post_pos")
+INVERTED_ARRAYS = (*WORD_ARRAYS, *POSTING_ARRAYS)
 INDEX_FORMAT = 6
 # An index is merged into the previous one while at most this share of its rasters
 # is new (else rebuilt), and the candidates of the new rasters are searched once, by
@@ -291,7 +300,9 @@ def build_index(
             for prefix, fam in INVERTED.items():
                 _merge_inverted(tmp, prefix, fam, base, old_to_new, np.flatnonzero(src < 0))
         clock.done("inverted")
-        common = common_words(np.load(tmp / "indptr.npy"), params)
+        common = common_words(
+            np.load(tmp / "post_words.npy"), np.load(tmp / "post_start.npy"), params
+        )
         _save(tmp / "common.npy", common)
         stats.update(items=n, merged=src is not None, new=int(need.sum()), common=len(common))
         # The generation: which rasters (with which representative files) this index
@@ -631,10 +642,8 @@ def _invert(tmp: Path, prefix: str, fam: str, block: int = 1 << 22) -> None:
     for s in range(0, total, block):
         counts += np.bincount(np.asarray(words[s : s + block], np.int64), minlength=N_WORDS)
         release(words)  # read pages would otherwise stay resident: 4 bytes per posting
-    indptr = np.zeros(N_WORDS + 1, np.int64)
-    np.cumsum(counts, out=indptr[1:])
+    indptr = _save_word_table(tmp, prefix, counts)
     del counts
-    _save(tmp / f"{prefix}indptr.npy", indptr)
     # word ranges: the words holding every block-th posting start one
     bounds = np.unique(
         np.concatenate(
@@ -691,6 +700,28 @@ def _invert(tmp: Path, prefix: str, fam: str, block: int = 1 << 22) -> None:
     finish(post_id, *posts)
 
 
+def _save_word_table(tmp: Path, prefix: str, counts: np.ndarray) -> np.ndarray:
+    """Save the words that have postings and where each one's start (`WORD_ARRAYS`);
+    return the dense CSR pointers (over every word) the build works with."""
+    indptr = np.zeros(N_WORDS + 1, np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    present = np.flatnonzero(counts).astype(np.uint32)
+    _save(tmp / f"{prefix}post_words.npy", present)
+    _save(tmp / f"{prefix}post_start.npy", np.append(indptr[present], indptr[-1]))
+    return indptr
+
+
+def dense_indptr(path: str | os.PathLike, prefix: str = "") -> np.ndarray:
+    """The CSR pointers over every word of an index's inverted file."""
+    words = np.load(Path(path) / f"{prefix}post_words.npy").astype(np.int64)
+    start = np.load(Path(path) / f"{prefix}post_start.npy")
+    counts = np.zeros(N_WORDS, np.int64)
+    counts[words] = np.diff(start)
+    indptr = np.zeros(N_WORDS + 1, np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    return indptr
+
+
 def _sorted_postings(
     off: np.ndarray, items: np.ndarray, *lists: np.ndarray
 ) -> tuple[np.ndarray, ...]:
@@ -722,17 +753,15 @@ def _merge_inverted(
     # the new postings, sorted by word then raster
     nw, nid, *nfields = _sorted_postings(off, new_items, *lists)
     # postings of the base's rasters that are gone (or changed)
-    old_indptr = base.inverted[prefix]["indptr"]
+    old_indptr = dense_indptr(base.path, prefix)
     bo = np.asarray(base.arrays[off_name], np.int64)
     gone = np.flatnonzero(old_to_new < 0)
     gw = gather_lists(bo, gone, base.arrays[w_name])[0].astype(np.int64)
     counts = np.diff(old_indptr) - np.bincount(gw, minlength=N_WORDS)
     counts += np.bincount(nw, minlength=N_WORDS)
-    indptr = np.zeros(N_WORDS + 1, np.int64)
-    np.cumsum(counts, out=indptr[1:])
-    _save(tmp / f"{prefix}indptr.npy", indptr)
+    indptr = _save_word_table(tmp, prefix, counts)
     total = int(indptr[-1])
-    names = INVERTED_ARRAYS[1:]
+    names = POSTING_ARRAYS
     out = tuple(
         _open_out(
             tmp, prefix + name, np.uint32 if name == "post_id" else LIST_DTYPES[name[5:]], total
@@ -826,10 +855,9 @@ class Index:
         self.inverted = {
             prefix: {name: load(prefix + name, True) for name in INVERTED_ARRAYS}
             for prefix in INVERTED
-            if (self.path / f"{prefix}indptr.npy").exists()
+            if (self.path / f"{prefix}post_words.npy").exists()
         }
-        self.indptr = self.inverted[""]["indptr"]
-        self.post = {name: self.inverted[""][name] for name in INVERTED_ARRAYS[1:]}
+        self.post = self.inverted[""]
         self._identity = None
         self._n_words: np.ndarray | None = None
         self._smooth: dict[int, np.ndarray] = {}
@@ -1095,7 +1123,7 @@ class Index:
 
     def postings(self) -> Postings:
         """The whole inverted file."""
-        return Postings(self.indptr, None, *(self.post[n] for n in INVERTED_ARRAYS[1:]))
+        return Postings(*(self.post[n] for n in INVERTED_ARRAYS), whole=True)
 
     def postings_of(self, items: np.ndarray) -> Postings:
         """An inverted file of only these items (the rasters added since a chunk's
@@ -1106,7 +1134,9 @@ class Index:
             np.asarray(items, np.int64),
             *(self.arrays[n] for n in names),
         )
-        return Postings(None, words, ids.astype(np.uint32), *fields)
+        distinct, first = np.unique(words, return_index=True)
+        start = np.append(first, len(words)).astype(np.int64)
+        return Postings(distinct, start, ids.astype(np.uint32), *fields, whole=False)
 
     def word_candidates(
         self,
@@ -1241,15 +1271,14 @@ class Index:
         return out
 
 
-def common_words(indptr: np.ndarray, params: RetrievalParams) -> np.ndarray:
-    """The words held by more than `common_df` rasters (an inverted file's list
-    lengths), sorted: what thousands of photographs share (a colour chart, a ruler,
-    a logo, the grain of one paper) is not evidence that two of them are copies.
+def common_words(words: np.ndarray, start: np.ndarray, params: RetrievalParams) -> np.ndarray:
+    """The words held by more than `common_df` rasters (of an inverted file's word
+    table: its words and where their postings start), sorted: what thousands of
+    photographs share (a colour chart, a ruler, a logo, the grain of one paper) is
+    not evidence that two of them are copies.
     A function of the archive, not of the pair: a rerun searches again the rasters
     holding a word whose commonness changed (`Index.touched_since`)."""
-    return np.flatnonzero(np.diff(np.asarray(indptr, np.int64)) > params.common_df).astype(
-        np.uint32
-    )
+    return np.asarray(words, np.uint32)[np.diff(np.asarray(start, np.int64)) > params.common_df]
 
 
 def identity_of(keys: np.ndarray, shas: np.ndarray) -> np.ndarray:

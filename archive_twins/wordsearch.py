@@ -139,24 +139,30 @@ def pair_votes(query: dict, target: dict, params: RetrievalParams, mirrored: boo
 
 @dataclass(frozen=True)
 class Postings:
-    """An inverted file: the raster ids, orientation, scale and position codes of
-    each word, sorted by word then raster; words found through `indptr` (the
-    index's CSR pointers) or, for a small file, by searching its sorted `words`."""
+    """An inverted file: its words that have postings (sorted) and where each one's
+    start, then the raster ids, orientation, scale and position codes of each
+    word's postings, sorted by word then raster. `whole`: the index's own (every
+    raster, counted in dense arrays), else a small one (the rasters added since a
+    chunk's last run)."""
 
-    indptr: np.ndarray | None
-    words: np.ndarray | None
+    words: np.ndarray
+    starts: np.ndarray
     ids: np.ndarray
     ang: np.ndarray
     lsc: np.ndarray
     pos: np.ndarray
+    whole: bool = True
 
     def lookup(self, qw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(start, length) of each queried word's postings."""
-        if self.indptr is not None:
-            starts = np.asarray(self.indptr[qw], np.int64)
-            return starts, np.asarray(self.indptr[qw + 1], np.int64) - starts
-        starts = np.searchsorted(self.words, qw, side="left").astype(np.int64)
-        return starts, np.searchsorted(self.words, qw, side="right").astype(np.int64) - starts
+        """(start, length) of each queried word's postings (length 0: none)."""
+        qw = np.asarray(qw, np.int64)
+        if len(self.words) == 0:
+            return np.zeros(len(qw), np.int64), np.zeros(len(qw), np.int64)
+        at = np.minimum(np.searchsorted(self.words, qw), len(self.words) - 1)
+        hit = np.asarray(self.words[at], np.int64) == qw
+        s = np.asarray(self.starts[at], np.int64)
+        e = np.asarray(self.starts[at + 1], np.int64)
+        return np.where(hit, s, 0), np.where(hit, e - s, 0)
 
 
 @dataclass(frozen=True)
@@ -203,7 +209,7 @@ def search(
     skipped = (rank < n_skip[:, None]).reshape(-1)[qc]
     enum_need = need - n_skip
     qlen = segment_sums(np.where(skipped, 0, lens), q.sizes)
-    dense = post.indptr is not None
+    dense = post.whole
     max_q = max(1, params.batch_cells // max(1, n)) if dense else 1 << 16
     cum = np.concatenate([[0], np.cumsum(q.sizes)])
     for b0, b1 in batches(qlen, max_q, params.batch_votes):

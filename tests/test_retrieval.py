@@ -24,6 +24,7 @@ from archive_twins.retrieval import (
     _invert,
     build_index,
     chunk_of,
+    dense_indptr,
 )
 from archive_twins.util import write_jsonl
 from archive_twins.wordsearch import pair_votes
@@ -359,7 +360,7 @@ def test_inverted_files_are_postings_sorted_by_word_then_raster(index_dir, tmp_p
         words = np.load(work / f"{w_name}.npy").astype(np.int64)
         ids = np.repeat(np.arange(len(off) - 1), np.diff(off))
         order = np.lexsort((ids, words))
-        indptr = np.load(work / f"{prefix}indptr.npy")
+        indptr = dense_indptr(work, prefix)
         assert np.array_equal(np.diff(indptr), np.bincount(words, minlength=len(indptr) - 1))
         assert np.array_equal(np.load(work / f"{prefix}post_id.npy"), ids[order])
         for field, name in zip(("ang", "lsc", "pos"), f_names, strict=True):
@@ -459,7 +460,7 @@ def test_common_words_neither_vote_nor_count(index_dir):
     index = Index(path)
     before = index.word_search(np.arange(index.n), RetrievalParams())
     tight = replace(RetrievalParams(), common_df=2)
-    df = np.diff(np.asarray(index.indptr, np.int64))
+    df = np.diff(dense_indptr(path))
     index._common = df > tight.common_df
     found = index.word_search(np.arange(index.n), tight)
     expected = {}
