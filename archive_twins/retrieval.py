@@ -245,7 +245,7 @@ INVERTED = {"": "a"}
 WORD_ARRAYS = ("post_words", "post_start")
 POSTING_ARRAYS = ("post_id", "post_ang", "post_lsc", "post_pos")
 INVERTED_ARRAYS = (*WORD_ARRAYS, *POSTING_ARRAYS)
-INDEX_FORMAT = 6
+INDEX_FORMAT = 7
 # An index is merged into the previous one while at most this share of its rasters
 # is new (else rebuilt), and the candidates of the new rasters are searched once, by
 # the index job, while at most this share is new (else each chunk searches its own).
