@@ -237,10 +237,13 @@ def evaluate(results: Path, root: Path, truth: dict) -> dict:
     }
 
 
-def run(root: Path, work: Path, cores: int, truth: dict) -> dict:
+def run(root: Path, work: Path, cores: int, truth: dict, reuse: bool = False) -> dict:
     from archive_twins.runner import snakemake_cmd
 
-    shutil.rmtree(work, ignore_errors=True)
+    if not reuse:
+        shutil.rmtree(work, ignore_errors=True)
+    else:  # an earlier run's results: what changed since reruns (the CPU figures too)
+        shutil.rmtree(work / "results" / "benchmarks", ignore_errors=True)
     n_files = len(truth["photo"])
     chunks = max(4, n_files // 500)
     t0 = time.perf_counter()
@@ -271,6 +274,9 @@ def main() -> None:
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--only", nargs="+", default=[*VARIANTS, "versos", "mosaics"])
     ap.add_argument("--keep", action="store_true", help="keep the archives and results")
+    ap.add_argument(
+        "--reuse", action="store_true", help="rerun on the results of an earlier run (--workdir)"
+    )
     args = ap.parse_args()
     base = args.workdir or Path(tempfile.mkdtemp(prefix="furniture-bench-"))
     base.mkdir(parents=True, exist_ok=True)
@@ -290,7 +296,7 @@ def main() -> None:
                         truth = build(root, n, variant)
                     truth_file.write_text(json.dumps(truth))
                 truth = json.loads(truth_file.read_text())
-                res = run(root, base / f"work-{variant}-{n}", args.cores, truth)
+                res = run(root, base / f"work-{variant}-{n}", args.cores, truth, args.reuse)
                 out[f"{variant}-{n}"] = res
                 print(json.dumps({f"{variant}-{n}": res}), flush=True)
             if "none" in args.only:
