@@ -242,8 +242,9 @@ def run(root: Path, work: Path, cores: int, truth: dict, reuse: bool = False) ->
 
     if not reuse:
         shutil.rmtree(work, ignore_errors=True)
-    else:  # an earlier run's results: what changed since reruns (the CPU figures too)
-        shutil.rmtree(work / "results" / "benchmarks", ignore_errors=True)
+    else:  # an earlier run's decoded files: matching runs again from scratch
+        for d in ("benchmarks", "index", "pairs", "state/index-generations"):
+            shutil.rmtree(work / "results" / d, ignore_errors=True)
     n_files = len(truth["photo"])
     chunks = max(4, n_files // 500)
     t0 = time.perf_counter()
