@@ -199,6 +199,19 @@ def test_hash_candidates_equal_brute_force(index_dir):
     assert rot and (1 in rot[0] or 3 in rot[0])
 
 
+def test_a_pairs_own_tests_agree_with_the_search(index_dir):
+    """Who owns a pair is decided from the pair alone (`hash_pair`, `pair_word`):
+    they must say what the batched searches say."""
+    path, _, _ = index_dir
+    index, rp = Index(path), RetrievalParams()
+    hashes = index.hash_candidates(np.arange(index.n), rp)
+    words = index.word_search(np.arange(index.n), rp)
+    for i, j in itertools.combinations(range(index.n), 2):
+        assert index.hash_pair(i, j, rp) == ((i, j) in hashes), (i, j)
+        for a, b in ((i, j), (j, i)):
+            assert index.pair_word(a, b, rp) == words.get((a, b)), (a, b)
+
+
 @pytest.mark.parametrize("n_chunks", [1, 3])
 def test_delta_search_equals_a_full_search(index_dir, tmp_path, n_chunks):
     """A chunk rerun that searches only pairs involving added rasters, carrying the
