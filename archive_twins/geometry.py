@@ -58,6 +58,10 @@ class GeoParams:
     # convex hull): a colour chart, a caption, a logo or a watermark two photographs
     # share spans a corner or a strip of both (measured: docs/furniture.md)
     related_min_hull: float = 0.3
+    # ... and this share of each whole frame (two photographs with a chart in
+    # opposite corners overlap little once the charts are aligned, and the chart
+    # spans much of that overlap; it spans at most ~13 % of a frame)
+    related_min_area: float = 0.15
     # A keypoint fit is a copy only when its inliers span this share of the overlap in
     # one frame at least (the copy's own frame): a fit on a shared chart spans its
     # corner, and a smooth picture around it can pass the pixel check
@@ -550,6 +554,7 @@ def verify_geometric(
     # how much of the overlap the inliers span, in each frame
     hull_a = hull_share(found.pa, cov_a, size_a)
     hull_b = hull_share(found.pb, cov_b, size_b)
+    area = min(hull_a * cov_a, hull_b * cov_b)  # of the whole frames
     # thumbnails may be given as loaders: most candidates never get this far
     if callable(thumbs_a):
         thumbs_a = thumbs_a()
@@ -591,6 +596,7 @@ def verify_geometric(
     elif (
         inliers >= params.related_min_inliers
         and min(hull_a, hull_b) >= params.related_min_hull
+        and area >= params.related_min_area
         and _in_content(found, thumbs_a, thumbs_b, size_a, size_b) >= params.related_min_inliers
     ):
         # the same scene or object, but not the same capture: a related pair

@@ -85,7 +85,7 @@ class RetrievalParams:
     # a word held by more rasters than this is common (the words of a colour chart,
     # a ruler or a logo in thousands of photographs): it neither votes nor counts
     # for coverage, and its postings are never read
-    common_df: int = 2000
+    common_df: int = 500
     # at most this many rasters are word candidates of one querying raster: those
     # with the most votes, then the first by pixel hash (a safety valve, logged when
     # it bites: with common words out, only an image copied hundreds of times fills

@@ -57,6 +57,7 @@ def geo_params(matching: dict) -> GeoParams:
         strong_inlier_ratio=float(g["strong_inlier_ratio"]),
         related_min_inliers=int(g["related_min_inliers"]),
         related_min_hull=float(g["related_min_hull"]),
+        related_min_area=float(g["related_min_area"]),
         copy_min_hull=float(g["copy_min_hull"]),
         verify=verify_params(matching),
     )
