@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import resource
 import shutil
@@ -80,12 +81,16 @@ class RetrievalParams:
     # frame that hold its query keypoints (at least min_cells of them): a copy
     # covers its own frame, a shared colour chart or caption a corner or a strip
     # (wordsearch; measured in docs/furniture.md)
-    min_coverage: float = 0.45
+    min_coverage: float = 0.3
     min_cells: int = 3
     # a word held by more rasters than this is common (the words of a colour chart,
-    # a ruler or a logo in thousands of photographs): it neither votes nor counts
-    # for coverage, and its postings are never read
-    common_df: int = 500
+    # a ruler or a logo in hundreds of photographs): it neither votes nor counts for
+    # coverage, and its postings are never read. The bound grows with the archive,
+    # so that an ordinary word stays below it: `common_ratio` times the mean number
+    # of rasters holding a word, rounded up to a power of two (so it moves seldom,
+    # and a rerun seldom searches again for that reason), at least `common_df`
+    common_df: int = 100
+    common_ratio: float = 20.0
     # at most this many rasters are word candidates of one querying raster: those
     # with the most votes, then the first by pixel hash (a safety valve, logged when
     # it bites: with common words out, only an image copied hundreds of times fills
@@ -1271,14 +1276,26 @@ class Index:
         return out
 
 
+def common_bound(postings: int, params: RetrievalParams) -> int:
+    """How many rasters may hold a word before it is common (`common_df`,
+    `common_ratio`): 100 up to ~200,000 rasters, 512 at 262,000, 2,048 at 1M."""
+    mean = postings / N_WORDS
+    scaled = params.common_ratio * mean
+    bound = 1 << max(0, math.ceil(math.log2(scaled))) if scaled > 1 else 1
+    return max(params.common_df, bound)
+
+
 def common_words(words: np.ndarray, start: np.ndarray, params: RetrievalParams) -> np.ndarray:
-    """The words held by more than `common_df` rasters (of an inverted file's word
-    table: its words and where their postings start), sorted: what thousands of
+    """The words held by more than `common_bound` rasters (of an inverted file's
+    word table: its words and where their postings start), sorted: what hundreds of
     photographs share (a colour chart, a ruler, a logo, the grain of one paper) is
     not evidence that two of them are copies.
     A function of the archive, not of the pair: a rerun searches again the rasters
     holding a word whose commonness changed (`Index.touched_since`)."""
-    return np.asarray(words, np.uint32)[np.diff(np.asarray(start, np.int64)) > params.common_df]
+    start = np.asarray(start, np.int64)
+    df = np.diff(start)
+    bound = common_bound(int(start[-1]) if len(start) else 0, params)
+    return np.asarray(words, np.uint32)[df > bound]
 
 
 def identity_of(keys: np.ndarray, shas: np.ndarray) -> np.ndarray:

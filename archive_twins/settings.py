@@ -24,6 +24,7 @@ def retrieval_params(matching: dict) -> RetrievalParams:
         min_coverage=float(matching["min_coverage"]),
         min_cells=int(matching["min_cells"]),
         common_df=int(matching["common_df"]),
+        common_ratio=float(matching["common_ratio"]),
     )
 
 
