@@ -62,10 +62,7 @@ class GeoParams:
     # opposite corners overlap little once the charts are aligned, and the chart
     # spans much of that overlap; it spans at most ~13 % of a frame)
     related_min_area: float = 0.15
-    # A keypoint fit is a copy only when its inliers span this share of the overlap in
-    # one frame at least (the copy's own frame): a fit on a shared chart spans its
-    # corner, and a smooth picture around it can pass the pixel check
-    copy_min_hull: float = 0.2
+
     # A smooth pair that keypoints cannot place (a sky framed, turned or warped: a
     # few ratio-test matches) is aligned on its grey levels instead (`dense_fit`),
     # at this size, and is a copy only when the pixel check passes and the aligned
@@ -185,9 +182,13 @@ def fit(
 ) -> Fit | None:
     """RANSAC homography A->B (full-resolution coordinates) and its inliers."""
     best = None
-    # Only the variant the retrieval preferred (mirrored words or plain) is matched:
-    # matching is the costliest step for the many unrelated candidates.
-    for mirrored in (mirror_first,):
+    # The variant the retrieval preferred (mirrored words or plain) is matched first,
+    # the other only when it fits nothing: the mirror image of a symmetric texture
+    # (bricks, gravel) can outvote the image itself (a copy turned by 12 degrees:
+    # 35 mirrored votes, 32 plain)
+    for mirrored in (mirror_first, not mirror_first):
+        if best is not None:
+            break
         good = _good_matches(_rootsift(fa, mirrored), _rootsift(fb, False), params.ratio)
         if len(good) < params.min_inliers:
             continue
@@ -561,6 +562,7 @@ def verify_geometric(
     if callable(thumbs_b):
         thumbs_b = thumbs_b()
     m = warp_check(thumbs_a, thumbs_b, hmat, size_a, size_b, params)
+    m["hull"] = max(hull_a, hull_b)
     explained = explains(m, params.verify)
     if m["blocks"] >= 4 and not accepted(m, params.verify, params.max_block_ratio):
         # the other way round: what each frame holds outside the other's (fill of a
@@ -568,6 +570,7 @@ def verify_geometric(
         back = warp_check(thumbs_b, thumbs_a, np.linalg.inv(hmat), size_b, size_a, params)
         if back["blocks"] >= 4 and accepted(back, params.verify, params.max_block_ratio):
             m, explained = back, -explains(back, params.verify)
+            m["hull"] = max(hull_a, hull_b)
     colour = photometric_change(m, params.verify)
     if not colour:
         # without a colour change measured, a one-way colour fit is resampling and
@@ -582,9 +585,7 @@ def verify_geometric(
                 and m["blocks"] >= params.dense_min_blocks):  # fmt: skip
             return None
         accepted_by = "pixels"
-    elif accepted(m, params.verify, params.max_block_ratio) and (
-        max(hull_a, hull_b) >= params.copy_min_hull
-    ):
+    elif accepted(m, params.verify, params.max_block_ratio):
         accepted_by = "pixels"
     elif (
         params.accept_on_geometry

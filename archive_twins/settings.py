@@ -59,7 +59,7 @@ def geo_params(matching: dict) -> GeoParams:
         related_min_inliers=int(g["related_min_inliers"]),
         related_min_hull=float(g["related_min_hull"]),
         related_min_area=float(g["related_min_area"]),
-        copy_min_hull=float(g["copy_min_hull"]),
+
         verify=verify_params(matching),
     )
 
