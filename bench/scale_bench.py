@@ -284,6 +284,27 @@ def _draw(kp, rng, p: float):  # noqa: ANN001, ANN202
 # ---------------------------------------------------------------- one archive
 
 
+def _drawn_keypoints(pool: Path, meta: dict) -> dict:
+    """The pool keypoints the synthetic rasters draw from: those of the photographs
+    that are not planted. A planted photograph's words are then held by its copies
+    alone, as in an archive, not by hundreds of synthetic rasters too (which would
+    make them common words at 50,000 rasters)."""
+    import numpy as np
+
+    kp = np.load(pool / "keypoints.npz")
+    planted = {
+        d["name"].removeprefix("src-") for d in meta["planted"] if d["name"].startswith("src-")
+    }
+    off = kp["off"]
+    keep = [
+        np.arange(off[i], off[i + 1])
+        for i, d in enumerate(meta["pool"])
+        if d["name"].removeprefix("pool-") not in planted
+    ]
+    take = np.concatenate(keep)
+    return {k: kp[k][take] for k in kp.files if k != "off"}
+
+
 def _synthetic_records(
     n: int, seed: int, pool: Path, meta: dict, chart_share: float = 0.0
 ) -> tuple[list, dict]:
@@ -292,7 +313,7 @@ def _synthetic_records(
     from archive_twins.features import POS_GRID
 
     rng = np.random.default_rng(seed)
-    kp = np.load(pool / "keypoints.npz")
+    kp = _drawn_keypoints(pool, meta)
     ch = dict(np.load(pool / "chart.npz")) if chart_share else None
     n_kp = len(kp["w"])
     recs, sigs = [], {}
