@@ -84,12 +84,12 @@ class RetrievalParams:
     min_coverage: float = 0.3
     min_cells: int = 3
     # a word held by more rasters than this is common (the words of a colour chart,
-    # a ruler or a logo in hundreds of photographs): it neither votes nor counts for
+    # a ruler or a logo in many photographs): it neither votes nor counts for
     # coverage, and its postings are never read. The bound grows with the archive,
     # so that an ordinary word stays below it: `common_ratio` times the mean number
     # of rasters holding a word, rounded up to a power of two (so it moves seldom,
     # and a rerun seldom searches again for that reason), at least `common_df`
-    common_df: int = 100
+    common_df: int = 16
     common_ratio: float = 20.0
     # at most this many rasters are word candidates of one querying raster: those
     # with the most votes, then the first by pixel hash (a safety valve, logged when
@@ -1278,7 +1278,8 @@ class Index:
 
 def common_bound(postings: int, params: RetrievalParams) -> int:
     """How many rasters may hold a word before it is common (`common_df`,
-    `common_ratio`): 100 up to ~200,000 rasters, 512 at 262,000, 2,048 at 1M."""
+    `common_ratio`): 16 up to ~5,000 rasters, 32 at 10,000, 512 at 262,000, 2,048 at
+    1M."""
     mean = postings / N_WORDS
     scaled = params.common_ratio * mean
     bound = 1 << max(0, math.ceil(math.log2(scaled))) if scaled > 1 else 1

@@ -25,6 +25,7 @@ def retrieval_params(matching: dict) -> RetrievalParams:
         min_cells=int(matching["min_cells"]),
         common_df=int(matching["common_df"]),
         common_ratio=float(matching["common_ratio"]),
+        max_candidates=int(matching["max_candidates"]),
     )
 
 
@@ -59,7 +60,6 @@ def geo_params(matching: dict) -> GeoParams:
         related_min_inliers=int(g["related_min_inliers"]),
         related_min_hull=float(g["related_min_hull"]),
         related_min_area=float(g["related_min_area"]),
-
         verify=verify_params(matching),
     )
 
