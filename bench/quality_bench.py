@@ -281,6 +281,19 @@ def build(root: Path, seed: int) -> dict:
     }
 
 
+def matching_cpu(results: Path) -> dict[str, float]:
+    """CPU seconds of the matching jobs (`index` and every `match_chunk`), from the
+    STATS line each job logs (its process's user + system time)."""
+    out = {"index": 0.0, "match_chunk": 0.0}
+    for rule in out:
+        for log in sorted((results / "logs" / rule).glob("*.log")):
+            for line in log.read_text().splitlines():
+                if " STATS " in line:
+                    out[rule] += json.loads(line.split(" STATS ", 1)[1]).get("cpu_seconds", 0.0)
+    out = {k: round(v, 1) for k, v in out.items()}
+    return {"total": round(sum(out.values()), 1), **out}
+
+
 def tables(db: Path) -> dict[str, list[dict]]:
     con = sqlite3.connect(db)
     con.row_factory = sqlite3.Row
@@ -481,7 +494,11 @@ def main() -> None:
         )
         subprocess.run(cmd, check=True, capture_output=True)
         tab = tables(base / "work" / "results" / "archive.sqlite")
-        res = {"files": len(tab["files"]), "workflow_seconds": round(time.perf_counter() - t0, 1)}
+        res = {
+            "files": len(tab["files"]),
+            "workflow_seconds": round(time.perf_counter() - t0, 1),
+            "matching_cpu_seconds": matching_cpu(base / "work" / "results"),
+        }
         for which in args.part:
             res[which] = evaluate(truth, tab, which)
         print(json.dumps(res, indent=1))
