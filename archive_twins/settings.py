@@ -36,6 +36,7 @@ def verify_params(matching: dict) -> VerifyParams:
         saturation_tol=float(c["saturation_tol"]),
         hue_tol=float(c["hue_tol"]),
         min_chroma=float(c["min_chroma"]),
+        max_capture_motion=float(v["max_capture_motion"]),
     )
 
 

@@ -44,6 +44,13 @@ class VerifyParams:
     hue_tol: float = 5.0
     # below this mean chroma (Lab a*b* units) an image has no colour to change
     min_chroma: float = 4.0
+    # A pair that passes is another capture of one scene (a video frame a moment
+    # later, a burst, a re-shoot) when, after its alignment, part of it moved by more
+    # than this many pixels (at the coarser of the two resolutions, <= compare_size)
+    # beyond what an affine map of all parts' shifts explains (capture.py). Measured
+    # on the quality benchmark's fit half: copies of textured photographs <= 0.41;
+    # video frames 1-5 apart mostly above (docs/captures.md).
+    max_capture_motion: float = 0.5
 
 
 def _prep(arr: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -157,6 +164,31 @@ def colour_block_ratio(
     explained block by block; another photograph is not, because what differs is
     where things are, not their colour.
     """
+    h, w = target.shape
+    rows = np.array_split(np.arange(h), n)
+    cols = np.array_split(np.arange(w), n)
+    r0 = np.array([r[0] for r in rows])
+    c0 = np.array([c[0] for c in cols])
+    rsz = np.repeat(np.arange(n), [len(r) for r in rows])
+    csz = np.repeat(np.arange(n), [len(c) for c in cols])
+    m = inside.astype(np.float64)
+    y = target.astype(np.float64)
+    resid = np.abs(colour_fit(src, target, inside, n) - y)
+    counts = _block_sums(m, r0, c0)
+    res = _block_sums(resid * m, r0, c0) / np.maximum(counts, 1)
+    mean = _block_sums(y * m, r0, c0) / np.maximum(counts, 1)
+    structure = _block_sums(np.abs(y - mean[rsz][:, csz]) * m, r0, c0) / np.maximum(counts, 1)
+    full = np.outer([len(r) for r in rows], [len(c) for c in cols])
+    usable = counts >= 0.9 * full
+    if not usable.any():
+        return 0.0
+    return float((res / (structure + floor))[usable].max())
+
+
+def colour_fit(src: np.ndarray, target: np.ndarray, inside: np.ndarray, n: int) -> np.ndarray:
+    """The target's grey levels as fitted, in each block of an n x n grid, from the
+    source's colours (1, R, G, B and squared luminance, least squares over the
+    block's pixels inside the overlap); `src` is RGB at the target's size."""
     small = cv2.GaussianBlur(src.astype(np.float32) / 255.0, (0, 0), 0.7)
     lum = small @ np.array([0.299, 0.587, 0.114], np.float32)
     feats = [np.ones_like(lum), small[..., 0], small[..., 1], small[..., 2], lum * lum]
@@ -179,17 +211,7 @@ def colour_block_ratio(
     ridge = 1e-3 * np.eye(k)
     beta = np.linalg.solve(xtx + ridge, xty[..., None])[..., 0]  # n x n x k
     per_pixel = beta[rsz][:, csz]  # h x w x k
-    fitted = sum(per_pixel[..., i] * feats[i] for i in range(k))
-    resid = np.abs(fitted - y)
-    counts = _block_sums(m, r0, c0)
-    res = _block_sums(resid * m, r0, c0) / np.maximum(counts, 1)
-    mean = _block_sums(y * m, r0, c0) / np.maximum(counts, 1)
-    structure = _block_sums(np.abs(y - mean[rsz][:, csz]) * m, r0, c0) / np.maximum(counts, 1)
-    full = np.outer([len(r) for r in rows], [len(c) for c in cols])
-    usable = counts >= 0.9 * full
-    if not usable.any():
-        return 0.0
-    return float((res / (structure + floor))[usable].max())
+    return sum(per_pixel[..., i] * feats[i] for i in range(k))
 
 
 def _block_sums(x: np.ndarray, r0: np.ndarray, c0: np.ndarray) -> np.ndarray:
