@@ -9,10 +9,10 @@ from block to block in a way no global map (an affine map of the shifts) follows
 A copy's residual (resampling, JPEG, a colour change fitted block by block) is no
 shift at all, or one the global map explains (a sub-pixel misalignment).
 
-Measured on bench/quality_bench.py's fit half (docs/captures.md): copies of
-textured photographs <= 0.41 px, pairs of other captures (video frames 1-5 apart)
-mostly above; smooth pictures (few textured blocks, a defocused photograph) are
-left alone, since their shifts are too uncertain to tell.
+Measured on bench/quality_bench.py's fit half (docs/captures.md): in copies of
+textured photographs, the largest such shift <= 0.41 px and the second largest
+<= 0.29; in pairs of other captures (video frames 1-5 apart) mostly above. Smooth
+pictures (a defocused photograph) are left alone: their shifts are too uncertain.
 """
 
 from __future__ import annotations
@@ -140,18 +140,18 @@ def residual_motion(
     size_b: tuple[int, int],
     min_texture: float = 10.0,
     min_explained: float = 0.3,
-) -> float:
-    """The largest shift (pixels at the compared resolution) of a block that no
+) -> tuple[float, float]:
+    """The two largest shifts (pixels at the compared resolution) of blocks that no
     affine map of all blocks' shifts follows, over blocks textured in both images
     (`min_texture`) whose residual the shift explains in good part
-    (`min_explained`); 0 when fewer than 6 blocks are textured."""
+    (`min_explained`); zeros when fewer than 6 blocks are textured."""
     b = block_motion(*align(thumb_a, thumb_b, hmat, size_a, size_b))
     if b is None:
-        return 0.0
+        return 0.0, 0.0
     ok = b["usable"] & (b["texture"] > 1e-6)
     ok &= np.minimum(b["texture_a"], b["texture_b"]) >= min_texture
     if ok.sum() < 6:
-        return 0.0
+        return 0.0, 0.0
     # the global part of the motion: an affine map of the block centres, each
     # block weighted by how well its shift is determined
     design = np.column_stack([np.ones(ok.sum()), b["x"][ok], b["y"][ok]])
@@ -160,5 +160,12 @@ def residual_motion(
     for d in (b["dx"][ok], b["dy"][ok]):
         coef = np.linalg.lstsq(design * sw, d * sw[:, 0], rcond=None)[0]
         left.append(d - design @ coef)
-    moved = np.hypot(*left)[b["explained"][ok] >= min_explained]
-    return float(moved.max()) if moved.size else 0.0
+    moved = np.sort(np.hypot(*left)[b["explained"][ok] >= min_explained])[::-1]
+    moved = np.concatenate([moved[:2], np.zeros(2)])
+    return float(moved[0]), float(moved[1])
+
+
+def moved(motion: tuple[float, float], one: float, two: float) -> bool:
+    """Whether a pair is another capture: one part of the picture moved by more
+    than `one` px after the alignment, or two parts by more than `two`."""
+    return motion[0] > one or motion[1] > two

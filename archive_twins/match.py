@@ -25,7 +25,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .capture import residual_motion
+from .capture import moved, residual_motion
 from .dihedral import (
     DIHEDRAL,
     aspect_matches,
@@ -280,9 +280,9 @@ class ChunkJob:
 
 def other_capture(job: ChunkJob, i: int, j: int, copy: dict) -> tuple[dict | None, dict | None]:
     """(copy, related) of a pair the pixel check accepted: the copy, or, when part of
-    the picture moved after the alignment (`capture.residual_motion` above
-    `max_capture_motion`), the same record as a related pair, another capture of the
-    scene. A smooth raster's shifts are too uncertain to tell: its copy stands."""
+    the picture moved after the alignment (`capture.residual_motion`; see
+    `VerifyParams.max_capture_motion`), the same record as a related pair, another
+    capture of the scene. A smooth raster's shifts are too uncertain to tell: its copy stands."""
     x, y = job.index.item(i), job.index.item(j)
     if job.is_smooth(i) or job.is_smooth(j):
         return copy, None
@@ -295,13 +295,15 @@ def other_capture(job: ChunkJob, i: int, j: int, copy: dict) -> tuple[dict | Non
         (src.width, src.height),
         (dst.width, dst.height),
     )
-    copy = {**copy, "metrics": {**copy.get("metrics", {}), "capture_motion": round(motion, 4)}}
-    limit = job.params.verify.max_capture_motion
-    if motion <= limit:
+    shifts = {"capture_motion": round(motion[0], 4), "capture_motion_two": round(motion[1], 4)}
+    copy = {**copy, "metrics": {**copy.get("metrics", {}), **shifts}}
+    v = job.params.verify
+    if not moved(motion, v.max_capture_motion, v.max_capture_motion_two):
         return copy, None
     reason = (
-        f"another capture of the scene: the pixels agree after alignment, but part of "
-        f"the picture moved by {motion:.2f} px beyond the alignment (a copy <= {limit})"
+        f"another capture of the scene: the pixels agree after alignment, but parts of "
+        f"the picture moved by {motion[0]:.2f} and {motion[1]:.2f} px beyond it (a copy: "
+        f"<= {v.max_capture_motion} and <= {v.max_capture_motion_two})"
     )
     return None, {**copy, "kind": "related", "method": "related", "reason": reason}
 

@@ -45,12 +45,14 @@ class VerifyParams:
     # below this mean chroma (Lab a*b* units) an image has no colour to change
     min_chroma: float = 4.0
     # A pair that passes is another capture of one scene (a video frame a moment
-    # later, a burst, a re-shoot) when, after its alignment, part of it moved by more
-    # than this many pixels (at the coarser of the two resolutions, <= compare_size)
-    # beyond what an affine map of all parts' shifts explains (capture.py). Measured
-    # on the quality benchmark's fit half: copies of textured photographs <= 0.41;
-    # video frames 1-5 apart mostly above (docs/captures.md).
-    max_capture_motion: float = 0.5
+    # later, a burst, a re-shoot) when, after its alignment, one part of the picture
+    # moved by more than `max_capture_motion` pixels, or two parts by more than
+    # `max_capture_motion_two`, beyond what an affine map of all parts' shifts
+    # explains (at the coarser of the two resolutions, <= compare_size; capture.py).
+    # Measured on the quality benchmark's fit half: copies of textured photographs
+    # <= 0.41 and <= 0.29; video frames 1-5 apart mostly above (docs/captures.md).
+    max_capture_motion: float = 0.6
+    max_capture_motion_two: float = 0.35
 
 
 def _prep(arr: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
