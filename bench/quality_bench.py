@@ -388,6 +388,7 @@ def evaluate(truth: dict, t: dict, which: str) -> dict:  # noqa: C901
     direction_ok = Counter()
     direction_by: dict[str, Counter] = {}
     colour_ok = Counter()
+    low_colour = Counter()  # colour changes of photographs with little colour
     kind_n = Counter()
     param_ok = Counter()
     param_n = Counter()
@@ -410,13 +411,14 @@ def evaluate(truth: dict, t: dict, which: str) -> dict:  # noqa: C901
         a, b, row = p
         forward = raster[a] == raster[src]
         kind_n[k] += 1
-        # a greyscale copy or a hue turn of a photograph with almost no colour (mean
-        # chroma below 2) changes nothing to see; a saturation change of one with
-        # little colour (below 4) is not told from re-encoding, which moves such
-        # chroma by x0.48-1.18 (docs/captures.md): either answer is taken
+        # a colour change of a photograph without colour is none; of one with little
+        # colour (mean chroma below 4, the product's min_chroma) it is not told from
+        # re-encoding, which takes such colour as far (q10-20 JPEGs: chroma x0.05-0.75,
+        # hue turned by up to 27 degrees; docs/captures.md): either answer is taken
         chroma = truth["chroma"][src]
-        achromatic = (k in ("grey", "hue") and chroma < 2) or (k == "saturation" and chroma < 1)
-        unsure = k == "saturation" and 1 <= chroma < 4
+        achromatic = k in ("grey", "saturation", "hue") and chroma < 1
+        unsure = k in ("grey", "saturation", "hue") and 1 <= chroma < 4
+        low_colour[k] += unsure
         want = "resize" if achromatic else expected_kind(k)
         kind_ok[k] += row["kind"] == want or (unsure and row["kind"] == "resize")
         direction_ok[k] += forward
@@ -539,6 +541,7 @@ def evaluate(truth: dict, t: dict, which: str) -> dict:  # noqa: C901
             k: dict(sorted(direction_by[k].items())) for k in KINDS if k in direction_by
         },
         "colour_change_flag": {k: f"{colour_ok[k]}/{kind_n[k]}" for k in KINDS if k in COLOUR},
+        "colour_either_answer": {k: n for k, n in low_colour.items() if n},
         "parameters": {k: f"{param_ok[k]}/{param_n[k]}" for k in sorted(param_n)},
         "related_pairs": len(related),
         "related_precision": round(len(rel_right) / max(1, len(related)), 4),
