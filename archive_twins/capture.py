@@ -22,7 +22,7 @@ import numpy as np
 
 from .frame import edge, fill_mask
 from .geometry import _thumb_homography
-from .verify import _block_sums, colour_fit
+from .verify import _block_sums, block_grid, colour_fit
 
 
 def _scaled(img: np.ndarray, f: float) -> np.ndarray:
@@ -69,13 +69,20 @@ def align(
     return warped, b, inside & _picture(b)
 
 
-def _min_eigen(
-    gx: np.ndarray, gy: np.ndarray, m: np.ndarray, r0: np.ndarray, c0: np.ndarray, cnt: np.ndarray
-) -> np.ndarray:
-    """Per block, the smaller eigenvalue of the gradients' structure tensor (per
-    pixel): how well a shift of the block is determined in every direction."""
-    sxx, syy = _block_sums(gx * gx * m, r0, c0), _block_sums(gy * gy * m, r0, c0)
-    sxy = _block_sums(gx * gy * m, r0, c0)
+def _tensor(
+    gx: np.ndarray, gy: np.ndarray, m: np.ndarray, r0: np.ndarray, c0: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per block, the sums of the gradients' products over the masked pixels."""
+    return (
+        _block_sums(gx * gx * m, r0, c0),
+        _block_sums(gy * gy * m, r0, c0),
+        _block_sums(gx * gy * m, r0, c0),
+    )
+
+
+def _min_eigen(sxx: np.ndarray, syy: np.ndarray, sxy: np.ndarray, cnt: np.ndarray) -> np.ndarray:
+    """The smaller eigenvalue of a block's structure tensor (per pixel): how well a
+    shift of the block is determined in every direction."""
     tr, det = sxx + syy, sxx * syy - sxy * sxy
     return (tr - np.sqrt(np.maximum(tr * tr - 4 * det, 0))) / 2 / np.maximum(cnt, 1)
 
@@ -95,9 +102,7 @@ def block_motion(
     if inside.sum() < 64:
         return None
     n = max(2, min(h, w) // block)
-    rows, cols = np.array_split(np.arange(h), n), np.array_split(np.arange(w), n)
-    r0, c0 = np.array([r[0] for r in rows]), np.array([c[0] for c in cols])
-    full = np.outer([len(r) for r in rows], [len(c) for c in cols])
+    r0, c0, rsz, csz, full = block_grid(h, w, n)
     m = inside.astype(np.float32)
     cnt = _block_sums(m, r0, c0)
 
@@ -109,15 +114,15 @@ def block_motion(
     pred = colour_fit(warped, gb, inside, n).astype(np.float32)
     ix, iy = _gradients((pred + gb) / 2)
     it = gb - pred
-    sxx, syy = _block_sums(ix * ix * m, r0, c0), _block_sums(iy * iy * m, r0, c0)
-    sxy = _block_sums(ix * iy * m, r0, c0)
+    sxx, syy, sxy = _tensor(ix, iy, m, r0, c0)
     sxt, syt = _block_sums(ix * it * m, r0, c0), _block_sums(iy * it * m, r0, c0)
     stt = _block_sums(it * it * m, r0, c0)
     det = sxx * syy - sxy * sxy
     safe = np.where(det > 1e-9, det, 1.0)
     dx, dy = -(syy * sxt - sxy * syt) / safe, -(sxx * syt - sxy * sxt) / safe
-    xc = np.array([c.mean() for c in cols]) / w
-    yc = np.array([r.mean() for r in rows]) / h
+    # block centres, as fractions of the frame
+    xc = np.bincount(csz, np.arange(w)) / np.bincount(csz) / w
+    yc = np.bincount(rsz, np.arange(h)) / np.bincount(rsz) / h
     x, y = np.meshgrid(xc, yc)
     return {
         "usable": cnt >= 0.95 * full,
@@ -126,9 +131,9 @@ def block_motion(
         "dx": dx,
         "dy": dy,
         "explained": -(dx * sxt + dy * syt) / np.maximum(stt, 1e-9),
-        "texture": _min_eigen(ix, iy, m, r0, c0, cnt),
-        "texture_a": _min_eigen(*_gradients(ga), m, r0, c0, cnt),
-        "texture_b": _min_eigen(*_gradients(gb), m, r0, c0, cnt),
+        "texture": _min_eigen(sxx, syy, sxy, cnt),
+        "texture_a": _min_eigen(*_tensor(*_gradients(ga), m, r0, c0), cnt),
+        "texture_b": _min_eigen(*_tensor(*_gradients(gb), m, r0, c0), cnt),
     }
 
 

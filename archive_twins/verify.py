@@ -167,12 +167,7 @@ def colour_block_ratio(
     where things are, not their colour.
     """
     h, w = target.shape
-    rows = np.array_split(np.arange(h), n)
-    cols = np.array_split(np.arange(w), n)
-    r0 = np.array([r[0] for r in rows])
-    c0 = np.array([c[0] for c in cols])
-    rsz = np.repeat(np.arange(n), [len(r) for r in rows])
-    csz = np.repeat(np.arange(n), [len(c) for c in cols])
+    r0, c0, rsz, csz, full = block_grid(h, w, n)
     m = inside.astype(np.float64)
     y = target.astype(np.float64)
     resid = np.abs(colour_fit(src, target, inside, n) - y)
@@ -180,7 +175,6 @@ def colour_block_ratio(
     res = _block_sums(resid * m, r0, c0) / np.maximum(counts, 1)
     mean = _block_sums(y * m, r0, c0) / np.maximum(counts, 1)
     structure = _block_sums(np.abs(y - mean[rsz][:, csz]) * m, r0, c0) / np.maximum(counts, 1)
-    full = np.outer([len(r) for r in rows], [len(c) for c in cols])
     usable = counts >= 0.9 * full
     if not usable.any():
         return 0.0
@@ -196,12 +190,7 @@ def colour_fit(src: np.ndarray, target: np.ndarray, inside: np.ndarray, n: int) 
     feats = [np.ones_like(lum), small[..., 0], small[..., 1], small[..., 2], lum * lum]
     k = len(feats)
     h, w = target.shape
-    rows = np.array_split(np.arange(h), n)
-    cols = np.array_split(np.arange(w), n)
-    r0 = np.array([r[0] for r in rows])
-    c0 = np.array([c[0] for c in cols])
-    rsz = np.repeat(np.arange(n), [len(r) for r in rows])
-    csz = np.repeat(np.arange(n), [len(c) for c in cols])
+    r0, c0, rsz, csz, full = block_grid(h, w, n)
     m = inside.astype(np.float64)
     y = target.astype(np.float64)
     xtx = np.empty((n, n, k, k))
@@ -214,6 +203,19 @@ def colour_fit(src: np.ndarray, target: np.ndarray, inside: np.ndarray, n: int) 
     beta = np.linalg.solve(xtx + ridge, xty[..., None])[..., 0]  # n x n x k
     per_pixel = beta[rsz][:, csz]  # h x w x k
     return sum(per_pixel[..., i] * feats[i] for i in range(k))
+
+
+def block_grid(h: int, w: int, n: int) -> tuple[np.ndarray, ...]:
+    """An n x n grid of blocks over an h x w image: the first row and column of each
+    block (for `_block_sums`), each pixel row's and column's block, and the blocks'
+    pixel counts."""
+    rows = np.array_split(np.arange(h), n)
+    cols = np.array_split(np.arange(w), n)
+    r0 = np.array([r[0] for r in rows])
+    c0 = np.array([c[0] for c in cols])
+    rsz = np.repeat(np.arange(n), [len(r) for r in rows])
+    csz = np.repeat(np.arange(n), [len(c) for c in cols])
+    return r0, c0, rsz, csz, np.outer([len(r) for r in rows], [len(c) for c in cols])
 
 
 def _block_sums(x: np.ndarray, r0: np.ndarray, c0: np.ndarray) -> np.ndarray:
@@ -231,13 +233,8 @@ def block_ratios(
     """Per block of an n x n grid: mean residual / (mean structure + floor), and the
     fraction of the block inside the overlap. Vectorised with reduceat."""
     h, w = target.shape
-    rows = np.array_split(np.arange(h), n)
-    cols = np.array_split(np.arange(w), n)
-    r0 = np.array([r[0] for r in rows])
-    c0 = np.array([c[0] for c in cols])
-    counts = np.outer([len(r) for r in rows], [len(c) for c in cols]).astype(np.float64)
-    rsz = np.repeat(np.arange(n), [len(r) for r in rows])
-    csz = np.repeat(np.arange(n), [len(c) for c in cols])
+    r0, c0, rsz, csz, full = block_grid(h, w, n)
+    counts = full.astype(np.float64)
 
     def mad(x: np.ndarray) -> np.ndarray:
         mean = _block_sums(x.astype(np.float64), r0, c0) / counts
