@@ -3,9 +3,10 @@
 Work is skipped at two levels so that reruns cost work proportional to the change:
 1. a file whose (path, size, mtime) is unchanged since the shard's previous output
    keeps its record without being read at all;
-2. a new or changed file is read once for its sha256; if a file with the same bytes
-   was decoded before (anywhere in the archive), its decode results are reused from
-   the content store, so byte copies are decoded once.
+2. a new or changed file is read once for its sha256 (and its decode, from the same
+   bytes in memory); if a file with the same bytes was decoded before (anywhere in
+   the archive), its decode results are reused from the content store, so byte
+   copies are decoded once.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .decode import DecodeParams, analyse, exif_orientation, sha256_file
+from .decode import DecodeParams, analyse, exif_orientation, read_hashed
 from .records import FileRecord, thumb_path
 from .util import atomic_open, display_name, raw_name, read_jsonl, write_jsonl
 
@@ -132,7 +133,7 @@ def _process_file(
         return rec.shard_dict()
     abspath = os.fspath(archive / path)
     try:
-        rec.sha256 = sha256_file(abspath)
+        rec.sha256, data = read_hashed(abspath)
         stats.hashed += 1
     except OSError as exc:
         rec.status, rec.error = "error", f"cannot read: {exc.strerror or exc}"
@@ -146,7 +147,7 @@ def _process_file(
     else:
         thumb, meta = content_paths(store, rec.sha256)
         log.info("decode %s", name)
-        decoded, _pixels = analyse(abspath, os.fspath(thumb), params, name=FILE_TOKEN)
+        decoded, _pixels = analyse(abspath, os.fspath(thumb), params, name=FILE_TOKEN, data=data)
         stats.decoded += 1
         rec.set_facts(decoded)
         with atomic_open(meta, "w", encoding="ascii") as fh:
