@@ -165,9 +165,9 @@ def residual_motion(
     for d in (b["dx"][ok], b["dy"][ok]):
         coef = np.linalg.lstsq(design * sw, d * sw[:, 0], rcond=None)[0]
         left.append(d - design @ coef)
-    moved = np.sort(np.hypot(*left)[b["explained"][ok] >= min_explained])[::-1]
-    moved = np.concatenate([moved[:2], np.zeros(2)])
-    return float(moved[0]), float(moved[1])
+    shifts = np.sort(np.hypot(*left)[b["explained"][ok] >= min_explained])[::-1]
+    shifts = np.concatenate([shifts[:2], np.zeros(2)])
+    return float(shifts[0]), float(shifts[1])
 
 
 def moved(motion: tuple[float, float], one: float, two: float) -> bool:

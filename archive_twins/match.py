@@ -294,19 +294,25 @@ def other_capture(job: ChunkJob, i: int, j: int, copy: dict) -> tuple[dict | Non
     """(copy, related) of a pair the pixel check accepted: the copy, or, when part of
     the picture moved after the alignment (`capture.residual_motion`; see
     `VerifyParams.max_capture_motion`), the same record as a related pair, another
-    capture of the scene. A smooth raster's shifts are too uncertain to tell: its copy stands."""
+    capture of the scene. A smooth raster's shifts are too uncertain to tell: its
+    copy stands."""
     x, y = job.index.item(i), job.index.item(j)
     if job.is_smooth(i) or job.is_smooth(j):
         return copy, None
     src, dst = (x, y) if copy["key1"] == x.key else (y, x)
     hmat = np.array(json.loads(copy["homography"]), np.float64)
-    motion = residual_motion(
-        job.thumbs.get(src.sha256),
-        job.thumbs.get(dst.sha256),
-        hmat,
-        (src.width, src.height),
-        (dst.width, dst.height),
-    )
+    try:
+        motion = residual_motion(
+            job.thumbs.get(src.sha256),
+            job.thumbs.get(dst.sha256),
+            hmat,
+            (src.width, src.height),
+            (dst.width, dst.height),
+        )
+    except (np.linalg.LinAlgError, cv2.error, ValueError) as exc:
+        # a numerically degenerate alignment tells nothing; one pair never stops a job
+        log.warning("capture check failed for %s/%s: %s", x.key, y.key, exc)
+        return copy, None
     shifts = {"capture_motion": round(motion[0], 4), "capture_motion_two": round(motion[1], 4)}
     copy = {**copy, "metrics": {**copy.get("metrics", {}), **shifts}}
     v = job.params.verify

@@ -190,7 +190,7 @@ def colour_fit(src: np.ndarray, target: np.ndarray, inside: np.ndarray, n: int) 
     feats = [np.ones_like(lum), small[..., 0], small[..., 1], small[..., 2], lum * lum]
     k = len(feats)
     h, w = target.shape
-    r0, c0, rsz, csz, full = block_grid(h, w, n)
+    r0, c0, rsz, csz, _ = block_grid(h, w, n)
     m = inside.astype(np.float64)
     y = target.astype(np.float64)
     xtx = np.empty((n, n, k, k))
