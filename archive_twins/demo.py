@@ -2,14 +2,18 @@
 
 Used for the embedded demo (`snakemake --cores N` on a fresh clone) and by the tests,
 which need archives with known answers. Nothing here is downloaded: every photograph
-ships inside the scikit-image wheel.
+ships inside the scikit-image wheel; the tests and benchmarks that need other captures
+of one scene (video frames, a chessboard in several poses) read the sample data of
+Debian's `opencv-doc` package (`opencv_sample`, `video_frames`).
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import cv2
@@ -48,6 +52,58 @@ def photo(name: str) -> np.ndarray:
     if arr.ndim == 2:
         arr = np.stack([arr] * 3, axis=-1)
     return np.ascontiguousarray(arr[..., :3].astype(np.uint8))
+
+
+# where Debian's opencv-doc installs OpenCV's sample data (some files may be gzipped)
+OPENCV_DATA = Path("/usr/share/doc/opencv-doc/examples/data")
+
+
+def opencv_sample(name: str) -> Path | None:
+    """Path of one of OpenCV's sample files (`vtest.avi`, `left06.jpg`), unpacked
+    into the temporary directory when Debian ships it gzipped; None without
+    opencv-doc."""
+    path = OPENCV_DATA / name
+    if path.is_file():
+        return path
+    packed = path.with_name(name + ".gz")
+    if not packed.is_file():
+        return None
+    out = Path(tempfile.gettempdir()) / "archive-twins-opencv-data" / name
+    if not out.is_file():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        part = out.with_name(f".{name}.{os.getpid()}")
+        with gzip.open(packed) as src, open(part, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+        os.replace(part, out)
+    return out
+
+
+def opencv_photo(name: str) -> np.ndarray:
+    """One of OpenCV's sample photographs as HxWx3 RGB (a greyscale one replicated)."""
+    path = opencv_sample(name)
+    arr = cv2.imread(os.fspath(path), cv2.IMREAD_COLOR) if path else None
+    if arr is None:
+        raise FileNotFoundError(f"{name}: install Debian's opencv-doc")
+    return cv2.cvtColor(arr, cv2.COLOR_BGR2RGB)
+
+
+def video_frames(name: str, indices: tuple[int, ...]) -> dict[int, np.ndarray]:
+    """Frames (0-based, in decoding order) of one of OpenCV's sample videos, RGB."""
+    path = opencv_sample(name)
+    cap = cv2.VideoCapture(os.fspath(path)) if path else None
+    if cap is None or not cap.isOpened():
+        raise FileNotFoundError(f"{name}: install Debian's opencv-doc")
+    out: dict[int, np.ndarray] = {}
+    try:
+        for i in range(max(indices) + 1):
+            ok, frame = cap.read()
+            if not ok:
+                raise ValueError(f"{name} has {i} frames, not {max(indices) + 1}")
+            if i in indices:
+                out[i] = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+    finally:
+        cap.release()
+    return out
 
 
 def to_vips(arr: np.ndarray) -> pyvips.Image:

@@ -25,6 +25,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .capture import moved, residual_motion
 from .dihedral import (
     DIHEDRAL,
     aspect_matches,
@@ -74,7 +75,7 @@ class MatchParams:
 
     def fingerprint(self) -> str:
         """Part of every verdict's cache key: changing any setting re-verifies."""
-        return fingerprint("match-2", {**asdict(self), "retrieval": self.retrieval.fingerprint()})
+        return fingerprint("match-3", {**asdict(self), "retrieval": self.retrieval.fingerprint()})
 
 
 class ThumbCache:
@@ -280,6 +281,49 @@ class ChunkJob:
     previous: dict[str, dict]
     rows: list[dict] = field(default_factory=list)
     stats: dict[str, int] = field(default_factory=dict)
+    smooth: np.ndarray | None = None
+
+    def is_smooth(self, i: int) -> bool:
+        """Whether a raster is smooth (see Index.smooth), computed once per job."""
+        if self.smooth is None:
+            self.smooth = self.index.smooth(self.params.retrieval)
+        return bool(self.smooth[i])
+
+
+def other_capture(job: ChunkJob, i: int, j: int, copy: dict) -> tuple[dict | None, dict | None]:
+    """(copy, related) of a pair the pixel check accepted: the copy, or, when part of
+    the picture moved after the alignment (`capture.residual_motion`; see
+    `VerifyParams.max_capture_motion`), the same record as a related pair, another
+    capture of the scene. A smooth raster's shifts are too uncertain to tell: its
+    copy stands."""
+    x, y = job.index.item(i), job.index.item(j)
+    if job.is_smooth(i) or job.is_smooth(j):
+        return copy, None
+    src, dst = (x, y) if copy["key1"] == x.key else (y, x)
+    hmat = np.array(json.loads(copy["homography"]), np.float64)
+    try:
+        motion = residual_motion(
+            job.thumbs.get(src.sha256),
+            job.thumbs.get(dst.sha256),
+            hmat,
+            (src.width, src.height),
+            (dst.width, dst.height),
+        )
+    except (np.linalg.LinAlgError, cv2.error, ValueError) as exc:
+        # a numerically degenerate alignment tells nothing; one pair never stops a job
+        log.warning("capture check failed for %s/%s: %s", x.key, y.key, exc)
+        return copy, None
+    shifts = {"capture_motion": round(motion[0], 4), "capture_motion_two": round(motion[1], 4)}
+    copy = {**copy, "metrics": {**copy.get("metrics", {}), **shifts}}
+    v = job.params.verify
+    if not moved(motion, v.max_capture_motion, v.max_capture_motion_two):
+        return copy, None
+    reason = (
+        f"another capture of the scene: the pixels agree after alignment, but parts of "
+        f"the picture moved by {motion[0]:.2f} and {motion[1]:.2f} px beyond it (a copy: "
+        f"<= {v.max_capture_motion} and <= {v.max_capture_motion_two})"
+    )
+    return None, {**copy, "kind": "related", "method": "related", "reason": reason}
 
 
 def _verdict(stage: str, x: Item, y: Item, evidence: list, key: str | None, copy: dict | None):
@@ -309,11 +353,16 @@ def _hash_stage(job: ChunkJob, cands: dict[tuple[int, int], dict]) -> set[tuple[
             stats["verified"] += 1
             try:
                 copy = verify_candidate(x, y, dict(evidence), job.thumbs, params)
+                related = None
+                if copy is not None:
+                    copy, related = other_capture(job, i, j, copy)
             except FileNotFoundError as exc:
                 log.warning("thumbnail missing, candidate not verified: %s", exc)
                 job.rows.append(_verdict("phash", x, y, evidence, None, None))
                 continue
             verdict = _verdict("phash", x, y, evidence, key, copy)
+            if related is not None:
+                verdict["related"] = related
         if verdict["copy"] is not None:
             stats["found"] += 1
             found.add((i, j))
@@ -360,6 +409,8 @@ def _geo_stage(
             try:
                 # a smooth pair (no shared words, 0 votes) may be aligned on grey levels
                 copy, related = _verify_geo(job, x, y, bool(mirrored), dense=votes == 0)
+                if copy is not None:
+                    copy, related = other_capture(job, i, j, copy)
             except FileNotFoundError as exc:
                 log.warning("thumbnail missing, candidate not verified: %s", exc)
                 job.rows.append(_verdict("geo", x, y, evidence, None, None))

@@ -42,6 +42,8 @@ def verify_params(matching: dict) -> VerifyParams:
         saturation_tol=float(c["saturation_tol"]),
         hue_tol=float(c["hue_tol"]),
         min_chroma=float(c["min_chroma"]),
+        max_capture_motion=float(v["max_capture_motion"]),
+        max_capture_motion_two=float(v["max_capture_motion_two"]),
     )
 
 

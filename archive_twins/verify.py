@@ -44,6 +44,15 @@ class VerifyParams:
     hue_tol: float = 5.0
     # below this mean chroma (Lab a*b* units) an image has no colour to change
     min_chroma: float = 4.0
+    # A pair that passes is another capture of one scene (a video frame a moment
+    # later, a burst, a re-shoot) when, after its alignment, one part of the picture
+    # moved by more than `max_capture_motion` pixels, or two parts by more than
+    # `max_capture_motion_two`, beyond what an affine map of all parts' shifts
+    # explains (at the coarser of the two resolutions, <= compare_size; capture.py).
+    # Measured on the quality benchmark's fit half: copies of textured photographs
+    # <= 0.41 and <= 0.29; video frames 1-5 apart mostly above (docs/captures.md).
+    max_capture_motion: float = 0.6
+    max_capture_motion_two: float = 0.35
 
 
 def _prep(arr: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -157,17 +166,31 @@ def colour_block_ratio(
     explained block by block; another photograph is not, because what differs is
     where things are, not their colour.
     """
+    h, w = target.shape
+    r0, c0, rsz, csz, full = block_grid(h, w, n)
+    m = inside.astype(np.float64)
+    y = target.astype(np.float64)
+    resid = np.abs(colour_fit(src, target, inside, n) - y)
+    counts = _block_sums(m, r0, c0)
+    res = _block_sums(resid * m, r0, c0) / np.maximum(counts, 1)
+    mean = _block_sums(y * m, r0, c0) / np.maximum(counts, 1)
+    structure = _block_sums(np.abs(y - mean[rsz][:, csz]) * m, r0, c0) / np.maximum(counts, 1)
+    usable = counts >= 0.9 * full
+    if not usable.any():
+        return 0.0
+    return float((res / (structure + floor))[usable].max())
+
+
+def colour_fit(src: np.ndarray, target: np.ndarray, inside: np.ndarray, n: int) -> np.ndarray:
+    """The target's grey levels as fitted, in each block of an n x n grid, from the
+    source's colours (1, R, G, B and squared luminance, least squares over the
+    block's pixels inside the overlap); `src` is RGB at the target's size."""
     small = cv2.GaussianBlur(src.astype(np.float32) / 255.0, (0, 0), 0.7)
     lum = small @ np.array([0.299, 0.587, 0.114], np.float32)
     feats = [np.ones_like(lum), small[..., 0], small[..., 1], small[..., 2], lum * lum]
     k = len(feats)
     h, w = target.shape
-    rows = np.array_split(np.arange(h), n)
-    cols = np.array_split(np.arange(w), n)
-    r0 = np.array([r[0] for r in rows])
-    c0 = np.array([c[0] for c in cols])
-    rsz = np.repeat(np.arange(n), [len(r) for r in rows])
-    csz = np.repeat(np.arange(n), [len(c) for c in cols])
+    r0, c0, rsz, csz, _ = block_grid(h, w, n)
     m = inside.astype(np.float64)
     y = target.astype(np.float64)
     xtx = np.empty((n, n, k, k))
@@ -179,17 +202,20 @@ def colour_block_ratio(
     ridge = 1e-3 * np.eye(k)
     beta = np.linalg.solve(xtx + ridge, xty[..., None])[..., 0]  # n x n x k
     per_pixel = beta[rsz][:, csz]  # h x w x k
-    fitted = sum(per_pixel[..., i] * feats[i] for i in range(k))
-    resid = np.abs(fitted - y)
-    counts = _block_sums(m, r0, c0)
-    res = _block_sums(resid * m, r0, c0) / np.maximum(counts, 1)
-    mean = _block_sums(y * m, r0, c0) / np.maximum(counts, 1)
-    structure = _block_sums(np.abs(y - mean[rsz][:, csz]) * m, r0, c0) / np.maximum(counts, 1)
-    full = np.outer([len(r) for r in rows], [len(c) for c in cols])
-    usable = counts >= 0.9 * full
-    if not usable.any():
-        return 0.0
-    return float((res / (structure + floor))[usable].max())
+    return sum(per_pixel[..., i] * feats[i] for i in range(k))
+
+
+def block_grid(h: int, w: int, n: int) -> tuple[np.ndarray, ...]:
+    """An n x n grid of blocks over an h x w image: the first row and column of each
+    block (for `_block_sums`), each pixel row's and column's block, and the blocks'
+    pixel counts."""
+    rows = np.array_split(np.arange(h), n)
+    cols = np.array_split(np.arange(w), n)
+    r0 = np.array([r[0] for r in rows])
+    c0 = np.array([c[0] for c in cols])
+    rsz = np.repeat(np.arange(n), [len(r) for r in rows])
+    csz = np.repeat(np.arange(n), [len(c) for c in cols])
+    return r0, c0, rsz, csz, np.outer([len(r) for r in rows], [len(c) for c in cols])
 
 
 def _block_sums(x: np.ndarray, r0: np.ndarray, c0: np.ndarray) -> np.ndarray:
@@ -207,13 +233,8 @@ def block_ratios(
     """Per block of an n x n grid: mean residual / (mean structure + floor), and the
     fraction of the block inside the overlap. Vectorised with reduceat."""
     h, w = target.shape
-    rows = np.array_split(np.arange(h), n)
-    cols = np.array_split(np.arange(w), n)
-    r0 = np.array([r[0] for r in rows])
-    c0 = np.array([c[0] for c in cols])
-    counts = np.outer([len(r) for r in rows], [len(c) for c in cols]).astype(np.float64)
-    rsz = np.repeat(np.arange(n), [len(r) for r in rows])
-    csz = np.repeat(np.arange(n), [len(c) for c in cols])
+    r0, c0, rsz, csz, full = block_grid(h, w, n)
+    counts = full.astype(np.float64)
 
     def mad(x: np.ndarray) -> np.ndarray:
         mean = _block_sums(x.astype(np.float64), r0, c0) / counts

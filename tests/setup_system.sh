@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # What the test suite uses beyond Python, installed and started by the project:
 #  - a single-node SLURM cluster (tests/slurm/start_slurm.sh: slurm-wlm + munge),
-#  - Debian's Chromium and playwright-core (npm) for the HTML page tests.
+#  - Debian's Chromium and playwright-core (npm) for the HTML page tests,
+#  - Debian's opencv-doc for its sample data (video frames, chessboard photographs:
+#    other captures of one scene, tests/test_captures.py and bench/quality_bench.py).
 # Where root/apt is impossible the tests that need them skip with a message.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -22,6 +24,15 @@ if [ ! -f /usr/share/color/icc/compatibleWithAdobeRGB1998.icc ] && [ "$(id -u)" 
         || { apt-get update -qq && apt-get install -y -qq --no-install-recommends \
             icc-profiles-free >/dev/null; } \
         || echo "setup_system: icc-profiles-free unavailable; the ICC test will be skipped"
+fi
+
+if [ ! -f /usr/share/doc/opencv-doc/examples/data/vtest.avi ] && [ "$(id -u)" = 0 ] \
+    && command -v apt-get >/dev/null; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -qq --no-install-recommends opencv-doc >/dev/null \
+        || { apt-get update -qq && apt-get install -y -qq --no-install-recommends \
+            opencv-doc >/dev/null; } \
+        || echo "setup_system: opencv-doc unavailable; tests/test_captures.py will be skipped"
 fi
 
 if [ ! -x /usr/bin/chromium ]; then
