@@ -56,8 +56,19 @@ UKBENCH = REPO.parent / "shared" / "data" / "ukbench-dev"
 
 
 def _rusage() -> dict:
+    """CPU seconds and peak RSS of this process. The peak is the memory map's own
+    high-water mark (VmHWM): Linux carries ru_maxrss across exec, so a job started
+    from a large parent would report the parent's size."""
     r = resource.getrusage(resource.RUSAGE_SELF)
-    return {"cpu_s": round(r.ru_utime + r.ru_stime, 2), "peak_rss_mb": round(r.ru_maxrss / 1024)}
+    peak_kb = r.ru_maxrss
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    peak_kb = int(line.split()[1])
+    except OSError:
+        pass
+    return {"cpu_s": round(r.ru_utime + r.ru_stime, 2), "peak_rss_mb": round(peak_kb / 1024)}
 
 
 # ---------------------------------------------------------------- the photo pool
