@@ -17,18 +17,29 @@ from pathlib import Path
 
 import duckdb
 
+from .decisions import (
+    Decision,
+    apply_pair_decisions,
+    decision_rows,
+    file_decisions_table,
+    read_decisions,
+)
 from .direction import RasterFacts, resolve_ties
+from .families import FAMILY_ORDER, build_families, rank_files
 from .records import (
+    COPY_PAIRS_COLUMNS,
     FILES_SELECT,
     RECORD_COLUMNS,
     RELATED_METRICS,
     TRANSFORM_PARAMETER,
     CopyRecord,
     copy_pair_row,
+    duck_type,
     related_pair_row,
     thumb_relpath,
 )
-from .schema import COPY_KINDS, INDEXES, TABLES, columns
+from .redundant import redundant_query, write_redundant_csv
+from .schema import COPY_KINDS, INDEXES, REJECTED_PAIRS_COLUMNS, TABLES, columns
 from .util import atomic_dir, atomic_open, display_name, file_mode, iter_jsonl, read_jsonl
 
 
@@ -125,9 +136,12 @@ def build_tables(
     pair_files: Sequence[str] = (),
     memory_mb: int = 512,
     spill_dir: str | os.PathLike | None = None,
+    decisions: Sequence[Decision] = (),
+    master_paths: Sequence[str] = (),
 ) -> tuple[dict[str, Sequence[tuple]], dict]:
     """Compute every contract table as rows (the tables with a row per file kept in
-    duckdb, see `Rows`); also return the updated id registry."""
+    duckdb, see `Rows`); also return the updated id registry. `decisions`: a
+    curator's (decisions.csv); `master_paths`: the master rule's path prefixes."""
     con = duckdb.connect()
     # tables beyond this spill to disk (duckdb's temporary directory)
     con.execute(f"SET memory_limit = '{memory_mb}MB'")
@@ -149,6 +163,7 @@ def build_tables(
         [list(ids.keys()), list(ids.values())],
     )
     con.execute("CREATE TABLE f AS SELECT fid.file_id, rec.* FROM rec JOIN fid USING (path)")
+    con.execute("DROP TABLE rec")  # f holds it all: half the memory at 1M files
 
     t: dict[str, Sequence[tuple]] = {}
     # Records from before filename_bytes existed only ever held valid UTF-8 names.
@@ -181,16 +196,21 @@ def build_tables(
         """WITH g AS (SELECT pixel_hash, min(filename) AS first FROM f
                       WHERE status = 'ok' AND pixel_hash IS NOT NULL
                       GROUP BY pixel_hash HAVING count(DISTINCT sha256) >= 2)
-           SELECT dense_rank() OVER (ORDER BY g.first), f.file_id
+           SELECT dense_rank() OVER (ORDER BY g.first) AS set_id, f.file_id
            FROM g JOIN f USING (pixel_hash) ORDER BY 1, 2""",
     )
+    # The files in the order of the master rules (families.MASTER_RULES), the
+    # curator's master and redundant decisions first.
+    file_decisions_table(con, decisions)
+    rank_files(con, master_paths)
     # Copies are found between distinct rasters (pixel hashes); each is reported once,
-    # between the first filenames holding those rasters (not the lowest file_ids, which
-    # depend on the order files arrived in, so a rerun equals a fresh run).
+    # between the files holding those rasters that the master rules put first (not
+    # the lowest file_ids, which depend on the order files arrived in, so a rerun
+    # equals a fresh run).
     rep = dict(
         _query(
             con,
-            """SELECT pixel_hash, arg_min(file_id, filename) FROM f
+            """SELECT pixel_hash, arg_min(file_id, rank) FROM f JOIN frank USING (file_id)
                WHERE status = 'ok' AND pixel_hash IS NOT NULL GROUP BY pixel_hash""",
         )
     )
@@ -198,17 +218,76 @@ def build_tables(
     # rasters alike in content: which is the source follows from their files' facts
     ties = {k for c in copies if c.direction_by == "tie" for k in (c.key1, c.key2)}
     copies = resolve_ties(copies, raster_facts(con, ties))
-    t.update(copy_tables(copies, rep))
-    t["related_pairs"] = related_table(different_captures(related, copies, rep), rep)
-    t["transform_list_stat"] = [
-        (kind, sum(1 for r in t["copy_pairs"] if r.kind == kind)) for kind in COPY_KINDS
-    ]
+    present = decided_contents(con, decisions)
+    done = apply_pair_decisions(
+        copies, related, decisions, {s: p for s, (_, p) in present.items() if p}
+    )
+    t["related_pairs"] = related_table(
+        different_captures(done.related, done.copies, rep, keep=done.curator_related), rep
+    )
+    t["rejected_pairs"] = rejected_table(done.rejected, rep)
+    t.update(copy_tables(con, done.copies, rep))
+    # the copies are in duckdb now (the families read them there): ~0.65 KB a copy
+    del copies, related, done.copies, done.related
+    counts = dict(_query(con, "SELECT kind, count(*) FROM t_copy GROUP BY kind"))
+    t["transform_list_stat"] = [(kind, counts.get(kind, 0)) for kind in COPY_KINDS]
+    build_families(con)
+    t["families"] = Rows(
+        con,
+        "t_families",
+        f"SELECT {', '.join(columns('families'))} FROM t_fam ORDER BY {FAMILY_ORDER}",
+    )
+    n_families, n_mixed = con.execute(
+        "SELECT count(DISTINCT family_id), count(DISTINCT family_id) FILTER (mixed = 1) FROM t_fam"
+    ).fetchone()
+    t["redundant"] = Rows(con, "t_redundant", redundant_query(con))
+    t["decisions"] = decision_rows(
+        decisions, {s: fid for s, (fid, _) in present.items()}, done.applied
+    )
     t["skipped_files"] = [
         (display_name(r["filename"]), r["size_bytes"], r["reason"])
         for r in read_jsonl(skipped, missing_ok=False)
     ]
+    status = [r[7] for r in t["decisions"]]
+    info = {
+        **info,
+        "decisions": str(len(status)),
+        "decisions_applied": str(status.count("applied")),
+        "decisions_gone": str(status.count("gone")),
+        "decisions_not_applied": str(status.count("not applied")),
+        "families": str(n_families),
+        "families_mixed": str(n_mixed),
+    }
     t["run_info"] = sorted(info.items())
     return t, {"next_id": next_id, "ids": ids}
+
+
+def decided_contents(
+    con: duckdb.DuckDBPyConnection, decisions: Sequence[Decision]
+) -> dict[str, tuple[int, str | None]]:
+    """sha256 -> (its first file by the master rules, its raster) of every content a
+    decision names that is still in the archive."""
+    shas = sorted({s for d in decisions for s in (d.sha1, d.sha2) if s})
+    if not shas:
+        return {}
+    rows = con.execute(
+        """SELECT f.sha256, arg_min(file_id, rank), any_value(pixel_hash)
+           FROM f JOIN frank USING (file_id)
+           WHERE f.sha256 IN (SELECT unnest(?::VARCHAR[])) GROUP BY f.sha256""",
+        [shas],
+    ).fetchall()
+    return {sha: (fid, ph) for sha, fid, ph in rows}
+
+
+def rejected_table(rejected: list[tuple[CopyRecord, str, str]], rep: dict[str, int]) -> list[tuple]:
+    """rejected_pairs rows: the pair's copy columns, the decision's note and time."""
+    cols = [c for c, _ in REJECTED_PAIRS_COLUMNS]
+    rows = []
+    for c, note, when in rejected:
+        if c.key1 in rep and c.key2 in rep:
+            row = {**copy_pair_row(c, rep)._asdict(), "note": note, "decided_at": when or None}
+            rows.append(tuple(row[k] for k in cols))
+    return sorted(rows, key=lambda r: (r[0], r[1]))
 
 
 def raster_facts(con: duckdb.DuckDBPyConnection, keys: set[str]) -> dict[str, RasterFacts]:
@@ -248,12 +327,16 @@ def load_copies(pair_files: Sequence[str]) -> tuple[list[CopyRecord], list[CopyR
 
 
 def different_captures(
-    related: list[CopyRecord], copies: list[CopyRecord], rep: dict[str, int]
+    related: list[CopyRecord],
+    copies: list[CopyRecord],
+    rep: dict[str, int],
+    keep: set[frozenset] = frozenset(),
 ) -> list[CopyRecord]:
     """Related pairs less those whose two rasters are joined by a chain of verified
     copies (of present rasters): both are then derived from one capture (say a hue
     change and a heavily re-encoded version of one photograph, too far apart for the
-    pixel check between them), so they are not different photographs."""
+    pixel check between them), so they are not different photographs. Pairs a
+    curator called related (`keep`, pairs of raster keys) stay."""
     parent: dict[str, str] = {}
 
     def find(k: str) -> str:
@@ -266,7 +349,9 @@ def different_captures(
     for c in copies:
         if c.key1 in rep and c.key2 in rep:
             parent[find(c.key1)] = find(c.key2)
-    return [r for r in related if find(r.key1) != find(r.key2)]
+    return [
+        r for r in related if find(r.key1) != find(r.key2) or frozenset((r.key1, r.key2)) in keep
+    ]
 
 
 def related_table(related: list[CopyRecord], rep: dict[str, int]) -> list[tuple]:
@@ -274,18 +359,36 @@ def related_table(related: list[CopyRecord], rep: dict[str, int]) -> list[tuple]
     return sorted(related_pair_row(r, rep) for r in related if r.key1 in rep and r.key2 in rep)
 
 
-def copy_tables(copies: list[CopyRecord], rep: dict[str, int]) -> dict[str, list[tuple]]:
-    """copy_pairs and the per-kind transform tables, keyed by representative file_ids.
+def copy_tables(
+    con: duckdb.DuckDBPyConnection, copies: list[CopyRecord], rep: dict[str, int]
+) -> dict[str, Rows]:
+    """copy_pairs and the per-kind transform tables, keyed by representative file_ids,
+    kept in duckdb (table `t_copy`: a Python row per copy took ~0.4 KB).
 
     A raster that disappeared since the matching job ran drops its pairs.
     """
-    rows = sorted(copy_pair_row(c, rep) for c in copies if c.key1 in rep and c.key2 in rep)
-    out: dict[str, list[tuple]] = {"copy_pairs": rows}
+    cols = COPY_PAIRS_COLUMNS
+    con.execute(f"CREATE TABLE t_copy ({', '.join(f'{c} {duck_type(t)}' for c, t in cols)})")
+    present = [c for c in copies if c.key1 in rep and c.key2 in rep]
+    unnest = ", ".join(f"unnest(?::{duck_type(t)}[])" for _, t in cols)
+    for i in range(0, len(present), 65536):
+        rows = [copy_pair_row(c, rep) for c in present[i : i + 65536]]
+        con.execute(
+            f"INSERT INTO t_copy SELECT {unnest}", [list(v) for v in zip(*rows, strict=True)]
+        )
+    names = ", ".join(c for c, _ in cols)
+    out: dict[str, Rows] = {
+        "copy_pairs": Rows(
+            con, "t_copy_pairs", f"SELECT {names} FROM t_copy ORDER BY file_id1, file_id2"
+        )
+    }
     for kind in COPY_KINDS:
-        param = TRANSFORM_PARAMETER[kind]
-        out[f"transform_{kind}"] = [
-            (r.file_id1, r.file_id2, getattr(r, param)) for r in rows if r.kind == kind
-        ]
+        out[f"transform_{kind}"] = Rows(
+            con,
+            f"t_transform_{kind}",
+            f"""SELECT file_id1, file_id2, {TRANSFORM_PARAMETER[kind]} FROM t_copy
+                WHERE kind = '{kind}' ORDER BY file_id1, file_id2""",
+        )
     return out
 
 
@@ -343,16 +446,27 @@ def aggregate(
     info: dict[str, str],
     pair_files: Sequence[str] = (),
     memory_mb: int = 512,
+    csv_out: str | os.PathLike | None = None,
+    decisions: str | os.PathLike | None = None,
+    master_paths: Sequence[str] = (),
 ) -> dict[str, Sequence[tuple]]:
-    """Build the deliverables; the id registry is updated last, after both are in place."""
+    """Build the deliverables (and csv/redundant.csv when `csv_out` is given) from
+    the shard records, the matching jobs' pairs and a curator's decisions file; the
+    id registry is updated last, after they are in place."""
+    # a malformed decisions file stops here, before anything is written
+    read = read_decisions(decisions) if decisions else []
+    if decisions:
+        info = {**info, "decisions_file": str(decisions)}
     Path(sqlite_out).parent.mkdir(parents=True, exist_ok=True)
     # duckdb spills what exceeds memory_mb next to the outputs, removed afterwards
     with tempfile.TemporaryDirectory(prefix=".aggregate-", dir=Path(sqlite_out).parent) as spill:
         tables, reg = build_tables(
-            shard_records, skipped, registry, info, pair_files, memory_mb, spill
+            shard_records, skipped, registry, info, pair_files, memory_mb, spill, read, master_paths
         )
         write_sqlite(tables, sqlite_out)
         write_json(tables, json_out)
+        if csv_out is not None:
+            write_redundant_csv(tables["redundant"], csv_out)
     with atomic_open(registry, "w", encoding="ascii") as fh:
         json.dump(reg, fh, ensure_ascii=True, sort_keys=True)
     return tables

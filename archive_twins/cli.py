@@ -93,6 +93,9 @@ def run_aggregate(
     registry: str,
     archive: str,
     shards: int,
+    csv_dir: str | None = None,
+    decisions: str | None = None,
+    master_paths: list[str] | None = None,
 ) -> None:
     """Rule aggregate."""
     from .aggregate import aggregate
@@ -105,7 +108,18 @@ def run_aggregate(
         "shards": str(shards),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    tables = aggregate(list(records), skipped, registry, sqlite, json_dir, info, list(pairs))
+    tables = aggregate(
+        list(records),
+        skipped,
+        registry,
+        sqlite,
+        json_dir,
+        info,
+        list(pairs),
+        csv_out=csv_dir,
+        decisions=decisions,
+        master_paths=master_paths or (),
+    )
     counts = {name: len(rows) for name, rows in tables.items()}
     logger.info("tables %s", json.dumps(counts, sort_keys=True))
     logger.info("done in %.2f s", time.perf_counter() - t0)
@@ -197,7 +211,8 @@ def run_html(*, log: str, json_dir: str, html: str, archive: str) -> None:
     from .html import build_html
 
     logger = _logging(log)
-    counts = build_html(json_dir, html, archive)
+    # built in {results}/staging/html: the pages keep decisions per results directory
+    counts = build_html(json_dir, html, archive, store=str(Path(html).resolve().parent.parent))
     logger.info("pages %s", json.dumps(counts, sort_keys=True))
 
 

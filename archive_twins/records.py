@@ -38,13 +38,19 @@ REQUIRED: Any = dataclasses.MISSING
 THUMB_DIR = "thumbs"
 
 
+# A content's thumbnail in the store: `{sha}` its sha256, `{d}` the first THUMB_SPLIT
+# hex digits of it (the review pages fill in the same template).
+THUMB_LAYOUT = "{d}/{sha}.jpg"
+THUMB_SPLIT = 2
+
+
 def thumb_path(store: str | os.PathLike, sha: str) -> Path:
     """Thumbnail of a file content in the content store (shared by byte copies).
 
     Stores are split by the hash's first two hex digits, so no directory holds more
     than a few thousand files even for a large archive.
     """
-    return Path(store) / sha[:2] / f"{sha}.jpg"
+    return Path(store) / THUMB_LAYOUT.format(d=sha[:THUMB_SPLIT], sha=sha)
 
 
 def thumb_relpath(sha: str) -> str:
@@ -152,6 +158,11 @@ def table_columns(cls: type) -> list[tuple[str, str]]:
     ]
 
 
+def duck_type(sql: str) -> str:
+    """The duckdb type of a table column's SQLite type (`INTEGER NOT NULL` -> BIGINT)."""
+    return {"INTEGER": "BIGINT", "REAL": "DOUBLE", "TEXT": "VARCHAR"}[sql.split()[0]]
+
+
 def duckdb_types(cls: type) -> dict[str, str]:
     """Field -> duckdb type of the fields read from JSON lines by duckdb."""
     return {f.name: f.metadata["duck"] for f in fields(cls) if f.metadata["duck"] is not None}
@@ -224,6 +235,8 @@ class CopyRecord:
     # 'colour', 'depth', 'format', or for rasters alike in all those, 'quality',
     # 'date', 'bytes' or 'name' (the matching jobs write 'tie' for those)
     direction_by: str | None = _col(MATCH, sql="TEXT")
+    # 1 when a curator confirmed the copy (decisions.csv), set by the aggregation
+    reviewed: int = _col(AGGREGATE, sql="INTEGER", to_sql=_int, default=0)
     # Not columns of `copy_pairs`:
     hamming: int | None = _col(MATCH)  # pHash distance of the hash stage
     metrics: dict[str, float] = _col(MATCH, factory=dict)  # of the pixel check
@@ -235,8 +248,10 @@ class CopyRecord:
         return cls(**{f.name: d[f.name] for f in fields(cls) if f.name in d})
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON form written into the matching jobs' output."""
-        return dataclasses.asdict(self)
+        """The JSON form written into the matching jobs' output (their fields only)."""
+        return {
+            k: v for k, v in dataclasses.asdict(self).items() if k in stage_keys(CopyRecord, MATCH)
+        }
 
 
 COPY_PAIRS_COLUMNS = table_columns(CopyRecord)

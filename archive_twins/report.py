@@ -10,7 +10,8 @@ from .util import atomic_open, json_table
 
 def summary_rows(json_dir: str | os.PathLike) -> list[tuple[str, str, int]]:
     """(section, item, count) rows: files by status, skipped entries, set sizes,
-    copies by kind and method, related tables' sizes."""
+    copies by kind and method, related tables' sizes, families and the curator's
+    decisions."""
     # each table is parsed one row at a time (1M files)
     status: Counter = Counter()
     errors: Counter = Counter()
@@ -42,6 +43,13 @@ def summary_rows(json_dir: str | os.PathLike) -> list[tuple[str, str, int]]:
         rows.append(("copies by method", str(method), n))
     related = sum(1 for _ in json_table(json_dir, "related_pairs"))
     rows.append(("related pairs", "same object, different photograph", related))
+    info = {r["key"]: r["value"] for r in json_table(json_dir, "run_info")}
+    for key, item in (("families", "copy families"), ("families_mixed", "mixed families")):
+        rows.append(("families", item, int(info.get(key, 0))))
+    rejected = sum(1 for _ in json_table(json_dir, "rejected_pairs"))
+    rows.append(("review", "pairs rejected by a curator", rejected))
+    for key in ("decisions", "decisions_applied", "decisions_gone"):
+        rows.append(("review", key.replace("_", " "), int(info.get(key, 0))))
     for err, n in errors.most_common(20):
         rows.append(("errors", str(err)[:120], n))
     return rows

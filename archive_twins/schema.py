@@ -5,12 +5,26 @@ Tables of a record's fields are derived from the record (archive_twins/records.p
 
 from __future__ import annotations
 
+from .decisions import DECISION_COLUMNS
+from .families import FAMILY_COLUMNS
 from .records import (
     COPY_PAIRS_COLUMNS,
     FILES_COLUMNS,
     RELATED_PAIRS_COLUMNS,
     TRANSFORM_PARAMETER,
 )
+from .redundant import REDUNDANT_COLUMNS
+
+# A pair a curator decided is not a copy: the pair's copy columns (the contract's, up
+# to `score`), the decision's note and time, then copy_pairs' other columns (not
+# `reviewed`).
+_CONTRACT_COPY = [c for c, _ in COPY_PAIRS_COLUMNS].index("score") + 1
+REJECTED_PAIRS_COLUMNS = [
+    *COPY_PAIRS_COLUMNS[:_CONTRACT_COPY],
+    ("note", "TEXT"),
+    ("decided_at", "TEXT"),
+    *(c for c in COPY_PAIRS_COLUMNS[_CONTRACT_COPY:] if c[0] != "reviewed"),
+]
 
 # (table, [(column, sqlite type)], extra DDL) in the order they are written.
 TABLES: dict[str, list[tuple[str, str]]] = {
@@ -47,6 +61,12 @@ TABLES: dict[str, list[tuple[str, str]]] = {
     # The same object or scene in two different photographs: the geometry fits, the
     # pixels do not. Never also in copy_pairs.
     "related_pairs": RELATED_PAIRS_COLUMNS,
+    # Review: copy families with their master, pairs a curator rejected, the curator's
+    # decisions the run read, and what to keep of every set and family.
+    "families": FAMILY_COLUMNS,
+    "rejected_pairs": REJECTED_PAIRS_COLUMNS,
+    "decisions": DECISION_COLUMNS,
+    "redundant": REDUNDANT_COLUMNS,
     # Beyond the contract: what the scan skipped, and how this result was made.
     "skipped_files": [("filename", "TEXT NOT NULL"), ("size_bytes", "INTEGER"), ("reason", "TEXT")],
     "run_info": [("key", "TEXT PRIMARY KEY"), ("value", "TEXT")],
@@ -62,6 +82,8 @@ INDEXES = [
     "CREATE INDEX idx_copy_pairs_2 ON copy_pairs(file_id2)",
     "CREATE INDEX idx_related_1 ON related_pairs(file_id1)",
     "CREATE INDEX idx_related_2 ON related_pairs(file_id2)",
+    "CREATE INDEX idx_families_id ON families(family_id)",
+    "CREATE INDEX idx_families_file ON families(file_id)",
 ]
 
 

@@ -87,7 +87,7 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
 
 
 # What a run delivers in {results}/, published together from {results}/staging/.
-DELIVERABLES = ("archive.sqlite", "json", "html")
+DELIVERABLES = ("archive.sqlite", "json", "html", "csv")
 
 
 def _link_or_copy(src: str, dst: str) -> str:

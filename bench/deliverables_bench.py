@@ -1,11 +1,13 @@
-"""The deliverables at archive scale: `aggregate` (SQLite + JSON), `html` (review
-pages) and `summary` on 10k, 262k and 1M files.
+"""The deliverables at archive scale: `aggregate` (SQLite + JSON + families +
+csv/redundant.csv), `html` (review pages) and `summary` on 10k, 262k and 1M files.
 
 Builds what the decode and matching stages leave behind (one shard record per file,
-realistic field for field, 2 % byte copies and 2 % same-pixel copies, and one
-verified copy per two files with the pixel check's metrics, as `match_chunk` writes
-them) and runs the real job functions, each in its own process, printing CPU
-seconds and peak RSS per job. Target: every job within `mem_mb: 2048` at 1M.
+realistic field for field, 2 % byte copies and 2 % same-pixel copies, and verified
+copies with the pixel check's metrics, as `match_chunk` writes them: families of 2 to
+40 members, each member paired with an earlier one and half of them with a second,
+so 262,000 files give ~110,000 copy pairs, as the reference archive), and runs the
+real job functions, each in its own process, printing CPU seconds and peak RSS per
+job. Target: every job within `mem_mb: 2048` at 1M.
 
     python bench/deliverables_bench.py [--sizes 10000 262000 1000000] [--workdir DIR]
 """
@@ -77,26 +79,30 @@ def build(work: Path, n: int) -> None:
     for s, part in enumerate(parts):
         write_jsonl(work / "shards" / f"shard-{s:04d}.jsonl", part)
     rows = []
-    for _ in range(n // 2):
-        a, b = rng.randrange(n), rng.randrange(n)
+    for a, b in family_pairs(rng, n, round(n * 118_000 / 262_000)):
         if keys[a] == keys[b]:
             continue
+        crop = rng.random() < 0.05  # a crop of the middle: kind 'other', half the area
         c = CopyRecord(
             key1=keys[a],
             key2=keys[b],
-            kind=rng.choice(["resize", "rotate90i", "other"]),
-            scale=0.5,
+            kind="other" if crop else rng.choice(["resize", "resize", "rotate90i"]),
+            scale=1.0,
             angle=0.0,
             mirrored=0,
-            crop_x=0.0,
-            crop_y=0.0,
-            crop_w=4904.0,
-            crop_h=3680.0,
-            homography="[[0.5, 0.0, 0.0], [0.0, 0.5, 0.0], [0.0, 0.0, 1.0]]",
+            crop_x=1226.0 if crop else 0.0,
+            crop_y=920.0 if crop else 0.0,
+            crop_w=2452.0 if crop else 4904.0,
+            crop_h=1840.0 if crop else 3680.0,
+            homography=(
+                "[[2.0, 0.0, -2452.0], [0.0, 2.0, -1840.0], [0.0, 0.0, 1.0]]"
+                if crop
+                else "[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]"
+            ),
             inliers=None,
             score=0.9,
             method="phash",
-            area_fraction=1.0,
+            area_fraction=0.25 if crop else 1.0,
             colour_change=False,
             hamming=3,
             metrics={m: rng.random() for m in METRICS},
@@ -105,6 +111,25 @@ def build(work: Path, n: int) -> None:
     (work / "pairs").mkdir(exist_ok=True)
     write_jsonl(work / "pairs" / "chunk-0000.jsonl", rows)
     (work / "skipped.jsonl").write_text("")
+
+
+def family_pairs(rng: random.Random, n: int, target: int) -> list[tuple[int, int]]:
+    """Copy pairs in families of 2 to 40 files (most small), over files spread across
+    the archive, until `target` pairs: each member is paired with an earlier member,
+    half of them with a second one too (derivatives are copies of each other)."""
+    order = list(range(n))
+    rng.shuffle(order)
+    pairs: list[tuple[int, int]] = []
+    pos = 0
+    while len(pairs) < target and pos < n - 2:
+        size = min(2 + int(rng.expovariate(1 / 6)), 40, n - pos)
+        members = order[pos : pos + size]
+        pos += size
+        for j in range(1, size):
+            pairs.append((members[rng.randrange(j)], members[j]))
+            if j > 1 and rng.random() < 0.5:
+                pairs.append((members[rng.randrange(j)], members[j]))
+    return pairs[:target]
 
 
 def _rusage() -> dict:
@@ -128,8 +153,18 @@ def job(kind: str, work: Path, n: int = 0) -> dict:
             out / "json",
             {"archive": "bench"},
             [str(work / "pairs" / "chunk-0000.jsonl")],
+            csv_out=out / "csv",
         )
-        return {"files": len(tables["files"]), "copy_pairs": len(tables["copy_pairs"]), **_rusage()}
+        info = dict(tables["run_info"])
+        return {
+            "files": len(tables["files"]),
+            "copy_pairs": len(tables["copy_pairs"]),
+            "families": int(info["families"]),
+            "family_members": len(tables["families"]),
+            "mixed": int(info["families_mixed"]),
+            "redundant_rows": len(tables["redundant"]),
+            **_rusage(),
+        }
     if kind == "html":
         from archive_twins.html import build_html
 

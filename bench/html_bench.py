@@ -1,11 +1,13 @@
-"""Benchmark the review pages: time to the first page with 100,000 pairs, in Chromium.
+"""Benchmark the review pages: time to the first page with 100,000 pairs and 30,000
+families, in Chromium.
 
 Writes a synthetic JSON deliverable with N resize pairs (and N/2 identical sets)
-over N files, builds the pages with archive_twins.html, and opens
-transform_resize.html and identical.html from disk in Debian's Chromium
-(tests/browser/check_pages.mjs --time). Target: first page in < 2 s.
+over N files and F copy families of 3 files (a master, two derivatives; one in a
+hundred mixed), builds the pages with archive_twins.html, and opens
+transform_resize.html, identical.html and families.html from disk in Debian's
+Chromium (tests/browser/check_pages.mjs --time). Target: first page in < 2 s.
 
-    python bench/html_bench.py [--pairs 100000]
+    python bench/html_bench.py [--pairs 100000] [--families 30000]
 """
 
 from __future__ import annotations
@@ -23,7 +25,41 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 
-def synthetic_tables(n_pairs: int) -> dict[str, list[dict]]:
+def synthetic_families(n_families: int) -> list[dict]:
+    """Families of three files each (files 3k, 3k+1, 3k+2): a master, two halves."""
+    rows = []
+    for k in range(n_families):
+        for j, role in enumerate(("master", "derivative", "derivative")):
+            rel = role != "master"
+            rows.append(
+                {
+                    "family_id": f"{k:016x}",
+                    "file_id": 3 * k + j + 1,
+                    "role": role,
+                    "via_file_id": 3 * k + 2 if j == 2 else None,
+                    "kind": "resize" if rel else None,
+                    "scale": 0.5 if rel else None,
+                    "angle": 0.0 if rel else None,
+                    "mirrored": 0 if rel else None,
+                    "crop_x": 0.0 if rel else None,
+                    "crop_y": 0.0 if rel else None,
+                    "crop_w": 4904.0 if rel else None,
+                    "crop_h": 3680.0 if rel else None,
+                    "colour_change": 0 if rel else None,
+                    "mixed": int(k % 100 == 0),
+                    "family_size": 3,
+                    "duplicate_of": None,
+                    "hops": 1 + (j == 2) if rel else 0,
+                    "explained": 1,
+                    "homography": json.dumps([[0.5, 0, 0], [0, 0.5, 0], [0, 0, 1]])
+                    if rel
+                    else None,
+                }
+            )
+    return rows
+
+
+def synthetic_tables(n_pairs: int, n_families: int = 0) -> dict[str, list[dict]]:
     files = [
         {
             "file_id": i + 1,
@@ -63,12 +99,15 @@ def synthetic_tables(n_pairs: int) -> dict[str, list[dict]]:
             "method": "phash",
             "area_fraction": 1.0,
             "colour_change": 0,
+            "direction_by": "resolution",
+            "reviewed": 0,
         }
         for i in range(n_pairs)
     ]
     ident = [{"identical_set_id": i // 2 + 1, "file_id": i + 1} for i in range(n_pairs)]
     return {
         "files": files,
+        "families": synthetic_families(min(n_families, n_pairs // 3)),
         "copy_pairs": pairs,
         "identical_list": ident,
         "identical_list_stat": [{"set_size": 2, "set_count": n_pairs // 2}],
@@ -87,12 +126,13 @@ def main() -> None:
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pairs", type=int, default=100_000)
+    ap.add_argument("--families", type=int, default=30_000)
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="at-html-"))
     try:
         jdir = tmp / "json"
         jdir.mkdir()
-        for name, rows in synthetic_tables(args.pairs).items():
+        for name, rows in synthetic_tables(args.pairs, args.families).items():
             (jdir / f"{name}.json").write_text(json.dumps(rows))
         t0 = time.perf_counter()
         build_html(jdir, tmp / "html", tmp / "archive")
@@ -101,7 +141,7 @@ def main() -> None:
             f"built pages for {args.pairs} pairs in {time.perf_counter() - t0:.1f} s "
             f"(transform_resize data {size:.1f} MB)"
         )
-        for page in ("transform_resize.html", "identical.html"):
+        for page in ("transform_resize.html", "identical.html", "families.html"):
             out = subprocess.run(
                 [
                     "node",

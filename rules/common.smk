@@ -12,6 +12,8 @@ from pathlib import Path
 
 sys.path.insert(0, workflow.basedir)
 
+from archive_twins.decisions import DecisionError, read_decisions
+from archive_twins.decisions import resolve_path as resolve_decisions
 from archive_twins.guard import (
     GuardError,
     check_archive,
@@ -39,6 +41,13 @@ CHUNKS = [f"{i:04d}" for i in range(N_CHUNKS)]
 # What the thumbnails depend on: part of every matching verdict's cache key.
 DECODE_SETTINGS = {k: config[k] for k in ("thumb_size", "thumb_quality", "max_pixels")}
 DEMO_ARCHIVE = "demo/archive"
+# A curator's decisions (decisions.csv): the configured file, else the results' own.
+try:
+    DECISIONS = resolve_decisions(config.get("decisions"), RESULTS_PATH)
+except DecisionError as exc:
+    raise WorkflowError(str(exc)) from None
+MASTER_PATHS = config.get("master_paths") or []
+MASTER_PATHS = [MASTER_PATHS] if isinstance(MASTER_PATHS, str) else list(MASTER_PATHS)
 
 
 def rule_resources(name, **extra):
@@ -63,6 +72,11 @@ if not workflow.remote_exec and not workflow.subprocess_exec:
         check_archive(RESULTS_PATH, ARCHIVE, config["allow_archive_change"])
     except GuardError as exc:
         raise WorkflowError(str(exc)) from None
+    # A malformed decisions file stops the run here, before anything is written.
+    try:
+        read_decisions(DECISIONS) if DECISIONS else None
+    except DecisionError as exc:
+        raise WorkflowError(f"{exc}; nothing was changed") from None
     # The publish marker stands for complete deliverables and a complete staged set:
     # a deliverable deleted by hand, or a staged one a failed job took away, makes
     # the run rebuild and publish again (Snakemake itself would not rerun a job for

@@ -1,4 +1,4 @@
-# Publish the deliverables: archive.sqlite, json/ and html/ are built in
+# Publish the deliverables: archive.sqlite, json/, html/ and csv/ are built in
 # {results}/staging/ and replaced together, only after every stage succeeded.
 #
 # They are not declared as outputs: Snakemake deletes declared outputs before a
@@ -13,6 +13,7 @@ rule publish:
         sqlite=f"{RESULTS}/staging/archive.sqlite",
         json=f"{RESULTS}/staging/json",
         html=f"{RESULTS}/staging/html",
+        csv=f"{RESULTS}/staging/csv",
     output:
         marker=f"{RESULTS}/state/published.json",
     log:

@@ -485,3 +485,47 @@ def turned(arr: np.ndarray, deg: float, fill: int) -> np.ndarray:
     h, w = arr.shape[:2]
     m = cv2.getRotationMatrix2D((w / 2, h / 2), deg, 1.0)
     return cv2.warpAffine(arr, m, (w, h), borderValue=(fill, fill, fill))
+
+
+def build_review_archive(root: Path) -> dict:
+    """What a curator reviews: a master TIFF under `Masters/` with an older byte copy
+    under `Backup/old share/` (a name with two spaces), its half-size, portrait and
+    cropped derivatives; a second master with a half-size copy, a same-size JPEG and a
+    same-pixel PNG; and a photograph alone. Returns the roles by name."""
+    import os
+
+    astro = photo("astronaut")
+    master = save(to16(astro), root / "Masters" / "astronaut  master.tif")
+    backup = copy_bytes(master, root / "Backup" / "old share" / "astronaut  master.tif")
+    st = master.stat()
+    os.utime(backup, ns=(st.st_atime_ns, st.st_mtime_ns - 10**10))  # the older copy
+    h, w = astro.shape[:2]
+    half = cv2.resize(astro, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+    save(half, root / "web" / "astronaut half.jpg", Q=85)
+    portrait = cv2.resize(np.rot90(astro, -1), (300, 300), interpolation=cv2.INTER_AREA)
+    save(portrait, root / "web" / "astronaut portrait.jpg", Q=85)
+    save(astro[40:400, 60:420], root / "press" / "astronaut crop.jpg", Q=90)
+    coffee = photo("coffee")
+    save(coffee, root / "Masters" / "coffee.tif")
+    ch, cw = coffee.shape[:2]
+    small = cv2.resize(coffee, (cw // 2, ch // 2), interpolation=cv2.INTER_AREA)
+    save(small, root / "web" / "coffee half.jpg", Q=85)
+    save(coffee, root / "web" / "coffee same size.png")
+    save(coffee, root / "web" / "coffee same size.jpg", Q=90)
+    save(photo("chelsea"), root / "alone" / "chelsea.jpg", Q=90)
+    return {
+        "astronaut": {
+            "master": "Masters/astronaut  master.tif",
+            "duplicate": "Backup/old share/astronaut  master.tif",
+            "derivatives": [
+                "web/astronaut half.jpg",
+                "web/astronaut portrait.jpg",
+                "press/astronaut crop.jpg",
+            ],  # fmt: skip
+        },
+        "coffee": {
+            "master": "Masters/coffee.tif",
+            "duplicate": "web/coffee same size.png",
+            "derivatives": ["web/coffee half.jpg", "web/coffee same size.jpg"],
+        },
+    }

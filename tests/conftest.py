@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -35,6 +36,17 @@ def run_workflow(
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stderr[-6000:]}")
     return proc
+
+
+BROWSER = REPO / "tests" / "browser"
+
+
+def require_browser() -> None:
+    """Skip the test unless node with playwright-core and Debian's Chromium are here."""
+    if not shutil.which("node") or not (BROWSER / "node_modules" / "playwright-core").exists():
+        pytest.skip("node + playwright-core not installed (tests/setup_system.sh installs them)")
+    if not Path("/usr/bin/chromium").exists():
+        pytest.skip("Debian chromium not installed (tests/setup_system.sh installs it)")
 
 
 def row_key(row: tuple) -> tuple:
@@ -86,7 +98,19 @@ def canonical(tables: dict) -> dict:
             rows.append((name[r["file_id1"]], name[r["file_id2"]], json.dumps(d, sort_keys=True)))
         return sorted(rows)
 
+    def by_name(table: str, ids: tuple[str, ...]) -> list:
+        rows = []
+        for r in tables.get(table, []):
+            d = {k: (name.get(v) if k in ids else v) for k, v in r.items()}
+            rows.append(json.dumps(d, sort_keys=True))
+        return sorted(rows)
+
     return {
+        "families": by_name("families", ("file_id", "via_file_id", "duplicate_of")),
+        "rejected_pairs": pairs("rejected_pairs"),
+        "related_pairs": pairs("related_pairs"),
+        "redundant": by_name("redundant", ("file_id", "kept_file_id")),
+        "decisions": by_name("decisions", ("file_id1", "file_id2")),
         "files": sorted(
             json.dumps(
                 {k: v for k, v in r.items() if k not in ("file_id", "mtime_ns")}, sort_keys=True

@@ -5,28 +5,22 @@ an aligned pair, and shows hostile filenames as text."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO, run_workflow
+from conftest import BROWSER, require_browser, run_workflow
 
 from archive_twins.demo import build_demo_archive, copy_bytes, photo, save
 
 pytestmark = pytest.mark.browser
-BROWSER = REPO / "tests" / "browser"
 EVIL = "<script>alert(\"x\")<!-- 'q' & <b>bold.jpg"
 EVIL_ERROR = "<img src=x onerror=alert(2)>.tif"
 
 
 @pytest.fixture(scope="module")
 def seen(tmp_path_factory):
-    if not shutil.which("node") or not (BROWSER / "node_modules" / "playwright-core").exists():
-        pytest.skip("node + playwright-core not installed (tests/setup_system.sh installs them)")
-    if not Path("/usr/bin/chromium").exists():
-        pytest.skip("Debian chromium not installed (tests/setup_system.sh installs it)")
+    require_browser()
     root = tmp_path_factory.mktemp("html") / "archive"
     build_demo_archive(root)
     copy_bytes(root / "web" / "astronaut.jpg", root / "evil" / EVIL)
@@ -57,7 +51,8 @@ def test_no_script_runs_and_no_errors(seen):
     assert out["errors"] == []
     assert out["index"]["scripts"] == 0
     for name, page in out["pages"].items():
-        assert page["scripts"] == 2, name  # only data/<page>.js and assets/app.js
+        # only data/decisions.js, data/<page>.js and assets/app.js
+        assert page["scripts"] == 3, name
 
 
 def test_hostile_names_are_text(seen):
@@ -87,6 +82,10 @@ def test_paging_keyboard_and_search(seen):
     assert sets["selected"] == "1"  # 'j' moved the selection to the second card
     assert sets["searchInfo"].startswith("page 1 of 1 · ")
     assert sets["searchFirst"]
+    # a decision on a page's last file moves on to the next page
+    assert sets["beforeLastDecision"].startswith("page 1 of 2")
+    assert sets["afterLastDecision"].startswith("page 2 of 2")
+    assert sets["lastDecisionCount"].startswith("1 decisions")
 
 
 def test_flicker_alternates_and_copy_is_aligned(seen):
@@ -98,6 +97,21 @@ def test_flicker_alternates_and_copy_is_aligned(seen):
         # whole-frame copies: the aligned copy lands exactly on the source
         assert np.allclose(base, over, atol=1.5), (name, base, over)
         assert page["blend"]
+
+
+def test_a_side_by_side_card_shows_exactly_two_images(seen):
+    out, _ = seen
+    for name in ("transform_resize", "transform_rotate90i", "transform_other"):
+        assert out["pages"][name]["paintedImages"] == 2, name
+
+
+def test_flicker_labels_the_file_on_screen(seen):
+    out, _ = seen
+    for name in ("transform_resize", "transform_rotate90i", "transform_other"):
+        page = out["pages"][name]
+        source, copy = page["names"]
+        for visibility, label in page["flickerLabels"]:
+            assert label == (f"copy: {copy}" if visibility == "visible" else f"source: {source}")
 
 
 def test_screenshots_taken(seen):
@@ -115,10 +129,7 @@ def test_names_isolated_and_thumbnails_oriented(tmp_path):
     """A right-to-left override stays inside its name (<bdi>, unicode-bidi: isolate);
     a thumbnail of an EXIF orientation 6 file is shown turned by 90 degrees in a box
     of swapped size; a Latin-1 name links to its percent-encoded raw bytes."""
-    if not shutil.which("node") or not (BROWSER / "node_modules" / "playwright-core").exists():
-        pytest.skip("node + playwright-core not installed (tests/setup_system.sh installs them)")
-    if not Path("/usr/bin/chromium").exists():
-        pytest.skip("Debian chromium not installed (tests/setup_system.sh installs it)")
+    require_browser()
     from archive_twins.html import build_html
 
     rlo = "evil\u202egpj.exe.jpg"

@@ -3,6 +3,7 @@ and snapping, verdict keys, the copy tables, related pairs."""
 
 from __future__ import annotations
 
+import duckdb
 import numpy as np
 import pytest
 
@@ -96,15 +97,16 @@ def test_copy_tables_parameters_per_kind_and_vanished_rasters():
         _copy("c", "d", "other"),
         _copy("a", "gone", "resize"),
     ]
-    t = copy_tables([CopyRecord.from_dict(c) for c in copies], rep)
+    # the tables are kept in the aggregation's duckdb and read back in batches
+    t = copy_tables(duckdb.connect(), [CopyRecord.from_dict(c) for c in copies], rep)
     assert [r[:3] for r in t["copy_pairs"]] == [
         (1, 2, "resize"),
         (1, 3, "rotate90i"),
         (3, 4, "other"),
     ]
-    assert t["transform_resize"] == [(1, 2, 0.5)]  # the scale
-    assert t["transform_rotate90i"] == [(1, 3, 90.0)]  # the angle
-    assert t["transform_other"] == [(3, 4, 0.25)]  # the area fraction
+    assert list(t["transform_resize"]) == [(1, 2, 0.5)]  # the scale
+    assert list(t["transform_rotate90i"]) == [(1, 3, 90.0)]  # the angle
+    assert list(t["transform_other"]) == [(3, 4, 0.25)]  # the area fraction
 
 
 def test_a_pair_is_a_copy_or_related_never_both(tmp_path):

@@ -25,7 +25,7 @@ const seen = await page.evaluate(() => {
     })),
     oriented: [...document.querySelectorAll(".orient")].map((b) => ({
       box: rect(b),
-      transform: b.querySelector("img").style.transform,
+      transform: b.firstElementChild.style.transform,
     })),
     thumbs: [...document.querySelectorAll(".side img")].length,
   };

@@ -49,6 +49,25 @@ if (flag === "--time") {
   await page.screenshot({ path: path.join(shotDir, "index.png"), fullPage: true });
 }
 
+// Screenshot-level: how many images of a card are on screen? Each image is hidden in
+// turn; one whose hiding leaves the card's screenshot unchanged was not seen.
+async function paintedImages(page, selector) {
+  const card = page.locator(selector);
+  await page.evaluate(() => Promise.all([...document.images].map((i) => i.complete ? 0
+    : new Promise((done) => { i.onload = i.onerror = done; }))));
+  const base = await card.screenshot();
+  const imgs = card.locator("img");
+  const n = await imgs.count();
+  let painted = 0;
+  for (let i = 0; i < n; i++) {
+    await imgs.nth(i).evaluate((e) => e.style.setProperty("visibility", "hidden", "important"));
+    const shot = await card.screenshot();
+    await imgs.nth(i).evaluate((e) => e.style.removeProperty("visibility"));
+    if (!shot.equals(base)) painted++;
+  }
+  return painted;
+}
+
 for (const name of ["identical", "transform_resize", "transform_rotate90i", "transform_other"]) {
   const page = await open(`${name}.html`);
   await page.goto(url(`${name}.html`));
@@ -74,16 +93,33 @@ for (const name of ["identical", "transform_resize", "transform_rotate90i", "tra
     r.searchFirst = await page.$eval("#list .card .fname", (a) => a.textContent);
     await page.fill("#search", "");
   }
+  if (name === "identical") {
+    // a decision on the last file of a page's last card moves on to the next page
+    r.beforeLastDecision = await page.textContent("#pageinfo");
+    await page.locator("#list .card").last().locator(".file").last().locator(".facts").click();
+    await page.keyboard.press("d");
+    r.afterLastDecision = await page.textContent("#pageinfo");
+    r.lastDecisionCount = await page.textContent("#decisioncount");
+    await page.evaluate(() => localStorage.clear());
+  }
   if (name !== "identical" && r.cards > 0) {
-    // flicker the first pair: the aligned copy must alternate and cover the source
+    // the default view of a pair: its two thumbnails side by side, nothing else
+    r.paintedImages = await paintedImages(page, "#list .card:first-child");
+    // flicker the first pair: the aligned copy must alternate and cover the source,
+    // and a label on the image says which file is on screen
     await page.click("#list .card:first-child button.flicker");
     const vis = [];
+    r.flickerLabels = [];
     for (let i = 0; i < 6; i++) {
-      vis.push(await page.$eval("#list .card:first-child img.overlay",
-                                (e) => getComputedStyle(e).visibility));
+      const seen = await page.$eval("#list .card:first-child", (c) => [
+        getComputedStyle(c.querySelector("img.overlay")).visibility,
+        c.querySelector(".frame .label").textContent]);
+      vis.push(seen[0]);
+      r.flickerLabels.push(seen);
       await page.waitForTimeout(250);
     }
     r.flickerStates = vis;
+    r.names = await page.$$eval("#list .card:first-child .fname", (a) => a.map((x) => x.textContent));
     await page.waitForFunction(() => document.querySelector("#list .card:first-child")
       .classList.contains("show-copy"));
     r.geometry = await page.$eval("#list .card:first-child", (c) => {
