@@ -268,7 +268,7 @@ def build_index(
         stats.update(items=n, merged=src is not None, new=int(need.sum()))
         # The generation: which rasters (with which representative files) this index
         # holds, so a chunk can tell what was added since its previous run.
-        gen = hashlib.sha1(ident.tobytes() + params.fingerprint().encode()).hexdigest()[:16]
+        gen = _gen_name(ident, params.fingerprint())
         stats["gen"] = gen
         meta = {
             "params": params.fingerprint(),
@@ -298,6 +298,11 @@ def build_index(
         _keep_as_base(out_dir, Path(gens_dir) / "base")
     stats["stages"] = clock.stages
     return stats
+
+
+def _gen_name(ident: np.ndarray, params_fp: str) -> str:
+    """An index generation's name: a digest of its rasters and candidate settings."""
+    return hashlib.sha1(np.ascontiguousarray(ident).tobytes() + params_fp.encode()).hexdigest()[:16]
 
 
 class _Stages:
@@ -522,11 +527,12 @@ def _copy_runs(
 
 def _match_items(base: Index, keys: np.ndarray, shas: np.ndarray) -> np.ndarray:
     """Per item, its index in the base index when it is the same raster with the same
-    representative file there, else -1."""
-    p = np.searchsorted(base.keys, keys)
-    p = np.minimum(p, max(0, base.n - 1))
-    ok = (base.n > 0) & (base.keys[p] == keys) if base.n else np.zeros(len(keys), bool)
-    ok &= base.sha[p] == shas
+    representative file there, else -1. An empty base (a run on an empty archive, or
+    one of blank pages only) matches nothing."""
+    if base.n == 0:
+        return np.full(len(keys), -1, np.int64)
+    p = np.minimum(np.searchsorted(base.keys, keys), base.n - 1)
+    ok = (base.keys[p] == keys) & (base.sha[p] == shas)
     return np.where(ok, p, -1).astype(np.int64)
 
 
@@ -889,12 +895,15 @@ class Index:
 
     def unchanged_since(self, gen: str | None) -> np.ndarray | None:
         """Which items (same raster, same representative file) were already in index
-        generation `gen`; None when that generation is not known."""
+        generation `gen`; None when that generation is not known (or its file is
+        damaged: a generation is named by the digest of its content)."""
         if not gen or not self.gens_dir:
             return None
         try:
             old = np.load(Path(self.gens_dir) / f"{gen}.npy")
         except (FileNotFoundError, ValueError, OSError):
+            return None
+        if _gen_name(old, self.meta["params"]) != gen:
             return None
         return np.isin(self.identity(), old)
 
