@@ -6,6 +6,7 @@ rule aggregate:
         records=[f"{RESULTS}/shards/shard-{s}.jsonl" for s in SHARDS],
         skipped=f"{RESULTS}/manifest/skipped.jsonl",
         pairs=expand(f"{RESULTS}/pairs/chunk-{{chunk}}.jsonl", chunk=CHUNKS),
+        stamp=stamp("aggregate"),
     output:
         # staged: rule publish replaces the deliverables once html/ is built too
         sqlite=f"{RESULTS}/staging/archive.sqlite",

@@ -20,4 +20,5 @@ run_decode_shard(
     feature_max_side=snakemake.params.feature_max_side,
     n_features=snakemake.params.n_features,
     full=snakemake.config.get("verify", "quick") == "full",
+    stamp=snakemake.input.stamp,
 )
