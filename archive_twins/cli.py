@@ -28,8 +28,9 @@ if TYPE_CHECKING:
 def _logging(logfile: str) -> logging.Logger:
     from .leftovers import hold_job_lock
 
-    # every log is {results}/logs/<rule>/<name>.log
-    hold_job_lock(Path(logfile).parents[2])
+    # a job's log is {results}/logs/<rule>/<name>.log
+    if Path(logfile).parents[1].name == "logs":
+        hold_job_lock(Path(logfile).parents[2])
     logging.basicConfig(
         filename=logfile,
         level=logging.INFO,

@@ -132,8 +132,11 @@ def test_failed_rerun_keeps_previous_results(tmp_path, monkeypatch, stage):
     run_workflow(archive, work, shards=2)
     res = work / "results"
     before = deliverables(res)
-    module = {"aggregate": "archive_twins.aggregate", "html": "archive_twins.html"}[stage]
-    inject(tmp_path, monkeypatch, module, {"aggregate": "build_tables", "html": "build_html"}[stage])
+    module, func = {
+        "aggregate": ("archive_twins.aggregate", "build_tables"),
+        "html": ("archive_twins.html", "build_html"),
+    }[stage]
+    inject(tmp_path, monkeypatch, module, func)
     save(photo("chelsea")[::4, ::4], archive / "c.jpg")
     proc = run_workflow(archive, work, shards=2, check=False)
     assert proc.returncode != 0
