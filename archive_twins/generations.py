@@ -84,30 +84,37 @@ def publish(
     """
     staging, results = Path(staging), Path(results)
     names = list(names)
-    gens = results / GENERATIONS
-    gens.mkdir(parents=True, exist_ok=True)
     _adopt_legacy(results, names)
     before = current(results)
+    info = {"published": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **record}
+    gen = _build(results, staging, names, info)
+    _switch(results, gen)
+    _ensure_links(results, names)
+    _prune(results, keep={gen.name, before.name if before else ""})
+    return gen
+
+
+def _build(results: Path, source: Path, names: list[str], info: dict) -> Path:
+    """A complete generation `g-N` of the deliverables `names` in `source` (hard
+    links), built under a temporary name and renamed into place."""
+    gens = results / GENERATIONS
+    gens.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".g.", dir=gens))
     try:
         tmp.chmod(dir_mode())
         for name in names:
-            src = staging / name
+            src = source / name
             if src.is_dir():
-                shutil.copytree(src, tmp / name, copy_function=_link_or_copy)
+                shutil.copytree(src, tmp / name, copy_function=_link_or_copy, symlinks=True)
             else:
                 _link_or_copy(os.fspath(src), os.fspath(tmp / name))
         os.symlink(os.path.join("..", "..", "thumbs"), tmp / "thumbs")
-        info = {"published": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **record}
         (tmp / RECORD).write_text(json.dumps(info, sort_keys=True), encoding="utf-8")
         gen = gens / f"g-{_next_number(gens)}"
         os.rename(tmp, gen)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    _switch(results, gen)
-    _ensure_links(results, names)
-    _prune(results, keep={gen.name, before.name if before else ""})
     return gen
 
 
@@ -149,24 +156,7 @@ def _adopt_legacy(results: Path, names: list[str]) -> None:
     legacy = [n for n in names if (results / n).exists() and not (results / n).is_symlink()]
     if not legacy or current(results) is not None:
         return
-    gens = results / GENERATIONS
-    tmp = Path(tempfile.mkdtemp(prefix=".g.", dir=gens))
-    try:
-        tmp.chmod(dir_mode())
-        for name in legacy:
-            src = results / name
-            if src.is_dir():
-                shutil.copytree(src, tmp / name, copy_function=_link_or_copy, symlinks=True)
-            else:
-                _link_or_copy(os.fspath(src), os.fspath(tmp / name))
-        os.symlink(os.path.join("..", "..", "thumbs"), tmp / "thumbs")
-        (tmp / RECORD).write_text(json.dumps({"adopted": legacy}), encoding="utf-8")
-        gen = gens / f"g-{_next_number(gens)}"
-        os.rename(tmp, gen)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    _switch(results, gen)
+    _switch(results, _build(results, results, legacy, {"adopted": legacy}))
     _ensure_links(results, names)
 
 
