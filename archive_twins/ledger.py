@@ -63,9 +63,19 @@ def file_crc(path: str | os.PathLike, bufsize: int = 1 << 20) -> str:
     return f"{size}:{crc:08x}"
 
 
-def _facts(path: Path, with_crc: bool = True) -> list:
+def _facts(path: Path, with_crc: bool = True, seen: dict | None = None) -> list:
+    """[size, CRC, mtime, inode] of a file; `seen` holds the CRCs of inodes already
+    read (the index and its base are hard links of the same files)."""
     st = path.stat()
-    return [st.st_size, file_crc(path) if with_crc else None, st.st_mtime_ns, st.st_ino]
+    crc = None
+    if with_crc:
+        key = (st.st_dev, st.st_ino)
+        crc = seen.get(key) if seen is not None else None
+        if crc is None:
+            crc = file_crc(path)
+            if seen is not None:
+                seen[key] = crc
+    return [st.st_size, crc, st.st_mtime_ns, st.st_ino]
 
 
 def _files(outputs: Iterable[str | os.PathLike]) -> list[Path]:
@@ -114,7 +124,8 @@ def record(stamp: str | os.PathLike | None, outputs: Iterable[str | os.PathLike]
         return
     results, job = _where(stamp)
     want = (_read_json(Path(stamp)) or {}).get("want")
-    files = {f.relative_to(results).as_posix(): _facts(f) for f in _files(outputs)}
+    seen: dict = {}
+    files = {f.relative_to(results).as_posix(): _facts(f, seen=seen) for f in _files(outputs)}
     with atomic_open(results / BUILT / f"{job}.json", "w", encoding="utf-8") as fh:
         json.dump({"want": want, "outputs": files}, fh, sort_keys=True)
 

@@ -17,6 +17,8 @@ from . import generations, ledger, registry
 from .guard import check_shrink
 from .leftovers import remove_leftovers
 from .scan import (
+    UNLISTABLE,
+    ScanResult,
     carry_unlistable,
     read_manifests,
     scan_archive,
@@ -24,7 +26,7 @@ from .scan import (
     write_manifests,
     write_rerun_token,
 )
-from .util import DELIVERABLES, atomic_open
+from .util import DELIVERABLES, write_text_if_changed
 
 SHAPE = "state/shape.json"
 
@@ -46,16 +48,15 @@ def prepare(
     scan = scan_archive(archive, config["follow_symlinks"], exclude=[results, ".snakemake"])
     manifests = res / "manifest"
     reference = _read(res / SHAPE)
-    unlistable = any(r["reason"].startswith("cannot list") for r in scan.skipped)
+    unlistable = any(r["reason"].startswith(UNLISTABLE) for r in scan.skipped)
     previous = read_manifests(manifests) if unlistable or reference is None else []
     if (carried := carry_unlistable(scan, previous)) > 0:
         notes.append(f"{carried} files in folders that cannot be listed are kept as errors")
     if reference is None and previous:
-        reference = shape(_as_scan(previous))
+        reference = shape(ScanResult(images=previous))
     now = shape(scan)
     check_shrink(reference, now, float(config["max_shrink"]), bool(config["allow_shrink"]))
-    with atomic_open(res / SHAPE, "w", encoding="utf-8") as fh:
-        json.dump(now, fh, sort_keys=True)
+    write_text_if_changed(res / SHAPE, json.dumps(now, sort_keys=True))
     # A deliverable deleted by hand, or a staged one a failed job took away, makes
     # the run rebuild and publish again (Snakemake itself would not rerun a job for
     # a missing intermediate file whose downstream output exists).
@@ -84,7 +85,7 @@ def prepare(
     built_from = {k: jobs[k][0] for k in ("aggregate", "html")}
     record = generations.current_record(res) or {}
     if {k: record.get(k) for k in built_from} != built_from and marker.exists():
-        notes.append("the published results are not those of this archive: publish again")
+        notes.append("the published results were built from other inputs: publish again")
         marker.unlink()
     return notes
 
@@ -94,12 +95,6 @@ def _read(path: Path) -> dict | None:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-
-
-def _as_scan(entries: list[dict]):
-    from .scan import ScanResult
-
-    return ScanResult(images=entries)
 
 
 def plan(
