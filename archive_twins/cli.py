@@ -56,6 +56,7 @@ def run_decode_shard(
     feature_max_side: int,
     n_features: int,
     full: bool,
+    threads: int = 1,
     stamp: str | None = None,
 ) -> None:
     """Rule decode_shard: per-file records, then features of new rasters.
@@ -63,14 +64,16 @@ def run_decode_shard(
     `full` comes from the config, not a rule param: switching back to `quick` must
     not make Snakemake rerun every job (a `full` run forces the reruns through the
     manifest/rerun.json input). Logs machine-readable STATS (decode) and FEATURES
-    lines for rerun accounting.
+    lines for rerun accounting. The libraries use the rule's `threads` (jobenv).
     """
     from .decode import DecodeParams
     from .features import FeatureParams, run_features_shard
+    from .jobenv import setup_job
     from .ledger import drop_damaged, record
     from .shard import process_shard, repair_content
 
     logger = _logging(log)
+    setup_job(threads)
     drop_damaged(stamp, [records, features])
     params = DecodeParams(
         thumb_size=int(thumb_size), thumb_quality=int(thumb_quality), max_pixels=int(max_pixels)

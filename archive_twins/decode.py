@@ -60,9 +60,12 @@ class DecodeParams:
         return fingerprint("decode-v8", asdict(self))
 
 
-def _source(path: str) -> pyvips.Source:
-    """A libvips source for any filename: passed as bytes, so a name that is not
+def _source(path: str, data: memoryview | None = None) -> pyvips.Source:
+    """A libvips source of the file's bytes: `data` when they were read already
+    (`read_hashed`), else the file, its name passed as bytes, so a name that is not
     valid UTF-8 (lone surrogates after os.fsdecode) still opens."""
+    if data is not None:
+        return pyvips.Source.new_from_memory(data)
     return pyvips.Source.new_from_file(os.fsencode(path))
 
 
@@ -75,9 +78,48 @@ def sha256_file(path: str, bufsize: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def loader_format(path: str) -> str:
+class _Scratch:
+    """A buffer reused for every file, grown when needed and never handed back: a
+    fresh 108 MB buffer per master is 26,000 page faults."""
+
+    def __init__(self) -> None:
+        self.buf = np.empty(0, np.uint8)
+
+    def get(self, nbytes: int) -> memoryview:
+        if len(self.buf) < nbytes:
+            self.buf = np.empty(0, np.uint8)  # let the old one go first
+            self.buf = np.empty(nbytes, np.uint8)
+        return self.buf.data[:nbytes]
+
+
+# A file up to this size is read once, into memory: its sha256 and its decode use
+# those bytes; a larger one is read twice, streamed (bounded memory). The same bound
+# holds a decoded page-0 raster in memory (`decode_raster`). A 104 MB master takes
+# 366 MB at its peak (bench/memory_bench.py); this bound keeps a job below 1.2 GB.
+IN_MEMORY = 256 << 20
+_FILE_BYTES, _RASTER = _Scratch(), _Scratch()
+
+
+def read_hashed(path: str) -> tuple[str, memoryview | None]:
+    """sha256 of a file and, up to IN_MEMORY bytes, the bytes themselves (in a buffer
+    reused by the next call), so that decoding them does not read the file again."""
+    size = os.path.getsize(path)
+    if size > IN_MEMORY:
+        return sha256_file(path), None
+    view = _FILE_BYTES.get(size)
+    got = 0
+    with open(path, "rb", buffering=0) as fh:
+        while got < size and (n := fh.readinto(view[got:])):
+            got += n
+        if got == size and fh.read(1):  # grown since: stream it
+            return sha256_file(path), None
+    view = view[:got]
+    return hashlib.sha256(view).hexdigest(), view
+
+
+def loader_format(path: str, data: memoryview | None = None) -> str:
     """Format name of the file's content (not its extension), e.g. 'tiff' for a .jpg TIFF."""
-    source = _source(path)
+    source = _source(path, data)
     pointer = pyvips.vips_lib.vips_foreign_find_load_source(source.pointer)
     if pointer == pyvips.ffi.NULL:
         pyvips.vips_lib.vips_error_clear()
@@ -134,7 +176,9 @@ def _vips_message(exc: Exception) -> str:
     return msg[:300]
 
 
-def open_page0(path: str, fmt: str, access: str = "sequential") -> pyvips.Image:
+def open_page0(
+    path: str, fmt: str, access: str = "sequential", data: memoryview | None = None
+) -> pyvips.Image:
     """Open page 0 only, failing on truncated or corrupt data instead of filling grey.
 
     Files are opened as sources: `new_from_file` would parse `[...]` in a filename as
@@ -143,7 +187,7 @@ def open_page0(path: str, fmt: str, access: str = "sequential") -> pyvips.Image:
     kwargs = {"access": access, "fail_on": "error"}
     if fmt in {"tiff", "webp", "gif"}:
         kwargs["page"] = 0
-    return pyvips.Image.new_from_source(_source(path), "", **kwargs)
+    return pyvips.Image.new_from_source(_source(path, data), "", **kwargs)
 
 
 def orientation_of(img: pyvips.Image) -> int | None:
@@ -247,14 +291,21 @@ def _png_zero_size(path: str) -> str | None:
     return None
 
 
-def pixel_hash(img: pyvips.Image) -> str:
-    """blake2b of the decoded page-0 raster plus its shape and sample format.
+def pixel_hash(img: pyvips.Image, raw: memoryview | None = None) -> str:
+    """blake2b of the decoded page-0 raster plus its shape and sample format: two
+    files share it exactly when their pixels are identical. (BLAKE3 would hash a 108
+    MB master in 24 ms of CPU instead of 130, but changes every raster's key, and the
+    matching's answers with them: docs/decode.md.)
 
-    The raster is streamed through a custom target, so memory stays bounded for any
-    image size; two files share this hash exactly when their pixels are identical.
+    Hashes `raw`, the raster already in memory (`decode_raster`), when given; else the
+    raster is streamed through a custom target, so memory stays bounded for any image
+    size.
     """
     h = hashlib.blake2b(digest_size=20)
     h.update(f"{img.width}x{img.height}x{img.bands}:{img.format}:{img.interpretation}|".encode())
+    if raw is not None:
+        h.update(raw)
+        return h.hexdigest()
     target = pyvips.TargetCustom()
 
     def on_write(chunk: bytes) -> int:
@@ -264,6 +315,19 @@ def pixel_hash(img: pyvips.Image) -> str:
     target.on_write(on_write)
     img.rawsave_target(target)
     return h.hexdigest()
+
+
+def decode_raster(img: pyvips.Image) -> tuple[pyvips.Image, memoryview] | None:
+    """Page 0 decoded once into a reused buffer: the in-memory image (with the file's
+    metadata) and its raw bytes; None for a raster above IN_MEMORY bytes or a coded
+    one (LABQ), which are streamed instead."""
+    nbytes = img.width * img.height * img.bands * (BITS[img.format] // 8)
+    if img.coding != "none" or nbytes > IN_MEMORY:
+        return None
+    raw = _RASTER.get(nbytes)
+    mem = pyvips.Image.new_from_memory(raw, img.width, img.height, img.bands, img.format)
+    img.write(mem)  # pixels into `raw`, header and metadata from img
+    return mem, raw
 
 
 def to_srgb8(img: pyvips.Image) -> pyvips.Image:
@@ -304,19 +368,27 @@ def to_srgb8(img: pyvips.Image) -> pyvips.Image:
     return img
 
 
-def make_thumbnail(path: str, fmt: str, size: int) -> pyvips.Image:
+def make_thumbnail(
+    path: str,
+    fmt: str,
+    size: int,
+    raster: pyvips.Image | None = None,
+    data: memoryview | None = None,
+) -> pyvips.Image:
     """Page-0 thumbnail, longest side ≤ `size`, as 8-bit sRGB.
 
-    JPEG uses libvips' shrink-on-load; TIFF goes through an explicit page-0 load so a
-    thumbnail stored in page 1 is never mistaken for a pyramid level.
+    From `raster` (page 0 already decoded, `decode_raster`) when given, except for a
+    JPEG of 2 x `size` or more, which libvips thumbnails with shrink-on-load (a
+    smaller JPEG it decodes in full and resizes, as it does `raster`: the same
+    pixels). TIFF goes through an explicit page-0 load so a thumbnail stored in page
+    1 is never mistaken for a pyramid level.
     """
+    opts = {"height": size, "size": "down", "no_rotate": True}
+    if raster is not None and (fmt != "jpeg" or max(raster.width, raster.height) < 2 * size):
+        return to_srgb8(raster.thumbnail_image(size, **opts))
     if fmt == "jpeg":
-        img = pyvips.Image.thumbnail_source(
-            _source(path), size, height=size, size="down", no_rotate=True
-        )
-        return to_srgb8(img)
-    page0 = open_page0(path, fmt)
-    return to_srgb8(page0.thumbnail_image(size, height=size, size="down", no_rotate=True))
+        return to_srgb8(pyvips.Image.thumbnail_source(_source(path, data), size, **opts))
+    return to_srgb8(open_page0(path, fmt, data=data).thumbnail_image(size, **opts))
 
 
 def vips_to_numpy(img: pyvips.Image) -> np.ndarray:
@@ -347,26 +419,44 @@ def is_blank(pixels: np.ndarray) -> bool:
 
 
 def analyse(
-    path: str, thumb_path: str, params: DecodeParams, name: str | None = None
+    path: str,
+    thumb_path: str,
+    params: DecodeParams,
+    name: str | None = None,
+    data: memoryview | None = None,
 ) -> tuple[dict, np.ndarray | None]:
-    """Decode one file; write its thumbnail; return its decode facts (the
-    records.DECODE_KEYS of a FileRecord) and the thumbnail pixels.
+    """Decode one file (from `data`, its bytes, when they were read already); write
+    its thumbnail; return its decode facts (the records.DECODE_KEYS of a FileRecord)
+    and the thumbnail pixels.
 
     Raises nothing for bad images: problems come back as status 'error' with a reason,
     keeping whatever facts were learnt before the failure. Reasons name the file as
     `name` (default: its basename), never by the machine's absolute path.
     """
+    facts, pixels = _analyse(path, thumb_path, params, name, data)
+    if data is not None and facts["status"] == "error":
+        # libvips names a file in its messages ("m.tif: bad seek") and bytes in memory
+        # "source": a failure is decoded again from the file for the same reason
+        again = _analyse(path, thumb_path, params, name, None)
+        if again[0]["status"] == "error":
+            return again
+    return facts, pixels
+
+
+def _analyse(
+    path: str, thumb_path: str, params: DecodeParams, name: str | None, data: memoryview | None
+) -> tuple[dict, np.ndarray | None]:
     rec = FileRecord(status="ok")
     try:
         if os.path.getsize(path) == 0:
             raise DecodeError("empty file (0 bytes)")
-        fmt = loader_format(path)
+        fmt = loader_format(path, data)
         rec.format = fmt
         if fmt not in ALLOWED_FORMATS:
             raise DecodeError(f"content is {fmt}, not a supported image format")
         if fmt == "png" and (why := _png_zero_size(path)):
             raise DecodeError(why)
-        img = open_page0(path, fmt)
+        img = open_page0(path, fmt, data=data)
         fields = set(img.get_fields())
         rec.width, rec.height, rec.bands = img.width, img.height, img.bands
         rec.interpretation = img.interpretation
@@ -383,12 +473,15 @@ def analyse(
             raise DecodeError(
                 f"image too large: {img.width}x{img.height} exceeds max_pixels={params.max_pixels}"
             )
-        rec.pixel_hash = pixel_hash(img)
+        # one decode of page 0 serves the pixel hash and the thumbnail
+        raster = decode_raster(img)
+        rec.pixel_hash = pixel_hash(img) if raster is None else pixel_hash(*raster)
         # Materialise the small thumbnail once: it is both saved and returned.
-        thumb = make_thumbnail(path, fmt, params.thumb_size).copy_memory()
-        data = thumb.jpegsave_buffer(Q=params.thumb_quality, keep="none")
+        page0 = None if raster is None else raster[0]
+        thumb = make_thumbnail(path, fmt, params.thumb_size, page0, data).copy_memory()
+        jpeg = thumb.jpegsave_buffer(Q=params.thumb_quality, keep="none")
         with atomic_open(thumb_path, "wb") as fh:
-            fh.write(data)
+            fh.write(jpeg)
         rec.thumb_w, rec.thumb_h = thumb.width, thumb.height
         pixels = vips_to_numpy(thumb)
         rec.phash, rec.tone_hash = dihedral_hashes(pixels)

@@ -3,9 +3,10 @@
 Work is skipped at two levels so that reruns cost work proportional to the change:
 1. a file whose (path, size, mtime) is unchanged since the shard's previous output
    keeps its record without being read at all;
-2. a new or changed file is read once for its sha256; if a file with the same bytes
-   was decoded before (anywhere in the archive), its decode results are reused from
-   the content store, so byte copies are decoded once.
+2. a new or changed file is read once for its sha256 (and its decode, from the same
+   bytes in memory); if a file with the same bytes was decoded before (anywhere in
+   the archive), its decode results are reused from the content store, so byte
+   copies are decoded once.
 
 A file is opened once and every read (hash, decode, EXIF) goes through that open
 file (`/proc/self/fd/N`), after checking that what was opened lies inside the
@@ -21,7 +22,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from .decode import DecodeParams, analyse, exif_orientation, sha256_file
+from .decode import DecodeParams, analyse, exif_orientation, read_hashed
 from .ledger import file_crc
 from .records import DECODE_KEYS, FileRecord
 from .store import content_paths, read_facts, thumb_intact
@@ -192,7 +193,7 @@ def _read_pinned(
     """The record of an opened file (`abspath` names it, see `open_pinned`)."""
     fp, name = params.fingerprint(), rec.path
     try:
-        rec.sha256 = sha256_file(abspath)
+        rec.sha256, data = read_hashed(abspath)
         stats.hashed += 1
     except OSError as exc:
         rec.status, rec.error = "error", f"cannot read: {exc.strerror or exc}"
@@ -205,18 +206,21 @@ def _read_pinned(
         rec.set_facts(cached)
     else:
         log.info("decode %s", name)
-        rec.set_facts(decode_into_store(abspath, store, rec.sha256, params))
+        rec.set_facts(decode_into_store(abspath, store, rec.sha256, params, data))
         stats.decoded += 1
     if rec.error:  # a cached error names the file by a token: put in this file's name
         rec.error = rec.error.replace(FILE_TOKEN, name)
     return rec.shard_dict()
 
 
-def decode_into_store(abspath: str, store: Path, sha: str, params: DecodeParams) -> dict:
-    """Decode a file into the content store: its thumbnail, and its decode facts
-    with the thumbnail's CRC (checked whenever the thumbnail is read)."""
+def decode_into_store(
+    abspath: str, store: Path, sha: str, params: DecodeParams, data: memoryview | None = None
+) -> dict:
+    """Decode a file (from `data`, its bytes, when read already) into the content
+    store: its thumbnail, and its decode facts with the thumbnail's CRC (checked
+    whenever the thumbnail is read)."""
     thumb, meta = content_paths(store, sha)
-    decoded, _pixels = analyse(abspath, os.fspath(thumb), params, name=FILE_TOKEN)
+    decoded, _pixels = analyse(abspath, os.fspath(thumb), params, name=FILE_TOKEN, data=data)
     facts = {key: decoded.get(key) for key in DECODE_KEYS}
     entry = {**facts, "params": params.fingerprint()}
     if facts["status"] == "ok":
@@ -247,9 +251,10 @@ def repair_content(
             except OSError:
                 continue
             try:
-                if sha256_file(pinned) != sha:
+                got, data = read_hashed(pinned)
+                if got != sha:
                     continue
-                decode_into_store(pinned, results / "thumbs", sha, params)
+                decode_into_store(pinned, results / "thumbs", sha, params, data)
             finally:
                 os.close(fd)
             log.warning("content %s rebuilt from %s", sha, r["path"])

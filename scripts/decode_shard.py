@@ -20,5 +20,6 @@ run_decode_shard(
     feature_max_side=snakemake.params.feature_max_side,
     n_features=snakemake.params.n_features,
     full=snakemake.config.get("verify", "quick") == "full",
+    threads=snakemake.threads,
     stamp=snakemake.input.stamp,
 )

@@ -176,3 +176,126 @@ def test_embedded_profile_is_honoured(tmp_path, fmt):
     assert chroma(raw) < 0.85 * chroma(srgb)  # the raw AdobeRGB numbers look dull
     assert chroma(px) == pytest.approx(chroma(srgb), rel=0.02)
     assert np.abs(px.astype(float) - srgb.astype(float)).mean() < 3
+
+
+def _files_of_every_path(root):
+    """One file for each way page 0 is decoded (the thumbnails are 256 px): TIFF and
+    PNG (once, in memory), JPEGs below twice the thumbnail size (once: libvips would
+    decode them in full anyway), one above (shrink-on-load thumbnail)."""
+    import cv2
+
+    from archive_twins.demo import to_vips
+
+    big = cv2.resize(photo("astronaut"), (700, 560), interpolation=cv2.INTER_CUBIC)
+    cmyk = root / "cmyk.jpg"
+    to_vips(big[:300, :400]).icc_transform("cmyk").jpegsave(str(cmyk))
+    return {
+        "master.tif": ("tiff", save_museum_tiff(to16(big), root / "master.tif")),
+        "rgba.png": ("png", save(np.dstack([big, big[..., :1]]), root / "rgba.png")),
+        "small.jpg": ("jpeg", save(big[:400, :500], root / "small.jpg", Q=90)),
+        "big.jpg": ("jpeg", save(big, root / "big.jpg", Q=90)),
+        "cmyk.jpg": ("jpeg", cmyk),
+        "dot.jpg": ("jpeg", save(big[:1, :1], root / "dot.jpg")),
+    }
+
+
+@pytest.mark.parametrize("name", ["master.tif", "rgba.png", "small.jpg", "big.jpg", "cmyk.jpg"])
+def test_page0_is_decoded_once_with_the_streamed_answers(tmp_path, monkeypatch, name):
+    """The pixel hash and the thumbnail come from one decode of page 0 (the JPEG
+    whose thumbnail libvips shrinks on load aside) and equal what streaming the
+    raster and thumbnailing the file give."""
+    import archive_twins.decode as dec
+
+    fmt, _ = _files_of_every_path(tmp_path)[name]
+    path = str(tmp_path / name)
+    streamed_hash = dec.pixel_hash(dec.open_page0(path, fmt))
+    thumb = dec.make_thumbnail(path, fmt, P.thumb_size)
+    streamed_thumb = dec.vips_to_numpy(thumb.copy_memory())
+    loads = []
+    real_open = dec.open_page0
+    monkeypatch.setattr(dec, "open_page0", lambda *a, **k: loads.append(a) or real_open(*a, **k))
+    real_thumb = pyvips.Image.thumbnail_source
+    monkeypatch.setattr(
+        pyvips.Image,
+        "thumbnail_source",
+        staticmethod(lambda *a, **k: loads.append(a) or real_thumb(*a, **k)),
+    )
+    rec, px = run(path, tmp_path)
+    assert rec["status"] == "ok", rec
+    assert rec["pixel_hash"] == streamed_hash
+    assert np.array_equal(px, streamed_thumb)
+    assert len(loads) == (2 if name == "big.jpg" else 1)
+
+
+def test_a_raster_above_the_memory_limit_is_streamed(tmp_path, monkeypatch):
+    """Above IN_MEMORY bytes page 0 is streamed twice (bounded memory): the same
+    record and thumbnail as in memory."""
+    import archive_twins.decode as dec
+
+    for name, (_, path) in _files_of_every_path(tmp_path).items():
+        in_memory = run(path, tmp_path)
+        monkeypatch.setattr(dec, "IN_MEMORY", 0)
+        streamed = run(path, tmp_path)
+        monkeypatch.undo()
+        assert in_memory[0] == streamed[0], name
+        assert np.array_equal(in_memory[1], streamed[1]), name
+
+
+def test_decode_job_holds_libraries_to_its_threads(tmp_path):
+    """run_decode_shard holds libvips, OpenCV and BLAS to the rule's threads and keeps
+    freed memory in the heap (process-wide: checked in a child process)."""
+    import json
+    import subprocess
+    import sys
+
+    save(photo("coins"), tmp_path / "a" / "c.png")
+    st = (tmp_path / "a" / "c.png").stat()
+    entry = {"path": "c.png", "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    (tmp_path / "m.jsonl").write_text(json.dumps(entry) + "\n")
+    code = f"""
+import json, cv2, pyvips
+from threadpoolctl import threadpool_info
+from archive_twins.cli import run_decode_shard
+from archive_twins.jobenv import keep_heap
+run_decode_shard(log={str(tmp_path / "log")!r}, manifest={str(tmp_path / "m.jsonl")!r},
+    records={str(tmp_path / "r.jsonl")!r}, features={str(tmp_path / "f" / "s.npz")!r},
+    archive={str(tmp_path / "a")!r}, store={str(tmp_path / "thumbs")!r}, thumb_size=256,
+    thumb_quality=80, max_pixels=10**9, geometric=True, feature_max_side=256,
+    n_features=100, full=False, threads=1)
+print(json.dumps([cv2.getNumThreads(), pyvips.vips_lib.vips_concurrency_get(),
+    sorted({{p["num_threads"] for p in threadpool_info()}}), keep_heap()]))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    cv_threads, vips_threads, blas_threads, heap = json.loads(out.stdout.splitlines()[-1])
+    assert cv_threads == 1 and vips_threads == 1 and blas_threads == [1]
+    assert heap == (sys.platform == "linux")
+
+
+def test_a_file_is_read_once_for_its_sha256_and_its_decode(tmp_path, monkeypatch):
+    """read_hashed gives the sha256 and the bytes; decoding those bytes opens no file
+    in libvips and gives the record and thumbnail decoding the file gives."""
+    from archive_twins.decode import read_hashed
+
+    for name, (_, path) in _files_of_every_path(tmp_path).items():
+        sha, data = read_hashed(str(path))
+        assert sha == sha256_file(str(path)) and bytes(data) == path.read_bytes()
+        from_file = run(path, tmp_path)
+        with monkeypatch.context() as m:
+            m.setattr(pyvips.Source, "new_from_file", None)  # any file source would fail
+            from_bytes = analyse(str(path), str(tmp_path / "thumb.jpg"), P, data=data)
+        assert from_bytes[0] == from_file[0], name
+        assert np.array_equal(from_bytes[1], from_file[1]), name
+
+
+def test_a_failure_from_bytes_has_the_reason_the_file_gives(tmp_path):
+    """libvips names a memory source 'source' where it names a file: a truncated
+    TIFF's reason names the file either way."""
+    from archive_twins.decode import read_hashed
+
+    tif = save_museum_tiff(to16(photo("astronaut")), tmp_path / "a.tif")  # IFD first
+    whole = tif.read_bytes()
+    tif.write_bytes(whole[: len(whole) // 2])
+    _, data = read_hashed(str(tif))
+    rec, _ = analyse(str(tif), str(tmp_path / "t.jpg"), P, name="box/a.tif", data=data)
+    assert rec == run(tif, tmp_path)[0] | {"error": rec["error"]}
+    assert rec["error"].startswith("decode failed: box/a.tif: "), rec["error"]

@@ -245,7 +245,7 @@ def test_shard_error_names_the_relative_file(tmp_path, monkeypatch):
     (root / "d").mkdir(parents=True)
     grey_image(root / "d" / "x.jpg")
 
-    def failing(path, thumb, params, name=None):
+    def failing(path, thumb, params, name=None, data=None):
         rec = {k: None for k in DECODE_KEYS}
         shown = path if name is None else name
         rec.update(status="error", error=f'decode failed: "{shown}" is not a known file format')

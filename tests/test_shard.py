@@ -80,7 +80,7 @@ def no_reading(monkeypatch):
     def fail(*_a: object, **_k: object) -> None:
         raise AssertionError("a file was read")
 
-    monkeypatch.setattr(shard_mod, "sha256_file", fail)
+    monkeypatch.setattr(shard_mod, "read_hashed", fail)
     monkeypatch.setattr(shard_mod, "analyse", fail)
 
 
@@ -178,7 +178,7 @@ def test_errors_keep_their_reason_and_are_not_thumbnailed(shard):
 def test_a_cached_error_names_each_byte_copy_by_its_own_path(shard, monkeypatch):
     seen = []
 
-    def failing(path: str, thumb: str, params: DecodeParams, name: str | None = None):
+    def failing(path: str, thumb: str, params: DecodeParams, name=None, data=None):
         seen.append(path)
         rec = dict.fromkeys(DECODE_KEYS)
         rec.update(status="error", error=f"decode failed: {name} is broken", format="png")
