@@ -29,8 +29,9 @@ def _logging(logfile: str) -> logging.Logger:
     from .leftovers import hold_job_lock
 
     # a job's log is {results}/logs/<rule>/<name>.log
-    if Path(logfile).parents[1].name == "logs":
-        hold_job_lock(Path(logfile).parents[2])
+    parents = Path(logfile).absolute().parents
+    if len(parents) > 2 and parents[1].name == "logs":
+        hold_job_lock(parents[2])
     logging.basicConfig(
         filename=logfile,
         level=logging.INFO,
