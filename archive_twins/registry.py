@@ -19,10 +19,9 @@ import json
 import logging
 import os
 import sqlite3
-import zlib
 from pathlib import Path
 
-from .util import atomic_open
+from .util import atomic_open, checked, with_check
 
 log = logging.getLogger("archive_twins.registry")
 
@@ -42,16 +41,11 @@ def _body(path: str | os.PathLike) -> bytes | None:
         return None
     except OSError as exc:
         raise Damaged(f"{path}: {exc}") from None
-    head, sep, body = raw.partition(b"\n")
     try:
-        check = json.loads(head)
+        body = checked(raw)
     except ValueError as exc:
         raise Damaged(f"{path}: {exc}") from None
-    if not sep or not isinstance(check, dict) or "crc32" not in check:
-        return raw
-    if (len(body), f"{zlib.crc32(body):08x}") != (check.get("bytes"), check["crc32"]):
-        raise Damaged(f"{path}: content does not match its check")
-    return body
+    return raw if body is None else body
 
 
 def load(path: str | os.PathLike) -> tuple[dict[str, int], int]:
@@ -71,10 +65,8 @@ def save(path: str | os.PathLike, ids: dict[str, int], next_id: int) -> None:
     """Write the registry atomically: a line with the size and CRC-32 of the JSON
     that follows it."""
     body = json.dumps({"ids": ids, "next_id": next_id}, ensure_ascii=True, sort_keys=True)
-    data = body.encode("ascii")
-    head = json.dumps({"bytes": len(data), "crc32": f"{zlib.crc32(data):08x}"})
     with atomic_open(path, "wb") as fh:
-        fh.write(head.encode("ascii") + b"\n" + data)
+        fh.write(with_check(body.encode("ascii")))
 
 
 def from_sqlite(sqlite: str | os.PathLike) -> tuple[dict[str, int], int]:

@@ -9,6 +9,7 @@ import os
 import posixpath
 import shutil
 import tempfile
+import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -102,6 +103,28 @@ def remove_path(path: Path) -> None:
 def inside(path: str, root: str) -> bool:
     """True when the resolved `path` is `root` or below it (both resolved paths)."""
     return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def with_check(data: bytes) -> bytes:
+    """`data` after a line holding its size and CRC-32, so that damage (bit rot, a
+    partial restore) is told from what was written (`checked`)."""
+    head = json.dumps({"bytes": len(data), "crc32": f"{zlib.crc32(data):08x}"})
+    return head.encode("ascii") + b"\n" + data
+
+
+def checked(raw: bytes) -> bytes | None:
+    """The data of `with_check`; None when `raw` has no check line (written
+    without one); ValueError when the data does not match its check."""
+    head, sep, body = raw.partition(b"\n")
+    try:
+        check = json.loads(head)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not sep or not isinstance(check, dict) or "crc32" not in check:
+        return None
+    if (len(body), f"{zlib.crc32(body):08x}") != (check.get("bytes"), check["crc32"]):
+        raise ValueError("content does not match its check")
+    return body
 
 
 def write_text_if_changed(path: str | os.PathLike, text: str) -> bool:

@@ -189,7 +189,9 @@ def end_to_end(tmp: Path, images: int, baseline: Path | None, repeat: int) -> No
         variants = {"baseline": baseline / "Snakefile", **variants}
     rows: dict[str, dict[str, list[float]]] = {v: {} for v in variants}
     for r in range(repeat):
-        for name, snakefile in variants.items():
+        # alternate which checkout runs first (caches warm for the second)
+        order = list(variants.items())[:: -1 if r % 2 else 1]
+        for name, snakefile in order:
             archive = tmp / f"a-{r}-{name.replace(' ', '_')}"
             shutil.copytree(base, archive)
             work = tmp / f"w-{r}-{name.replace(' ', '_')}"
@@ -203,8 +205,10 @@ def end_to_end(tmp: Path, images: int, baseline: Path | None, repeat: int) -> No
             shutil.rmtree(archive)
             shutil.rmtree(work)
     for name, got in rows.items():
-        cells = ", ".join(f"{k} {statistics.median(v):.1f}" for k, v in got.items())
-        print(f"{name}: {cells}")
+        cells = ", ".join(
+            f"{k} {statistics.median(v):.2f} ({min(v):.2f}-{max(v):.2f})" for k, v in got.items()
+        )
+        print(f"{name}: median (range) {cells}")
     if baseline is not None:
         for k in rows["baseline"]:
             a = statistics.median(rows["baseline"][k])
