@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 
 from .store import load_thumbnail
+from .texture import is_plain, speck_hashes
 from .util import atomic_open, fingerprint, read_jsonl
 
 log = logging.getLogger("archive_twins.features")
@@ -61,8 +62,8 @@ class FeatureParams:
     def fingerprint(self) -> str:
         """Changing these, the vocabulary or the thumbnails re-extracts every raster
         (sift4: query ranks balanced over the frame; sift5: weak keypoints fill a
-        smooth raster's budget)."""
-        return fingerprint("sift5", {**asdict(self), "vocabulary": VOCAB_PATH.name})
+        smooth raster's budget; sift6: each word's position in the frame)."""
+        return fingerprint("sift6", {**asdict(self), "vocabulary": VOCAB_PATH.name})
 
 
 def root_sift(desc: np.ndarray) -> np.ndarray:
@@ -125,10 +126,14 @@ def extract(thumb_rgb: np.ndarray, full_wh: tuple[int, int], params: FeaturePara
 
 
 def describe(thumb_rgb: np.ndarray, full_wh: tuple[int, int], params: FeatureParams) -> dict:
-    """Everything the geometric stage keeps of a raster: keypoints, descriptors, and
-    the signature retrieval indexes (see `signature`)."""
+    """Everything the geometric stage keeps of a raster: keypoints, descriptors, the
+    signature retrieval indexes (see `signature`) and its texture (`texture.py`)."""
     f = extract(thumb_rgb, full_wh, params)
     f.update(signature(f, full_wh))
+    specks, n_specks = speck_hashes(thumb_rgb)
+    f["plain"] = np.array(is_plain(thumb_rgb), np.int8)
+    f["nspeck"] = np.array(n_specks, np.int32)
+    f["speck"] = np.array(specks, np.uint64)
     return f
 
 
@@ -171,6 +176,20 @@ def scale_code(size: np.ndarray) -> np.ndarray:
 
 
 QUERY_GRID = 4
+# positions are kept on a POS_GRID x POS_GRID grid of the frame, one byte each
+POS_GRID = 16
+
+
+def position_code(xy: np.ndarray, full_wh: tuple[int, int] | None) -> np.ndarray:
+    """A keypoint's place in its frame as one byte: row * 16 + column of a 16 x 16
+    grid. Retrieval asks how much of a frame the shared words cover: a colour chart
+    or a caption two photographs share covers a corner or a strip of both."""
+    if len(xy) == 0 or not full_wh:
+        return np.zeros(len(xy), np.uint8)
+    w, h = max(1, full_wh[0]), max(1, full_wh[1])
+    cx = np.clip((xy[:, 0] * POS_GRID / w).astype(np.int64), 0, POS_GRID - 1)
+    cy = np.clip((xy[:, 1] * POS_GRID / h).astype(np.int64), 0, POS_GRID - 1)
+    return (cy * POS_GRID + cx).astype(np.uint8)
 
 
 def balanced_order(xy: np.ndarray, full_wh: tuple[int, int] | None) -> np.ndarray:
@@ -197,9 +216,10 @@ def balanced_order(xy: np.ndarray, full_wh: tuple[int, int] | None) -> np.ndarra
 def signature(f: dict, full_wh: tuple[int, int] | None = None) -> dict:
     """What retrieval indexes of a raster: each distinct fine word once (at its
     first keypoint in `balanced_order`) with that keypoint's orientation and scale
-    codes and its rank there (0 = first); the same for the mirror image, whose
-    keypoints have mirrored descriptors and orientation 180 - angle (the mirrored
-    grid holds the same keypoints per cell, so the ranks are the same)."""
+    codes, its place in the frame (`position_code`) and its rank there (0 = first);
+    the same for the mirror image, whose keypoints have mirrored descriptors,
+    orientation 180 - angle and mirrored places (the mirrored grid holds the same
+    keypoints per cell, so the ranks are the same)."""
     out = {}
     # the strong keypoints balanced over the frame, then the weak ones: a weak
     # keypoint (faint, less repeatable) never displaces a strong one from the query
@@ -210,15 +230,20 @@ def signature(f: dict, full_wh: tuple[int, int] | None = None) -> dict:
             strong + balanced_order(f["xy"][strong:], full_wh),
         ]
     ).astype(np.int64)
-    for prefix, desc, angle in (
-        ("", f["desc"], f["angle"]),
-        ("m", mirror_descriptors(f["desc"]), (180.0 - f["angle"]) % 360.0),
+    xy = np.asarray(f["xy"], np.float64).reshape(-1, 2)
+    mxy = xy.copy()
+    if full_wh:
+        mxy[:, 0] = full_wh[0] - mxy[:, 0]
+    for prefix, desc, angle, pts in (
+        ("", f["desc"], f["angle"], xy),
+        ("m", mirror_descriptors(f["desc"]), (180.0 - f["angle"]) % 360.0, mxy),
     ):
         words = quantise(desc[order])
         uniq, first = np.unique(words, return_index=True)
         out[prefix + "words"] = uniq.astype(np.uint32)
         out[prefix + "ang"] = angle_code(angle[order][first])
         out[prefix + "lsc"] = scale_code(f["size"][order][first])
+        out[prefix + "pos"] = position_code(pts[order][first], full_wh)
         out[prefix + "rank"] = first.astype(np.uint16)
         if not prefix:
             # distinct words of the strong keypoints (the first `strong` here)
@@ -226,14 +251,23 @@ def signature(f: dict, full_wh: tuple[int, int] | None = None) -> dict:
     return out
 
 
-SIG_FIELDS = ("words", "ang", "lsc", "rank", "mwords", "mang", "mlsc", "mrank")
-SIG_DTYPES = {"words": np.uint32, "ang": np.uint8, "lsc": np.int8, "rank": np.uint16}
+SIG_FIELDS = ("words", "ang", "lsc", "pos", "rank", "mwords", "mang", "mlsc", "mpos", "mrank")
+SIG_DTYPES = {
+    "words": np.uint32,
+    "ang": np.uint8,
+    "lsc": np.int8,
+    "pos": np.uint8,
+    "rank": np.uint16,
+}
 # one value per raster: distinct words of its strong keypoints
-SIG_SCALARS = ("nstrong",)
+# one value per raster: distinct words of its strong keypoints; whether it is plain,
+# its speck hashes and how many cells hold a speck (texture.py)
+SIG_SCALARS = {"nstrong": (np.int32, ()), "plain": (np.int8, ()), "nspeck": (np.int32, ())}
+SIG_SCALARS["speck"] = (np.uint64, (8,))
 SIG_KEYS = (*SIG_FIELDS, *SIG_SCALARS)
 RASTER_FIELDS = ("xy", "desc", "angle", "size", "strong", *SIG_KEYS)
 # what a shard bundle of the current format holds besides its signature arrays
-BUNDLE_ARRAYS = frozenset({"params", "moffsets", *SIG_SCALARS})
+BUNDLE_ARRAYS = frozenset({"params", "moffsets", "pos", "mpos", *SIG_SCALARS})
 
 
 def build_vocabulary(k: int = HALF_WORDS, seed: int = 0) -> np.ndarray:
@@ -320,7 +354,8 @@ def save_signatures(path: str | os.PathLike, sigs: dict[str, dict], fp: str) -> 
             params=np.array(fp),
             **{name: cat(name) for name in SIG_FIELDS},
             **{
-                name: np.array([int(sigs[k][name]) for k in keys], np.int32) for name in SIG_SCALARS
+                name: np.array([sigs[k][name] for k in keys], dtype).reshape(-1, *shape)
+                for name, (dtype, shape) in SIG_SCALARS.items()
             },
         )
 

@@ -54,10 +54,15 @@ class GeoParams:
     # A fit this strong whose pixels disagree after alignment shows the same object or
     # scene in another photograph (another viewpoint, moment, frame): `related_pairs`.
     related_min_inliers: int = 20
-    # ... and whose inliers fall in this many cells of an 8x8 grid of both frames: a
-    # watermark, logo or label two unrelated photographs share matches in a few
-    # cells only (measured: a shared watermark and credit line 4; the stereo pair 24).
-    related_min_cells: int = 8
+    # ... and whose inliers span this share of the overlap in both frames (their
+    # convex hull): a colour chart, a caption, a logo or a watermark two photographs
+    # share spans a corner or a strip of both (measured: docs/furniture.md)
+    related_min_hull: float = 0.3
+    # ... and this share of each whole frame (two photographs with a chart in
+    # opposite corners overlap little once the charts are aligned, and the chart
+    # spans much of that overlap; it spans at most ~13 % of a frame)
+    related_min_area: float = 0.15
+
     # A smooth pair that keypoints cannot place (a sky framed, turned or warped: a
     # few ratio-test matches) is aligned on its grey levels instead (`dense_fit`),
     # at this size, and is a copy only when the pixel check passes and the aligned
@@ -177,9 +182,13 @@ def fit(
 ) -> Fit | None:
     """RANSAC homography A->B (full-resolution coordinates) and its inliers."""
     best = None
-    # Only the variant the retrieval preferred (mirrored words or plain) is matched:
-    # matching is the costliest step for the many unrelated candidates.
-    for mirrored in (mirror_first,):
+    # The variant the retrieval preferred (mirrored words or plain) is matched first,
+    # the other only when it fits nothing: the mirror image of a symmetric texture
+    # (bricks, gravel) can outvote the image itself (a copy turned by 12 degrees:
+    # 35 mirrored votes, 32 plain)
+    for mirrored in (mirror_first, not mirror_first):
+        if best is not None:
+            break
         good = _good_matches(_rootsift(fa, mirrored), _rootsift(fb, False), params.ratio)
         if len(good) < params.min_inliers:
             continue
@@ -198,8 +207,7 @@ def fit(
             continue
         if best is None or inliers > best[1]:
             keep = mask.ravel() > 0
-            cells = min(_cells(pa[keep], size_a), _cells(pb[keep], size_b))
-            best = Fit(hmat, inliers, len(good), cells, pa[keep], pb[keep])
+            best = Fit(hmat, inliers, len(good), pa[keep], pb[keep])
     return best
 
 
@@ -209,9 +217,18 @@ class Fit(NamedTuple):
     hmat: np.ndarray
     inliers: int
     matches: int
-    cells: int  # cells of an 8x8 grid holding inliers, the fewer of the two frames
     pa: np.ndarray
     pb: np.ndarray
+
+
+def hull_share(pts: np.ndarray, overlap: float, size: tuple[int, int]) -> float:
+    """Area of the points' convex hull over the overlap's area (`overlap`: the share
+    of the frame the other frame covers): how much of what two frames show in common
+    the fit's inliers span."""
+    if len(pts) < 3 or overlap <= 0:
+        return 0.0
+    hull = cv2.convexHull(np.asarray(pts, np.float32).reshape(-1, 1, 2))
+    return float(cv2.contourArea(hull)) / (overlap * size[0] * size[1])
 
 
 def _in_content(
@@ -226,13 +243,6 @@ def _in_content(
         return (fx >= x0) & (fx <= x1) & (fy >= y0) & (fy <= y1)
 
     return int((inside(found.pa, thumb_a, size_a) & inside(found.pb, thumb_b, size_b)).sum())
-
-
-def _cells(pts: np.ndarray, size: tuple[int, int], n: int = 8) -> int:
-    """How many cells of an n x n grid of the frame hold at least one point."""
-    cx = np.clip((pts[:, 0] * n / max(1, size[0])).astype(np.int64), 0, n - 1)
-    cy = np.clip((pts[:, 1] * n / max(1, size[1])).astype(np.int64), 0, n - 1)
-    return len(np.unique(cy * n + cx))
 
 
 def _thumb_frames(
@@ -532,7 +542,7 @@ def verify_geometric(
         hmat = dense_fit(full_a, full_b, size_a, size_b, mirror_first, params)
         if hmat is not None:
             none = np.zeros((0, 2))
-            found = Fit(hmat, 0, 0, 0, none, none)
+            found = Fit(hmat, 0, 0, none, none)
     if found is None:
         return None
     hmat, inliers, matches = found.hmat, found.inliers, found.matches
@@ -542,12 +552,17 @@ def verify_geometric(
     cov_a = coverage(np.linalg.inv(hmat), *size_b, *size_a)
     if min(cov_a, cov_b) < params.min_overlap:
         return None
+    # how much of the overlap the inliers span, in each frame
+    hull_a = hull_share(found.pa, cov_a, size_a)
+    hull_b = hull_share(found.pb, cov_b, size_b)
+    area = min(hull_a * cov_a, hull_b * cov_b)  # of the whole frames
     # thumbnails may be given as loaders: most candidates never get this far
     if callable(thumbs_a):
         thumbs_a = thumbs_a()
     if callable(thumbs_b):
         thumbs_b = thumbs_b()
     m = warp_check(thumbs_a, thumbs_b, hmat, size_a, size_b, params)
+    m["hull"] = max(hull_a, hull_b)
     explained = explains(m, params.verify)
     if m["blocks"] >= 4 and not accepted(m, params.verify, params.max_block_ratio):
         # the other way round: what each frame holds outside the other's (fill of a
@@ -555,6 +570,7 @@ def verify_geometric(
         back = warp_check(thumbs_b, thumbs_a, np.linalg.inv(hmat), size_b, size_a, params)
         if back["blocks"] >= 4 and accepted(back, params.verify, params.max_block_ratio):
             m, explained = back, -explains(back, params.verify)
+            m["hull"] = max(hull_a, hull_b)
     colour = photometric_change(m, params.verify)
     if not colour:
         # without a colour change measured, a one-way colour fit is resampling and
@@ -580,7 +596,8 @@ def verify_geometric(
         accepted_by = "geometry"
     elif (
         inliers >= params.related_min_inliers
-        and found.cells >= params.related_min_cells
+        and min(hull_a, hull_b) >= params.related_min_hull
+        and area >= params.related_min_area
         and _in_content(found, thumbs_a, thumbs_b, size_a, size_b) >= params.related_min_inliers
     ):
         # the same scene or object, but not the same capture: a related pair
@@ -639,6 +656,7 @@ def verify_geometric(
         "aligned": aligned,
         "metrics": m,
         "coverage": (cov_a, cov_b),
+        "hull": (round(hull_a, 4), round(hull_b, 4)),
     }
 
 

@@ -29,6 +29,7 @@ import numpy as np
 from .dihedral import (
     DIHEDRAL,
     aspect_matches,
+    dihedral,
     dihedral_homography,
     inverse,
     nearest_dihedral,
@@ -41,6 +42,7 @@ from .geometry import GeoParams, verify_geometric
 from .records import CopyRecord
 from .retrieval import Index, Item, RetrievalParams
 from .store import load_thumbnail
+from .texture import texture_corr
 from .util import fingerprint, read_jsonl, write_jsonl
 from .verify import (
     VerifyParams,
@@ -63,6 +65,10 @@ class MatchParams:
     # such copies in the quality benchmark's fit half >= 0.97; two patches of one sky,
     # one turned by 90 degrees, 0.55-0.79)
     min_tone_corr: float = 0.9
+    # correlation of the fine texture (grain, specks) a pair with a plain raster
+    # needs, aligned (texture.texture_corr; measured: a verso's rescans 0.50-0.92,
+    # other versos <= 0.02): two empty versos pass every other test
+    min_texture_corr: float = 0.2
     verify: VerifyParams = VerifyParams()
     geo: GeoParams | None = GeoParams()
     # fingerprints of the thumbnails and features the verdicts are computed from
@@ -126,6 +132,12 @@ def verify_candidate(
             break
         tried += 1
         ok, m = verify_dihedral(thumbs.get(src.sha256), thumbs.get(dst.sha256), o, params.verify)
+        if ok and (src.plain or dst.plain):
+            # plain scans: only the same grain and specks make a copy
+            a, b = dihedral(thumbs.get(src.sha256), o), thumbs.get(dst.sha256)
+            a = cv2.resize(a, (b.shape[1], b.shape[0]), interpolation=cv2.INTER_AREA)
+            m["texture"] = texture_corr(a, b)
+            ok = m["texture"] >= params.min_texture_corr
         if ok and dist > params.retrieval.max_hamming and m["corr"] < params.min_tone_corr:
             # found by the tone hash alone: two smooth pictures leave the block test
             # little to go on (a sky turned by 90 degrees passes as another sky), so
@@ -335,7 +347,8 @@ def smooth_retries(
     smooth = index.smooth(params.retrieval)
     out = {}
     for (i, j), orients in hash_c.items():
-        if (i, j) in found or not (smooth[i] or smooth[j]):
+        if (i, j) in found or not (smooth[i] or smooth[j]) or index.plain[i] or index.plain[j]:
+            # a plain scan is a copy by its texture at one of its orientations only
             continue
         out[(i, j)] = (0, all(DIHEDRAL[o][1] for o in orients))
     return out
@@ -435,41 +448,119 @@ def chunk_candidates(
     rows: list[dict] | None = None,
     since: str | None = None,
 ) -> tuple[dict, dict, dict]:
-    """The hash and word candidates of the pairs a chunk owns.
+    """The hash and word candidates of the pairs a chunk owns, and what the search
+    counted (`counts`: among them `found`, per raster key the rasters its word
+    search found when more than a few, and `capped`, the rasters it capped).
 
     With `old` (which items are unchanged since the chunk's previous run) and that
     run's rows, only pairs involving a new raster are searched: when the index job
     already searched them since that run's generation (`since`), they are read from
     the index; else new rasters of the chunk are searched against everything,
     unchanged ones against the new rasters only. Both candidate criteria are
-    functions of the pair, so this equals a full search.
+    functions of the pair, so this equals a full search; so does the cap: a raster
+    it may bite now (its earlier count, kept in the rows' meta, plus its new
+    finds above `max_candidates`) is searched again in full.
     """
     rp = params.retrieval
     geo = params.geo is not None
+    plain = index.plain
     mine = np.arange(lo, hi, dtype=np.int64)
-    counts = {"queries_full": hi - lo, "queries_delta": 0, "stored_delta": False}
+    found = np.zeros(hi - lo, np.int64)
+    counts: dict = {"queries_full": hi - lo, "queries_delta": 0, "stored_delta": False}
     if old is None or rows is None:
         hash_c = index.hash_candidates(mine, rp)
-        word_c = index.word_candidates(mine, rp) if geo else {}
-        return hash_c, word_c, counts
-    hash_c, word_c = _carried(index, rows, old)
-    new = index.delta_since(since)
-    if new is not None and np.array_equal(~new, old):
-        dh, dw = index.delta_candidates(lo, hi)
-        hash_c.update(dh)
+        word_c = {}
         if geo:
-            word_c.update(dw)
-        return hash_c, word_c, {"queries_full": 0, "queries_delta": 0, "stored_delta": True}
-    fresh, kept = mine[~old[lo:hi]], mine[old[lo:hi]]
-    added = np.flatnonzero(~old)
-    counts = {"queries_full": len(fresh), "queries_delta": len(kept), "stored_delta": False}
-    hash_c.update(index.hash_candidates(fresh, rp))
-    hash_c.update(index.hash_candidates(kept, rp, targets=added))
+            word_c = index.word_candidates(mine, rp)
+            found = _found(index, lo, hi)
+    else:
+        before = rows[0].get("meta", {}) if rows else {}
+        hash_c, word_c = _carried(index, rows, old)
+        new = index.delta_since(since)
+        if new is not None and np.array_equal(~new, old):
+            dh, dw, found = index.delta_candidates(lo, hi)
+            hash_c.update(dh)
+            if geo:
+                word_c.update(dw)
+            counts = {"queries_full": 0, "queries_delta": 0, "stored_delta": True}
+        else:
+            fresh, kept = mine[~old[lo:hi]], mine[old[lo:hi]]
+            added = np.flatnonzero(~old)
+            counts = {"queries_full": len(fresh), "queries_delta": len(kept), "stored_delta": False}
+            hash_c.update(index.hash_candidates(fresh, rp))
+            hash_c.update(index.hash_candidates(kept, rp, targets=added))
+            if geo:
+                word_c.update(index.word_candidates(fresh, rp))
+                found = _found(index, lo, hi)
+                if len(added) and len(kept):
+                    word_c.update(index.word_candidates(kept, rp, index.postings_of(added)))
+                    found += _found(index, lo, hi)
+        if geo:
+            # an unchanged raster's earlier finds (a bound: some may be gone since)
+            earlier = before.get("found", {})
+            for k in range(lo, hi):
+                if old[k]:
+                    found[k - lo] += earlier.get(index.key(k), FOUND_FLOOR)
+            heavy = [
+                k
+                for k in range(lo, hi)
+                if old[k]
+                and (found[k - lo] > rp.max_candidates or index.key(k) in before.get("capped", ()))
+            ]
+            if heavy:
+                word_c = _search_again(index, np.array(heavy, np.int64), word_c, rp)
+                found[np.array(heavy) - lo] = [index.found_counts.get(k, 0) for k in heavy]
     if geo:
-        word_c.update(index.word_candidates(fresh, rp))
-        if len(added) and len(kept):
-            word_c.update(index.word_candidates(kept, rp, index.postings_of(added)))
+        # a hash candidate this chunk owns that only the other raster's search found
+        word_c.update(index.reverse_words(hash_c, word_c, rp))
+        # a plain scan's keypoints are its grain: it is matched by its texture alone
+        word_c = {(i, j): v for (i, j), v in word_c.items() if not (plain[i] or plain[j])}
+    counts["found"] = {
+        index.key(lo + k): int(c) for k, c in enumerate(found.tolist()) if c >= FOUND_FLOOR
+    }
+    counts["capped"] = sorted(
+        index.key(lo + k) for k in np.flatnonzero(found > rp.max_candidates).tolist()
+    )
     return hash_c, word_c, counts
+
+
+# finds of a raster's word search below this are not kept (it stands for them)
+FOUND_FLOOR = 16
+
+
+def _found(index: Index, lo: int, hi: int) -> np.ndarray:
+    """How many rasters the last word search found for each raster of [lo, hi)."""
+    out = np.zeros(hi - lo, np.int64)
+    for a, c in index.found_counts.items():
+        if lo <= a < hi:
+            out[a - lo] = c
+    return out
+
+
+def _search_again(index: Index, heavy: np.ndarray, word_c: dict, rp: RetrievalParams) -> dict:
+    """Word candidates with the rasters `heavy` searched in full again: the pairs
+    their own search had found are dropped (whether Q holds from their side is a
+    function of the pair), then found again, capped as a fresh run would."""
+    h = set(heavy.tolist())
+    out = {}
+    for (i, j), ev in word_c.items():
+        if i in h or j in h:
+            side = i if index.pair_word(i, j, rp) is not None else j
+            if side in h:
+                continue
+        out[(i, j)] = ev
+    out.update(index.word_candidates(heavy, rp))
+    return out
+
+
+def _unchanged(index: Index, since: str) -> np.ndarray | None:
+    """Rasters whose candidates stand since generation `since`: the same rasters,
+    holding no word whose commonness changed; None when that is not known."""
+    old = index.unchanged_since(since)
+    touched = index.touched_since(since)
+    if old is None or touched is None:
+        return None
+    return old & ~touched
 
 
 def run_match_chunk(
@@ -508,7 +599,7 @@ def run_match_chunk(
         }:
             since = pm.get("gen")
             stored = index.delta_since(since)
-            old = ~stored if stored is not None else index.unchanged_since(since)
+            old = ~stored if stored is not None else _unchanged(index, since)
     job = ChunkJob(
         index,
         params,
@@ -518,7 +609,19 @@ def run_match_chunk(
     )
     t0 = time.perf_counter()
     hash_c, word_c, counts = chunk_candidates(index, lo, hi, params, old, prev_rows, since)
+    # kept for the next run's cap (chunk_candidates), logged when it bites
+    meta["found"], meta["capped"] = counts.pop("found"), counts.pop("capped")
+    if meta["capped"]:
+        log.warning(
+            "%d rasters have more than %d word candidates; the %d with the most votes were "
+            "kept for each: %s",
+            len(meta["capped"]),
+            params.retrieval.max_candidates,
+            params.retrieval.max_candidates,
+            ", ".join(meta["capped"][:5]),
+        )
     job.stats.update(
+        capped=len(meta["capped"]),
         retrieval_s=round(time.perf_counter() - t0, 3),
         items=index.n,
         chunk_items=hi - lo,

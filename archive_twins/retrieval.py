@@ -1,43 +1,59 @@
 """Candidate retrieval over the whole archive: one index per run, queried by chunks.
 
 The `index` job gathers, from every shard, one item per distinct page-0 raster (its
-size, rank facts and 8 dihedral pHashes) and an inverted file of fine visual words
-(each posting: raster, keypoint orientation and scale). `match_chunk` jobs then ask
-it, for the rasters of their chunk, which others may be copies:
+size, rank facts, 8 dihedral pHashes, tone and speck hashes) and an inverted file of
+fine visual words (each posting: raster, keypoint orientation, scale and place).
+`match_chunk` jobs then ask it, for the rasters of their chunk, which others may be
+copies:
 
 - **hash candidates**: exact Hamming search of the upright pHash against the 8
   orientations of every other raster, both ways (pHash is only approximately
-  equivariant under resampling);
+  equivariant under resampling); smooth rasters by their tone hashes too, plain
+  scans (versos) by their speck hashes instead (`texture.py`);
 - **word candidates**: shared fine words that agree on one rotation and one scale
-  change (weak geometric consistency, Jégou et al. 2008): the number of votes in the
-  best orientation/scale bin, for the image and its mirror image.
+  change (weak geometric consistency, Jégou et al. 2008) and cover the querying
+  raster's frame, searched from both rasters (`wordsearch.py`).
 
-Both criteria are functions of the two rasters alone (no top-k, no statistics over
-the archive), and a pair is examined by exactly one chunk (the chunk of its first
-key), so the candidates, and thus the results, do not depend on how the archive is
-split into shards or chunks, nor on what else the archive holds or held before.
+Every criterion is a function of the two rasters and of which words are common in
+the archive (held by more than `common_df` rasters: a colour chart's, a logo's),
+and a pair is examined by exactly one chunk (`Index.owned`), so the candidates, and
+thus the results, do not depend on how the archive is split into shards or chunks;
+a rerun searches again the rasters a change may concern (new ones, those holding a
+word whose commonness changed, those the cap may bite), so it equals a fresh run.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
-import mmap
+import math
 import os
 import resource
 import shutil
 import struct
 import zipfile
+from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
+from .arrays import (
+    finish,
+    gather_lists,
+    ranges,
+    read_runs,
+    release,
+    segment_sums,
+)
 from .dihedral import inverse
 from .direction import content_rank
-from .features import BUNDLE_ARRAYS, N_WORDS
+from .features import BUNDLE_ARRAYS, N_WORDS, SIG_SCALARS
 from .hashing import hamming_search
-from .util import atomic_dir, atomic_open, fingerprint, read_jsonl
+from .texture import MIN_SPECKS
+from .util import atomic_dir, atomic_open, checked, fingerprint, read_jsonl, with_check
+from .wordsearch import FIELDS, Postings, Queries, pair_query, search
 
 
 @dataclass(frozen=True)
@@ -53,10 +69,34 @@ class RetrievalParams:
     # changes
     max_tone_hamming: int = 4
     tone_max_words: int = 150
+    # a pair of plain rasters (texture.is_plain: versos, empty sheets), whose tones
+    # are any paper's, is a candidate by its speck hashes instead (cells of an 8x8
+    # grid holding a speck; measured: rescans 0-4 of 64 bits, other versos >= 5),
+    # with its tone hashes within max_tone_hamming in the same orientation
+    max_speck_hamming: int = 4
     # the strongest keypoints of the querying raster whose words are looked up
     query_features: int = 150
     # consistent votes (shared words in the best orientation/scale bin)
     min_votes: int = 5
+    # ... lying in this share of the cells of a 4x4 grid of the querying raster's
+    # frame that hold its query keypoints (at least min_cells of them): a copy
+    # covers its own frame, a shared colour chart or caption a corner or a strip
+    # (wordsearch; measured in docs/furniture.md)
+    min_coverage: float = 0.3
+    min_cells: int = 3
+    # a word held by more rasters than this is common (the words of a colour chart,
+    # a ruler or a logo in many photographs): it neither votes nor counts for
+    # coverage, and its postings are never read. The bound grows with the archive,
+    # so that an ordinary word stays below it: `common_ratio` times the mean number
+    # of rasters holding a word, rounded up to a power of two (so it moves seldom,
+    # and a rerun seldom searches again for that reason), at least `common_df`
+    common_df: int = 16
+    common_ratio: float = 20.0
+    # at most this many rasters are word candidates of one querying raster: those
+    # with the most votes, then the first by pixel hash (a safety valve, logged when
+    # it bites: with common words out, only an image copied hundreds of times fills
+    # it; no archive makes the search quadratic)
+    max_candidates: int = 500
     # orientation bins over 360 degrees and scale bin width in quarter octaves
     angle_bins: int = 16
     scale_bin: int = 2
@@ -93,16 +133,14 @@ class Item:
     bits: int
     format: str
     size_bytes: int
+    # nothing but a tone, its vignetting and grain (texture.is_plain)
+    plain: bool = False
 
     def rank(self) -> tuple:
         """Which of two copies is the source, by content: more pixels, deeper,
         lossless (see direction.content_rank); the pixel hash orders a tie, which
         the aggregation resolves (direction.resolve_ties)."""
         return (*content_rank(self.width * self.height, self.bits, self.format), self.key)
-
-
-QUERY_ARRAYS = ("qoff", "qwords", "qang", "qlsc", "mqoff", "mqwords", "mqang", "mqlsc")
-ALL_ARRAYS = ("aoff", "awords", "aang", "alsc")
 
 
 # The columns of the item table (`collect_items`): dtype and, for hashes, shape.
@@ -199,18 +237,21 @@ def _save(path: Path, arr: np.ndarray) -> None:
 
 
 # Item-major word lists (per raster, in index order): all words, the query words
-# (the strongest `query_features` keypoints) and the mirror image's query words.
-FAMILIES = {
-    "a": ("aoff", "awords", "aang", "alsc"),
-    "q": ("qoff", "qwords", "qang", "qlsc"),
-    "mq": ("mqoff", "mqwords", "mqang", "mqlsc"),
-}
-# Inverted files (CSR over words, postings sorted by raster within a word), by the
-# prefix of their arrays: of all words (queried by query words), and of the query
-# words plain and mirrored (queried by a new raster's words, the other way round).
-INVERTED = {"": "a", "q_": "q", "mq_": "mq"}
-INVERTED_ARRAYS = ("indptr", "post_id", "post_ang", "post_lsc")
-INDEX_FORMAT = 5
+# (the strongest `query_features` keypoints) and the mirror image's query words;
+# each word with its keypoint's orientation, scale and position codes.
+LIST_FIELDS = FIELDS
+LIST_DTYPES = {"words": np.uint32, "ang": np.uint8, "lsc": np.int8, "pos": np.uint8}
+FAMILIES = {fam: (f"{fam}off", *(fam + f for f in LIST_FIELDS)) for fam in ("a", "q", "mq")}
+# The inverted file (CSR over words, postings sorted by raster within a word) of
+# all words, queried by query words; by the prefix of its arrays.
+INVERTED = {"": "a"}
+# the words that have postings (sorted) and where their postings start, then the
+# postings: raster, orientation, scale and position codes (the word table follows
+# the archive: a few files' index holds a few thousand words, not 4.2M offsets)
+WORD_ARRAYS = ("post_words", "post_start")
+POSTING_ARRAYS = ("post_id", "post_ang", "post_lsc", "post_pos")
+INVERTED_ARRAYS = (*WORD_ARRAYS, *POSTING_ARRAYS)
+INDEX_FORMAT = 7
 # An index is merged into the previous one while at most this share of its rasters
 # is new (else rebuilt), and the candidates of the new rasters are searched once, by
 # the index job, while at most this share is new (else each chunk searches its own).
@@ -265,7 +306,11 @@ def build_index(
             for prefix, fam in INVERTED.items():
                 _merge_inverted(tmp, prefix, fam, base, old_to_new, np.flatnonzero(src < 0))
         clock.done("inverted")
-        stats.update(items=n, merged=src is not None, new=int(need.sum()))
+        common = common_words(
+            np.load(tmp / "post_words.npy"), np.load(tmp / "post_start.npy"), params
+        )
+        _save(tmp / "common.npy", common)
+        stats.update(items=n, merged=src is not None, new=int(need.sum()), common=len(common))
         # The generation: which rasters (with which representative files) this index
         # holds, so a chunk can tell what was added since its previous run.
         gen = _gen_name(ident, params.fingerprint())
@@ -281,23 +326,40 @@ def build_index(
             gdir.mkdir(parents=True, exist_ok=True)
             with atomic_open(gdir / f"{gen}.npy", "wb") as fh:
                 np.save(fh, ident)
+            # checked when read (a damaged copy would hide a word's change)
+            with atomic_open(gdir / f"{gen}.common", "wb") as fh:
+                fh.write(with_check(_npy_bytes(common)))
             for old in sorted(gdir.glob("*.npy"), key=lambda p: p.stat().st_mtime)[:-keep_gens]:
                 old.unlink(missing_ok=True)
+                old.with_suffix(".common").unlink(missing_ok=True)
             meta["gens_dir"] = os.path.abspath(gens_dir)
         (tmp / "meta.json").write_text(json.dumps(meta, sort_keys=True))
-        if src is not None and 0 < need.sum() <= DELTA_MAX_FRACTION * n:
-            new_index = Index(tmp)
+        touched = None
+        if src is not None:
+            new_index = Index(tmp, gens_dir=gens_dir)
+            touched = new_index.touched_since(base.meta["gen"])
+        if touched is not None and 0 < (need | touched).sum() <= DELTA_MAX_FRACTION * n:
+            # rasters holding a word whose commonness changed are searched again too
+            need = need | touched
             delta = new_index.delta_search(need, params)
-            _save_delta(tmp / "delta.npz", need, *delta)
+            _save_delta(tmp / "delta.npz", need, *delta, new_index.delta_counts)
             meta["delta_from"] = base.meta["gen"]
             stats["delta_pairs"] = len(delta[0]) + len(delta[1])
+            stats["touched"] = int(touched.sum())
             clock.done("delta")
+        if src is not None:
             del new_index
             (tmp / "meta.json").write_text(json.dumps(meta, sort_keys=True))
     if gens_dir is not None:
         _keep_as_base(out_dir, Path(gens_dir) / "base")
     stats["stages"] = clock.stages
     return stats
+
+
+def _npy_bytes(arr: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, arr)
+    return buf.getvalue()
 
 
 def _gen_name(ident: np.ndarray, params_fp: str) -> str:
@@ -379,31 +441,11 @@ def _bundle_params(signature_files: list[str]) -> list[str]:
     return sorted(out)
 
 
-def _batches(qlen: np.ndarray, max_q: int, budget: int):
-    """Consecutive query ranges [b0, b1) of at most max_q queries whose votes stay
-    within the budget (a query alone may exceed it)."""
-    b0 = 0
-    while b0 < len(qlen):
-        b1, used = b0, 0
-        while b1 < len(qlen) and b1 - b0 < max_q and (b1 == b0 or used + qlen[b1] <= budget):
-            used += int(qlen[b1])
-            b1 += 1
-        yield b0, b1
-        b0 = b1
-
-
-def _segment_sums(values: np.ndarray, lens: np.ndarray) -> np.ndarray:
-    """Sums of consecutive segments of the given lengths."""
-    cs = np.concatenate([[0], np.cumsum(values, dtype=np.int64)])
-    ends = np.cumsum(lens)
-    return cs[ends] - cs[ends - lens]
-
-
 def _family_source(b: _Bundle, rows: np.ndarray, fam: str, q: int) -> np.ndarray:
     """Positions in a bundle's arrays of the entries of family `fam` of these rows,
     row after row (a raster's entries keep their bundle order)."""
     off = np.asarray(b["moffsets" if fam == "mq" else "offsets"], np.int64)
-    take = _ranges(off[rows], off[rows + 1])
+    take = ranges(off[rows], off[rows + 1])
     if fam == "a":
         return take
     rank = np.asarray(b["mrank" if fam == "mq" else "rank"][take])
@@ -428,14 +470,18 @@ def _write_word_lists(
     sorted_sha = sha_arr[by_sha]
     plan = []
     sizes = {fam: np.zeros(n, np.int64) for fam in FAMILIES}
-    # distinct words of each raster's strong keypoints (`Index.smooth`)
-    nstrong = np.zeros(n, np.int32)
+    # per raster: distinct words of its strong keypoints (`Index.smooth`), whether
+    # it is plain, its speck hashes (`Index.plain`)
+    per_raster = {
+        name: np.zeros((n, *shape), dtype) for name, (dtype, shape) in SIG_SCALARS.items()
+    }
     if base is not None and src is not None:
         kept = np.flatnonzero(src >= 0)
         for fam, (off_name, *_) in FAMILIES.items():
             old = np.asarray(base.arrays[off_name], np.int64)
             sizes[fam][kept] = old[src[kept] + 1] - old[src[kept]]
-        nstrong[kept] = base.strong_words()[src[kept]]
+        for name, arr in per_raster.items():
+            arr[kept] = np.load(base.path / f"{name}.npy")[src[kept]]
     for path in signature_files:
         if not need.any() or seen.all():
             break
@@ -453,27 +499,28 @@ def _write_word_lists(
             continue
         seen[its_a] = True
         plan.append((path, rows_a, its_a))
-        nstrong[its_a] = np.asarray(b["nstrong"])[rows_a]
+        for name, arr in per_raster.items():
+            arr[its_a] = np.asarray(b[name])[rows_a]
         for fam in FAMILIES:
             off = np.asarray(b["moffsets" if fam == "mq" else "offsets"], np.int64)
             lens = off[rows_a + 1] - off[rows_a]
             if fam == "a":
                 sizes[fam][its_a] = lens
             else:
-                take = _ranges(off[rows_a], off[rows_a + 1])
+                take = ranges(off[rows_a], off[rows_a + 1])
                 rank = np.asarray(b["mrank" if fam == "mq" else "rank"][take])
-                sizes[fam][its_a] = _segment_sums(rank < q, lens)
-    _save(tmp / "nstrong.npy", nstrong)
+                sizes[fam][its_a] = segment_sums(rank < q, lens)
+    for name, arr in per_raster.items():
+        _save(tmp / f"{name}.npy", arr)
     totals = {}
-    for fam, (off_name, w_name, a_name, l_name) in FAMILIES.items():
+    for fam, (off_name, *names) in FAMILIES.items():
         off = np.concatenate([[0], np.cumsum(sizes[fam])]).astype(np.int64)
         _save(tmp / f"{off_name}.npy", off)
         total = int(off[-1])
         totals[fam] = total
         out = {
-            w_name: _open_out(tmp, w_name, np.uint32, total),
-            a_name: _open_out(tmp, a_name, np.uint8, total),
-            l_name: _open_out(tmp, l_name, np.int8, total),
+            name: _open_out(tmp, name, LIST_DTYPES[field], total)
+            for name, field in zip(names, LIST_FIELDS, strict=True)
         }
         if base is not None and src is not None:
             _copy_runs(out, base, off, np.asarray(base.arrays[off_name], np.int64), src)
@@ -481,8 +528,8 @@ def _write_word_lists(
         for path, rows_a, its_a in plan:
             b = _Bundle(path)
             take = _family_source(b, rows_a, fam, q)
-            dst = _ranges(off[its_a], off[its_a + 1])
-            for name, field in ((w_name, "words"), (a_name, "ang"), (l_name, "lsc")):
+            dst = ranges(off[its_a], off[its_a + 1])
+            for name, field in zip(names, LIST_FIELDS, strict=True):
                 out[name][dst] = np.asarray(b[prefix + field])[take] if len(take) else 0
             release(*out.values())
         finish(*out.values())
@@ -578,27 +625,44 @@ def _stable_order(values: np.ndarray) -> np.ndarray:
     return low[np.argsort((values[low] >> 16).astype(np.uint16), kind="stable")]
 
 
+# the one-byte fields of a posting besides its raster (orientation, scale, position)
+POST_FIELDS = LIST_FIELDS[1:]
+
+
+def _pack(fields: list[np.ndarray]) -> np.ndarray:
+    """A posting's one-byte fields in one uint32 (the first in the low byte)."""
+    out = np.zeros(len(fields[0]), np.uint32)
+    for shift, arr in enumerate(fields):
+        out |= np.asarray(arr).view(np.uint8).astype(np.uint32) << np.uint32(8 * shift)
+    return out
+
+
+def _unpack(packed: np.ndarray) -> list[np.ndarray]:
+    """The fields `_pack` put together, with their dtypes."""
+    return [
+        ((packed >> np.uint32(8 * shift)) & np.uint32(0xFF)).astype(np.uint8).view(LIST_DTYPES[f])
+        for shift, f in enumerate(POST_FIELDS)
+    ]
+
+
 def _invert(tmp: Path, prefix: str, fam: str, block: int = 1 << 22) -> None:
     """An inverted file of one family's word lists, in bounded memory: the postings
     are first spilled, raster block by raster block, into files by word range (of
     about `block` postings each), then each range is sorted by word (stable, so
     within a word they stay sorted by raster) and written in place. Every write is
     sequential: scattering postings straight into the output touched all its pages
-    per block, 6 bytes per posting resident (2.4 KB per raster)."""
-    off_name, w_name, a_name, l_name = FAMILIES[fam]
+    per block, 7 bytes per posting resident (2.8 KB per raster)."""
+    off_name, w_name, *f_names = FAMILIES[fam]
     off = np.load(tmp / f"{off_name}.npy")
     words = np.load(tmp / f"{w_name}.npy", mmap_mode="r")
-    ang = np.load(tmp / f"{a_name}.npy", mmap_mode="r")
-    lsc = np.load(tmp / f"{l_name}.npy", mmap_mode="r")
+    fields = [np.load(tmp / f"{name}.npy", mmap_mode="r") for name in f_names]
     total = int(off[-1])
     counts = np.zeros(N_WORDS, np.int64)
     for s in range(0, total, block):
         counts += np.bincount(np.asarray(words[s : s + block], np.int64), minlength=N_WORDS)
         release(words)  # read pages would otherwise stay resident: 4 bytes per posting
-    indptr = np.zeros(N_WORDS + 1, np.int64)
-    np.cumsum(counts, out=indptr[1:])
+    indptr = _save_word_table(tmp, prefix, counts)
     del counts
-    _save(tmp / f"{prefix}indptr.npy", indptr)
     # word ranges: the words holding every block-th posting start one
     bounds = np.unique(
         np.concatenate(
@@ -606,7 +670,7 @@ def _invert(tmp: Path, prefix: str, fam: str, block: int = 1 << 22) -> None:
         )
     )
     assert len(bounds) <= 1 << 16, "block too small for this many postings"
-    # a posting spilled as (word << 32 | raster) and (scale code << 8 | orientation code)
+    # a posting spilled as (word << 32 | raster) and its packed one-byte fields
     spills = [
         (tmp / f"{prefix}spill-{k}.key", tmp / f"{prefix}spill-{k}.al")
         for k in range(len(bounds) - 1)
@@ -621,9 +685,7 @@ def _invert(tmp: Path, prefix: str, fam: str, block: int = 1 << 22) -> None:
             w = np.asarray(words[s:e])
             ids = np.repeat(np.arange(i0, i1, dtype=np.uint64), np.diff(off[i0 : i1 + 1]))
             key = (w.astype(np.uint64) << np.uint64(32)) | ids
-            al = np.asarray(ang[s:e]).astype(np.uint16) | (
-                np.asarray(lsc[s:e]).view(np.uint8).astype(np.uint16) << np.uint16(8)
-            )
+            al = _pack([np.asarray(f[s:e]) for f in fields])
             # 16-bit bucket numbers: numpy's stable sort is then a radix sort
             bucket = (np.searchsorted(bounds, w, side="right") - 1).astype(np.uint16)
             order = np.argsort(bucket, kind="stable")
@@ -636,59 +698,60 @@ def _invert(tmp: Path, prefix: str, fam: str, block: int = 1 << 22) -> None:
                 with open(spills[k][1], "ab") as fh:
                     al[a:b].tofile(fh)
             del w, ids, key, al, bucket, order
-            release(words, ang, lsc)
+            release(words, *fields)
         i0 = i1
     post_id = _open_out(tmp, f"{prefix}post_id", np.uint32, total)
-    post_ang = _open_out(tmp, f"{prefix}post_ang", np.uint8, total)
-    post_lsc = _open_out(tmp, f"{prefix}post_lsc", np.int8, total)
+    posts = [_open_out(tmp, f"{prefix}post_{f}", LIST_DTYPES[f], total) for f in POST_FIELDS]
     for k, (kpath, apath) in enumerate(spills):
         s, e = int(indptr[bounds[k]]), int(indptr[bounds[k + 1]])
         if e == s:
             continue
-        key, al = np.fromfile(kpath, np.uint64), np.fromfile(apath, np.uint16)
+        key, al = np.fromfile(kpath, np.uint64), np.fromfile(apath, np.uint32)
         kpath.unlink()
         apath.unlink()
         assert len(key) == len(al) == e - s, (len(key), e - s)
         order = _stable_order((key >> np.uint64(32)).astype(np.uint32) - np.uint32(bounds[k]))
         post_id[s:e] = key[order].astype(np.uint32)  # the low 32 bits: the raster
-        al = al[order]
-        post_ang[s:e] = al.astype(np.uint8)
-        post_lsc[s:e] = (al >> np.uint16(8)).astype(np.uint8).view(np.int8)
+        for out, vals in zip(posts, _unpack(al[order]), strict=True):
+            out[s:e] = vals
         del key, al, order
-        release(post_id, post_ang, post_lsc)
-    finish(post_id, post_ang, post_lsc)
+        release(post_id, *posts)
+    finish(post_id, *posts)
 
 
-def _gather_lists(
-    off: np.ndarray, items: np.ndarray, *arrays: np.ndarray, group: int = 1024
-) -> list[np.ndarray]:
-    """The word lists (`off`: offsets) of some rasters from memory-mapped arrays, a
-    group of rasters at a time, released after each: rasters spread over the index
-    touch a page each, and the kernel maps the neighbouring pages with it (at 1M,
-    10,000 new rasters held ~2 GB of pages read at once)."""
-    parts: list[list[np.ndarray]] = [[] for _ in arrays]
-    for g in range(0, len(items), group):
-        its = items[g : g + group]
-        take = _ranges(off[its], off[its + 1])
-        for out, arr in zip(parts, arrays, strict=True):
-            out.append(np.asarray(arr[take]))
-        release(*arrays)
-    return [
-        np.concatenate(p) if p else np.zeros(0, arr.dtype)
-        for p, arr in zip(parts, arrays, strict=True)
-    ]
+def _save_word_table(tmp: Path, prefix: str, counts: np.ndarray) -> np.ndarray:
+    """Save the words that have postings and where each one's start (`WORD_ARRAYS`);
+    return the dense CSR pointers (over every word) the build works with."""
+    indptr = np.zeros(N_WORDS + 1, np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    present = np.flatnonzero(counts).astype(np.uint32)
+    _save(tmp / f"{prefix}post_words.npy", present)
+    _save(tmp / f"{prefix}post_start.npy", np.append(indptr[present], indptr[-1]))
+    return indptr
+
+
+def dense_indptr(path: str | os.PathLike, prefix: str = "") -> np.ndarray:
+    """The CSR pointers over every word of an index's inverted file."""
+    words = np.load(Path(path) / f"{prefix}post_words.npy").astype(np.int64)
+    start = np.load(Path(path) / f"{prefix}post_start.npy")
+    counts = np.zeros(N_WORDS, np.int64)
+    counts[words] = np.diff(start)
+    indptr = np.zeros(N_WORDS + 1, np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    return indptr
 
 
 def _sorted_postings(
-    off: np.ndarray, items: np.ndarray, words: np.ndarray, ang: np.ndarray, lsc: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The postings of some rasters' word lists, sorted by word then raster: words
-    and raster ids (int64), orientation and scale codes."""
-    w, a, s = _gather_lists(off, items, words, ang, lsc)
+    off: np.ndarray, items: np.ndarray, *lists: np.ndarray
+) -> tuple[np.ndarray, ...]:
+    """The postings of some rasters' word lists (words first, then the one-byte
+    fields), sorted by word then raster: words and raster ids (int64), then the
+    fields."""
+    w, *fields = gather_lists(off, items, *lists)
     w = w.astype(np.int64)
     ids = np.repeat(items, np.asarray(off[items + 1], np.int64) - np.asarray(off[items], np.int64))
     order = np.lexsort((ids, w))
-    return w[order], ids[order], a[order], s[order]
+    return w[order], ids[order], *(f[order] for f in fields)
 
 
 def _merge_inverted(
@@ -703,31 +766,29 @@ def _merge_inverted(
     """The base index's inverted file with the postings of dropped rasters left out,
     the others renumbered, and those of new rasters inserted in place (a merge of
     sorted runs, block of words by block of words)."""
-    off_name, w_name, a_name, l_name = FAMILIES[fam]
+    off_name, w_name, *f_names = FAMILIES[fam]
     off = np.load(tmp / f"{off_name}.npy")
-    words = np.load(tmp / f"{w_name}.npy", mmap_mode="r")
-    ang = np.load(tmp / f"{a_name}.npy", mmap_mode="r")
-    lsc = np.load(tmp / f"{l_name}.npy", mmap_mode="r")
+    lists = [np.load(tmp / f"{name}.npy", mmap_mode="r") for name in (w_name, *f_names)]
     # the new postings, sorted by word then raster
-    nw, nid, nang, nlsc = _sorted_postings(off, new_items, words, ang, lsc)
+    nw, nid, *nfields = _sorted_postings(off, new_items, *lists)
     # postings of the base's rasters that are gone (or changed)
-    old_indptr = base.inverted[prefix]["indptr"]
+    old_indptr = dense_indptr(base.path, prefix)
     bo = np.asarray(base.arrays[off_name], np.int64)
     gone = np.flatnonzero(old_to_new < 0)
-    gw = _gather_lists(bo, gone, base.arrays[w_name])[0].astype(np.int64)
+    gw = gather_lists(bo, gone, base.arrays[w_name])[0].astype(np.int64)
     counts = np.diff(old_indptr) - np.bincount(gw, minlength=N_WORDS)
     counts += np.bincount(nw, minlength=N_WORDS)
-    indptr = np.zeros(N_WORDS + 1, np.int64)
-    np.cumsum(counts, out=indptr[1:])
-    _save(tmp / f"{prefix}indptr.npy", indptr)
+    indptr = _save_word_table(tmp, prefix, counts)
     total = int(indptr[-1])
-    out = (
-        _open_out(tmp, f"{prefix}post_id", np.uint32, total),
-        _open_out(tmp, f"{prefix}post_ang", np.uint8, total),
-        _open_out(tmp, f"{prefix}post_lsc", np.int8, total),
+    names = POSTING_ARRAYS
+    out = tuple(
+        _open_out(
+            tmp, prefix + name, np.uint32 if name == "post_id" else LIST_DTYPES[name[5:]], total
+        )
+        for name in names
     )
-    old = [base.inverted[prefix][k] for k in ("post_id", "post_ang", "post_lsc")]
-    new = (nid.astype(np.uint32), nang, nlsc)
+    old = [base.inverted[prefix][name] for name in names]
+    new = (nid.astype(np.uint32), *nfields)
     w0, cur = 0, 0
     while w0 < N_WORDS:
         w1 = int(np.searchsorted(old_indptr, old_indptr[w0] + block, side="right")) - 1
@@ -737,7 +798,7 @@ def _merge_inverted(
         keep = oid >= 0
         a0, a1 = np.searchsorted(nw, [w0, w1])
         if keep.all() and a0 == a1:
-            parts = [oid.astype(np.uint32), old[1][s:e], old[2][s:e]]
+            parts = [oid.astype(np.uint32), *(o[s:e] for o in old[1:])]
         else:
             wloc = np.repeat(np.arange(w1 - w0, dtype=np.int64), np.diff(old_indptr[w0 : w1 + 1]))
             kold = (wloc[keep] << 32) | oid[keep]
@@ -747,7 +808,7 @@ def _merge_inverted(
             is_new[ins] = True
             parts = []
             for o_arr, n_arr, src_vals in zip(
-                out, new, (oid, old[1][s:e], old[2][s:e]), strict=True
+                out, new, (oid, *(o[s:e] for o in old[1:])), strict=True
             ):
                 merged = np.empty(len(is_new), o_arr.dtype)
                 merged[~is_new] = np.asarray(src_vals)[keep]
@@ -763,35 +824,18 @@ def _merge_inverted(
     finish(*out)
 
 
-def finish(*arrays: np.ndarray) -> None:
-    """Write memory-mapped outputs to disk (once, at the end) and release them."""
-    for arr in arrays:
-        arr.flush()
-    release(*arrays)
-
-
-def release(*arrays: np.ndarray) -> None:
-    """Drop the pages of memory-mapped arrays from this process's resident set (they
-    stay in the page cache, written pages too, and reach the disk with the page
-    cache's writeback or `finish`): a job that streams through an index of any size
-    keeps only what it works on now resident."""
-    for arr in arrays:
-        m = getattr(arr, "_mmap", None)
-        if m is None:
-            continue
-        try:
-            m.madvise(mmap.MADV_DONTNEED)
-        except (OSError, ValueError, AttributeError):
-            pass
-
-
-def _save_delta(path: Path, new: np.ndarray, hash_c: dict, word_c: dict) -> None:
-    """The candidates of every pair with a new raster, sorted by first raster."""
+def _save_delta(
+    path: Path, new: np.ndarray, hash_c: dict, word_c: dict, counts: np.ndarray
+) -> None:
+    """The candidates of every pair with a new raster: hash candidates sorted by
+    first raster, word candidates by the raster whose chunk owns them
+    (`Index.owned`); and per raster how many rasters its search found (new rasters:
+    all; the others: new ones), for the cap (`max_candidates`)."""
     hk = sorted(hash_c)
     ev = [sorted(hash_c[p].items()) for p in hk]
     hoff = np.concatenate([[0], np.cumsum([len(e) for e in ev])]).astype(np.int64)
     flat = [x for e in ev for x in e]
-    wk = sorted(word_c)
+    wk = sorted(word_c, key=lambda p: (word_c[p][2], p))
     with atomic_open(path, "wb") as fh:
         np.savez(
             fh,
@@ -802,57 +846,9 @@ def _save_delta(path: Path, new: np.ndarray, hash_c: dict, word_c: dict) -> None
             wpair=np.array(wk, np.int64).reshape(-1, 2),
             wvotes=np.array([word_c[p][0] for p in wk], np.int64),
             wmirror=np.array([word_c[p][1] for p in wk], bool),
+            wowner=np.array([word_c[p][2] for p in wk], np.int64),
+            found=counts,
         )
-
-
-def _read_runs(arr: np.ndarray, starts: np.ndarray, lens: np.ndarray) -> np.ndarray:
-    """The runs [starts, starts + lens) of an array, concatenated. A memory-mapped
-    array is read with explicit reads, not through its mapping: faulting a mapped run
-    in maps the 64 KB around it, and a batch's few thousand postings lists, scattered
-    over the file, held hundreds of MB resident (the 1M index job's delta search)."""
-    starts, lens = np.asarray(starts, np.int64), np.asarray(lens, np.int64)
-    mm = getattr(arr, "_mmap", None)
-    if mm is None or arr.base is not mm or getattr(arr, "filename", None) is None:
-        return np.asarray(arr[_ranges(starts, starts + lens)])
-    size = arr.dtype.itemsize
-    fd = os.open(arr.filename, os.O_RDONLY)
-    try:
-        at, nbytes = (arr.offset + starts * size).tolist(), (lens * size).tolist()
-        data = b"".join(os.pread(fd, n, a) for a, n in zip(at, nbytes, strict=True) if n)
-    finally:
-        os.close(fd)
-    if len(data) != int(lens.sum()) * size:
-        raise OSError(f"short read of {arr.filename}")
-    return np.frombuffer(data, arr.dtype)
-
-
-def _list_parts(
-    ids: np.ndarray, lo: np.ndarray, a: np.ndarray, b: np.ndarray, starts: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Positions [a, b) of each word's postings list, of the lists read one after
-    another into `ids` (word i's from lo[i], from `starts[i]` in the inverted file):
-    the word each posting belongs to, its raster, and its position in the inverted
-    file (where its orientation and scale codes are)."""
-    local = _ranges(a, b)
-    rep = np.repeat(np.arange(len(a), dtype=np.int64), b - a)
-    return rep, ids[local].astype(np.int64), starts[rep] + (local - lo[rep])
-
-
-def _first_after(
-    ids: np.ndarray, starts: np.ndarray, ends: np.ndarray, q: np.ndarray
-) -> np.ndarray:
-    """Per segment [starts, ends) of ids sorted ascending: the first position whose id
-    is greater than q (bisection on all segments at once)."""
-    lo, hi = starts.copy(), ends.copy()
-    while True:
-        active = lo < hi
-        if not active.any():
-            return lo
-        mid = (lo + hi) // 2
-        probe = np.where(active, mid, 0)
-        gt = np.asarray(ids[probe], np.int64) > q
-        hi = np.where(active & gt, mid, hi)
-        lo = np.where(active & ~gt, mid + 1, lo)
 
 
 class Index:
@@ -878,14 +874,24 @@ class Index:
         self.inverted = {
             prefix: {name: load(prefix + name, True) for name in INVERTED_ARRAYS}
             for prefix in INVERTED
-            if (self.path / f"{prefix}indptr.npy").exists()
+            if (self.path / f"{prefix}post_words.npy").exists()
         }
-        self.indptr = self.inverted[""]["indptr"]
-        self.post = {name: self.inverted[""][name] for name in INVERTED_ARRAYS[1:]}
-        self.query = {name: self.arrays[name] for name in QUERY_ARRAYS}
-        self.all_words = {name: self.arrays[name] for name in ALL_ARRAYS}
+        self.post = self.inverted[""]
         self._identity = None
         self._n_words: np.ndarray | None = None
+        self._smooth: dict[int, np.ndarray] = {}
+        # of the last `word_search`: rasters found per query, and queries capped
+        self.found_counts: Counter = Counter()
+        self.capped: set[int] = set()
+        # plain rasters and the speck hashes of those with enough specks (texture.py)
+        self.plain = self._optional("plain", np.zeros(self.n, np.int8)).astype(bool)
+        self.speck = self._optional("speck", np.zeros((self.n, 8), np.uint64))
+        self.speck_ok = self.plain & (self._optional("nspeck", np.zeros(self.n)) >= MIN_SPECKS)
+        self._common: np.ndarray | None = None
+
+    def _optional(self, name: str, default: np.ndarray) -> np.ndarray:
+        path = self.path / f"{name}.npy"
+        return np.load(path) if path.exists() else default
 
     def find(self, key: str) -> int | None:
         """Item index of a pixel hash, or None."""
@@ -907,6 +913,38 @@ class Index:
             return None
         return np.isin(self.identity(), old)
 
+    def common(self) -> np.ndarray:
+        """Which words are common in this index (`common_words`), as a mask over
+        the vocabulary."""
+        if self._common is None:
+            mask = np.zeros(N_WORDS, bool)
+            path = self.path / "common.npy"
+            if path.exists():
+                mask[np.load(path)] = True
+            self._common = mask
+        return self._common
+
+    def touched_since(self, gen: str | None) -> np.ndarray | None:
+        """Which rasters hold a word whose commonness changed since generation
+        `gen` (their candidates may have changed although they did not), or None
+        when that generation's common words are not known."""
+        if not gen or not self.gens_dir:
+            return None
+        try:
+            body = checked((Path(self.gens_dir) / f"{gen}.common").read_bytes())
+            if body is None:
+                return None
+            before = np.load(io.BytesIO(body), allow_pickle=False)
+        except (FileNotFoundError, ValueError, OSError):
+            return None  # not known, or damaged: not trusted
+        now = np.load(self.path / "common.npy")
+        changed = np.setxor1d(before, now)
+        touched = np.zeros(self.n, bool)
+        if len(changed):
+            starts, lens = self.postings().lookup(changed.astype(np.int64))
+            touched[read_runs(self.post["post_id"], starts, lens).astype(np.int64)] = True
+        return touched
+
     def identity(self) -> np.ndarray:
         """Per item, a 64-bit digest of its pixel hash and representative sha256: what
         its candidates depend on."""
@@ -926,9 +964,10 @@ class Index:
         except (FileNotFoundError, OSError, ValueError, KeyError):
             return None
 
-    def delta_candidates(self, lo: int, hi: int) -> tuple[dict, dict]:
-        """The stored candidates (hash, word) of the pairs with a new raster whose first
-        raster is in [lo, hi) (after `delta_since` found them)."""
+    def delta_candidates(self, lo: int, hi: int) -> tuple[dict, dict, np.ndarray]:
+        """The stored candidates (hash, word) of the pairs with a new raster owned by
+        the rasters in [lo, hi) (after `delta_since` found them), and how many rasters
+        the search of each of them found (`_save_delta`)."""
         d = self._delta
         hp, hoff, hev = d["hpair"], d["hoff"], d["hev"]
         a, b = np.searchsorted(hp[:, 0], [lo, hi])
@@ -937,14 +976,14 @@ class Index:
             ev = hev[hoff[k] : hoff[k + 1]].tolist()
             hash_c[(int(hp[k, 0]), int(hp[k, 1]))] = {o: dd for o, dd in ev}
         wp = d["wpair"]
-        a, b = np.searchsorted(wp[:, 0], [lo, hi])
+        a, b = np.searchsorted(d["wowner"], [lo, hi])
         word_c = {
             (int(i), int(j)): (int(v), bool(m))
             for (i, j), v, m in zip(
                 wp[a:b].tolist(), d["wvotes"][a:b].tolist(), d["wmirror"][a:b].tolist(), strict=True
             )
         }
-        return hash_c, word_c
+        return hash_c, word_c, np.asarray(d["found"][lo:hi], np.int64)
 
     def key(self, i: int) -> str:
         """Pixel hash of item i."""
@@ -960,6 +999,7 @@ class Index:
             bits=int(self.bits[i]),
             format=self.format[i].decode(),
             size_bytes=int(self.size_bytes[i]),
+            plain=bool(self.plain[i]),
         )
 
     def chunk_range(self, chunk: int, n_chunks: int) -> tuple[int, int]:
@@ -986,7 +1026,11 @@ class Index:
         """Which rasters are searched by tone hash too: fewer than `tone_max_words`
         distinct strong words (a sky, sand, a defocused photograph: its weak
         keypoints fill the feature budget, but its strong ones are few)."""
-        return self.tone_ok & (self.strong_words() < params.tone_max_words)
+        if params.tone_max_words not in self._smooth:
+            self._smooth[params.tone_max_words] = self.tone_ok & (
+                self.strong_words() < params.tone_max_words
+            )
+        return self._smooth[params.tone_max_words]
 
     def _hash_hits(
         self, xs: np.ndarray, ys: np.ndarray, params: RetrievalParams
@@ -999,9 +1043,10 @@ class Index:
         ph = self.phash
         qi, ti, oi, di = hamming_search(ph[xs, 0], ph[ys], params.max_hamming)
         hits = [(xs[qi], ys[ti], oi, di.astype(np.int64))]
-        smooth = self.smooth(params)
+        smooth = self.smooth(params) & ~self.plain
         # the whole frame's tones, and the picture's inside plain margins and fill
         for hashes, ok in ((self.tone, self.tone_ok), (self.content, self.content_ok)):
+            ok = ok & ~self.plain
             for a, b in ((xs[smooth[xs]], ys), (xs[~smooth[xs]], ys[smooth[ys]])):
                 a, b = a[ok[a]], b[ok[b]]
                 if len(a) == 0 or len(b) == 0:
@@ -1010,6 +1055,19 @@ class Index:
                 x, y = a[qi], b[ti]
                 d = np.bitwise_count(np.bitwise_xor(ph[x, 0], ph[y, oi])).astype(np.int64)
                 hits.append((x, y, oi, d))
+        # two plain rasters: the same specks where the tones agree too
+        ok = self.speck_ok & self.tone_ok
+        a, b = xs[ok[xs]], ys[ok[ys]]
+        if len(a) and len(b):
+            qi, ti, oi, _ = hamming_search(
+                self.speck[a, 0], self.speck[b], params.max_speck_hamming
+            )
+            x, y = a[qi], b[ti]
+            tone_d = np.bitwise_count(np.bitwise_xor(self.tone[x, 0], self.tone[y, oi]))
+            keep = tone_d <= params.max_tone_hamming
+            x, y, oi = x[keep], y[keep], oi[keep]
+            d = np.bitwise_count(np.bitwise_xor(ph[x, 0], ph[y, oi])).astype(np.int64)
+            hits.append((x, y, oi, d))
         return tuple(np.concatenate(col) for col in zip(*hits, strict=True))
 
     def hash_candidates(
@@ -1044,11 +1102,22 @@ class Index:
 
     def delta_search(self, new: np.ndarray, params: RetrievalParams) -> tuple[dict, dict]:
         """The hash and word candidates of every pair with a new raster (`new`, a mask),
-        at a cost that grows with the new rasters, not with the archive's pairs."""
-        return (
-            self.hash_candidates_with(np.flatnonzero(new), params),
-            self.word_candidates_with(new, params),
-        )
+        at a cost that grows with the new rasters, not with the archive's pairs: the
+        new rasters' query words against every raster, every other raster's query
+        words against the new rasters only. Word candidates carry the raster whose
+        chunk owns them (`owned`)."""
+        fresh = np.flatnonzero(new)
+        found = self.word_search(fresh, params)
+        counts = np.zeros(self.n, np.int64)
+        for a, c in self.found_counts.items():
+            counts[a] = c
+        old = np.flatnonzero(~np.asarray(new, bool))
+        if len(fresh) and len(old):
+            found.update(self.word_search(old, params, self.postings_of(fresh)))
+            for a, c in self.found_counts.items():
+                counts[a] = c
+        self.delta_counts = counts
+        return self.hash_candidates_with(fresh, params), self.owned(found, params)
 
     def hash_candidates_with(self, new: np.ndarray, params: RetrievalParams) -> dict:
         """`hash_candidates` of every pair (i < j) with a raster of `new` among them:
@@ -1077,113 +1146,22 @@ class Index:
                 seen[o_ij] = min(d, seen.get(o_ij, 99))
         return out
 
-    def word_candidates_with(self, new: np.ndarray, params: RetrievalParams) -> dict:
-        """`word_candidates` of every pair (i < j) with a new raster (`new`, a mask):
-        new rasters' query words against all later rasters, as in a full search; and,
-        the other way round, all words of each new raster j against the inverted files
-        of query words, for the earlier rasters i that are not new."""
-        new = np.asarray(new, bool)
-        out = self.word_candidates(np.flatnonzero(new), params)
-        js = np.flatnonzero(new)
-        if len(js) == 0:
-            return out
-        aoff = self.arrays["aoff"]
-        s0, s1 = np.asarray(aoff[js], np.int64), np.asarray(aoff[js + 1], np.int64)
-        jw, ja, js_ = (
-            a.astype(np.int64)
-            for a in _gather_lists(
-                aoff, js, self.arrays["awords"], self.arrays["aang"], self.arrays["alsc"]
-            )
-        )
-        release(*self.arrays.values())
-        sizes = s1 - s0
-        cum = np.concatenate([[0], np.cumsum(sizes)])
-        local = np.repeat(np.arange(len(js), dtype=np.int64), sizes)
-        max_q = max(1, params.batch_cells // max(1, self.n))
-        for mirrored, prefix in ((False, "q_"), (True, "mq_")):
-            inv = self.inverted[prefix]
-            if len(inv["post_id"]) == 0:
-                continue
-            post = Postings(inv["indptr"], None, inv["post_id"], inv["post_ang"], inv["post_lsc"])
-            starts, lens = post.lookup(jw)
-            # batches cut by all postings of the words: what a batch reads, then
-            # cuts to the rasters before j
-            qlen = _segment_sums(lens, sizes)
-            for b0, b1 in _batches(qlen, max_q, params.batch_votes):
-                w = slice(cum[b0], cum[b1])
-                self._reverse_batch(
-                    js[b0:b1],
-                    local[w] - b0,
-                    starts[w],
-                    lens[w],
-                    ja[w],
-                    js_[w],
-                    post,
-                    new,
-                    params,
-                    mirrored,
-                    out,
-                )
-                release(post.ids, post.ang, post.lsc)
-        return out
-
-    def _reverse_batch(
-        self,
-        jitems: np.ndarray,
-        local: np.ndarray,
-        starts: np.ndarray,
-        lens: np.ndarray,
-        jang: np.ndarray,
-        jlsc: np.ndarray,
-        post: Postings,
-        new: np.ndarray,
-        params: RetrievalParams,
-        mirrored: bool,
-        out: dict,
-    ) -> None:
-        # the words' postings lists read whole, then only the rasters before j kept
-        ids = _read_runs(post.ids, starts, lens)
-        lo = np.cumsum(lens) - lens
-        ends = _first_after(ids, lo, lo + lens, jitems[local] - 1)
-        rep, db, p = _list_parts(ids, lo, lo, ends, starts)
-        if len(rep) == 0:
-            return
-        keep = ~new[db]  # pairs of two new rasters: found by the earlier one's query
-        p, db, rep = p[keep], db[keep], rep[keep]
-        n = self.n
-        cell = local[rep] * n + db
-        counts = np.bincount(cell, minlength=len(jitems) * n)
-        sel = counts[cell] >= params.min_votes
-        if not sel.any():
-            return
-        cell, p, rep = cell[sel], p[sel], rep[sel]
-        box = box_keys(
-            jang[rep] - np.asarray(post.ang[p], np.int64),
-            jlsc[rep] - np.asarray(post.lsc[p], np.int64),
-            params,
-        )
-        for c, v in _best_bins(cell, box, params):
-            if v < params.min_votes:
-                continue
-            i, j = c % n, int(jitems[c // n])
-            old = out.get((i, j))
-            if old is None or v > old[0]:
-                out[(i, j)] = (int(v), mirrored)
-
     def postings(self) -> Postings:
         """The whole inverted file."""
-        return Postings(
-            self.indptr, None, self.post["post_id"], self.post["post_ang"], self.post["post_lsc"]
-        )
+        return Postings(*(self.post[n] for n in INVERTED_ARRAYS), whole=True)
 
     def postings_of(self, items: np.ndarray) -> Postings:
         """An inverted file of only these items (the rasters added since a chunk's
         last run), built from their item-major word lists."""
-        a = self.all_words
-        words, ids, ang, lsc = _sorted_postings(
-            a["aoff"], np.asarray(items, np.int64), a["awords"], a["aang"], a["alsc"]
+        off_name, *names = FAMILIES["a"]
+        words, ids, *fields = _sorted_postings(
+            self.arrays[off_name],
+            np.asarray(items, np.int64),
+            *(self.arrays[n] for n in names),
         )
-        return Postings(None, words, ids.astype(np.uint32), ang, lsc)
+        distinct, first = np.unique(words, return_index=True)
+        start = np.append(first, len(words)).astype(np.int64)
+        return Postings(distinct, start, ids.astype(np.uint32), *fields, whole=False)
 
     def word_candidates(
         self,
@@ -1191,176 +1169,154 @@ class Index:
         params: RetrievalParams,
         postings: Postings | None = None,
     ) -> dict[tuple[int, int], tuple[int, bool]]:
-        """Pairs (i, j), i in `queries`, j > i (among `postings`, default all), with at
-        least `min_votes` geometrically consistent shared words: {(i, j): (votes,
-        whether i's mirror image won)}."""
+        """The word candidates (i, j), i < j, owned by the chunk of `queries`, of
+        their searches against `postings` (default: all rasters): {(i, j): (votes,
+        whether the mirror image won)} (see `owned`)."""
+        found = self.word_search(queries, params, postings)
+        return {p: ev[:2] for p, ev in self.owned(found, params).items()}
+
+    def word_search(
+        self,
+        queries: np.ndarray,
+        params: RetrievalParams,
+        postings: Postings | None = None,
+        group: int = 4096,
+    ) -> dict[tuple[int, int], tuple[int, bool]]:
+        """Q(a -> b) (`wordsearch`) for every raster a of `queries` and raster b of
+        `postings` (default: all rasters): {(a, b): (votes, whether a's mirror image
+        won)}; a mirrored hit replaces a plain one only with more votes."""
         out: dict[tuple[int, int], tuple[int, bool]] = {}
         queries = np.asarray(queries, np.int64)
-        if len(queries) == 0:
-            return out
         post = postings if postings is not None else self.postings()
-        # a dense count array per batch for the whole index; sparse counting for a
-        # small inverted file (few votes), so batches are bounded by votes alone
-        dense = post.indptr is not None
-        max_q = max(1, params.batch_cells // max(1, self.n)) if dense else 1 << 16
-        for mirrored, prefix in ((False, ""), (True, "m")):
-            off = self.query[prefix + "qoff"]
-            s0, s1 = np.asarray(off[queries], np.int64), np.asarray(off[queries + 1], np.int64)
-            # every query word looked up once: its postings, and the votes each query
-            # may gather, to cut the queries into bounded batches
-            take = _ranges(s0, s1)
-            qw = _gather_lists(off, queries, self.query[prefix + "qwords"])[0].astype(np.int64)
-            starts, lens = post.lookup(qw)
-            sizes = s1 - s0
-            cum = np.concatenate([[0], np.cumsum(sizes)])
-            qlen = _segment_sums(lens, sizes)
-            for b0, b1 in _batches(qlen, max_q, params.batch_votes):
-                w = slice(cum[b0], cum[b1])
-                self._vote_batch(
-                    queries[b0:b1],
-                    sizes[b0:b1],
-                    take[w],
-                    qw[w],
-                    (starts[w], lens[w]),
-                    prefix,
-                    post,
-                    params,
-                    mirrored,
-                    out,
-                )
-                release(post.ids, post.ang, post.lsc, *self.query.values())
+        for mirrored in (False, True):
+            for g in range(0, len(queries), group):
+                q = self.query_lists(queries[g : g + group], mirrored)
+                search(q, post, self.n, params, out, mirrored)
+                release(*self.arrays.values())
+        self.found_counts = Counter(a for a, _ in out)
+        self.capped = {a for a, c in self.found_counts.items() if c > params.max_candidates}
+        if self.capped:
+            kept: dict[int, list] = {a: [] for a in self.capped}
+            for (a, b), ev in out.items():
+                if a in kept:
+                    kept[a].append((-ev[0], b))
+            for a, cands in kept.items():
+                for _, b in sorted(cands)[params.max_candidates :]:
+                    del out[(a, b)]
         return out
 
-    def _vote_batch(
-        self,
-        qitems: np.ndarray,
-        sizes: np.ndarray,
-        take: np.ndarray,
-        qw: np.ndarray,
-        found: tuple[np.ndarray, np.ndarray],
-        prefix: str,
-        post: Postings,
-        params: RetrievalParams,
-        mirrored: bool,
-        out: dict,
-    ) -> None:
-        if len(take) == 0:
-            return
-        qa = np.asarray(self.query[prefix + "qang"][take], np.int64)
-        qs = np.asarray(self.query[prefix + "qlsc"][take], np.int64)
-        local = np.repeat(np.arange(len(qitems), dtype=np.int64), sizes)
-        # postings of each word are sorted by raster: take only those after the query
-        starts, lens = found
-        # the words' postings lists read whole (a batch's are bounded by batch_votes)
-        ids = _read_runs(post.ids, starts, lens)
-        lo = np.cumsum(lens) - lens
-        if post.indptr is not None:
-            first = _first_after(ids, lo, lo + lens, qitems[local])
-        else:  # a small inverted file (the rasters added since the last run)
-            first = lo
-        rep, db, p = _list_parts(ids, lo, first, lo + lens, starts)
-        if len(rep) == 0:
-            return
-        ql = local[rep]
-        if post.indptr is None:
-            keep = db > qitems[ql]
-            p, db, ql, rep = p[keep], db[keep], ql[keep], rep[keep]
-        n = self.n
-        cell = ql * n + db
-        if post.indptr is not None:
-            counts = np.bincount(cell, minlength=len(qitems) * n)
-            sel = counts[cell] >= params.min_votes
-        else:
-            _, inverse, counts = np.unique(cell, return_inverse=True, return_counts=True)
-            sel = counts[inverse] >= params.min_votes
-        if not sel.any():
-            return
-        cell, p, rep = cell[sel], p[sel], rep[sel]
-        box = box_keys(
-            np.asarray(post.ang[p], np.int64) - qa[rep],
-            np.asarray(post.lsc[p], np.int64) - qs[rep],
-            params,
-        )
-        for c, v in _best_bins(cell, box, params):
-            if v < params.min_votes:
+    def query_lists(self, items: np.ndarray, mirrored: bool = False) -> Queries:
+        """The query words of some rasters (plain or of their mirror images)."""
+        fam = "mq" if mirrored else "q"
+        off_name, *names = FAMILIES[fam]
+        off = self.arrays[off_name]
+        items = np.asarray(items, np.int64)
+        lists = gather_lists(off, items, *(self.arrays[n] for n in names))
+        sizes = np.asarray(off[items + 1], np.int64) - np.asarray(off[items], np.int64)
+        # common words neither vote nor count (their postings are never read)
+        keep = ~self.common()[lists[0]]
+        if not keep.all():
+            local = np.repeat(np.arange(len(items)), sizes)
+            sizes = np.bincount(local[keep], minlength=len(items)).astype(np.int64)
+            lists = [arr[keep] for arr in lists]
+        return Queries(items, sizes, lists[0].astype(np.int64), *lists[1:])
+
+    def lists_of(self, i: int, fam: str) -> dict[str, np.ndarray]:
+        """One raster's word list of a family ("a": all words, "q"/"mq": query
+        words), field by field."""
+        off_name, *names = FAMILIES[fam]
+        off = self.arrays[off_name]
+        s, e = int(off[i]), int(off[i + 1])
+        out = {f: np.asarray(self.arrays[n][s:e]) for f, n in zip(LIST_FIELDS, names, strict=True)}
+        keep = ~self.common()[out["words"]]
+        return {f: arr[keep] for f, arr in out.items()}
+
+    def pair_word(self, a: int, b: int, params: RetrievalParams) -> tuple[int, bool] | None:
+        """Q(a -> b) of one pair, by its definition (`wordsearch.pair_query`): (votes,
+        mirrored) as `word_search` would find it, or None."""
+        target = self.lists_of(b, "a")
+        best = None
+        for mirrored in (False, True):
+            r = pair_query(self.lists_of(a, "mq" if mirrored else "q"), target, params)
+            if r is not None and (best is None or r[0] > best[0]):
+                best = (r[0], mirrored)
+        return best
+
+    def hash_pair(self, i: int, j: int, params: RetrievalParams) -> bool:
+        """Whether (i, j) is a hash candidate (`hash_candidates`), for one pair."""
+
+        def close(hashes: np.ndarray, x: int, y: int, limit: int) -> np.ndarray:
+            return np.bitwise_count(hashes[x, 0] ^ hashes[y]) <= limit
+
+        smooth = self.smooth(params) & ~self.plain
+        for x, y in ((i, j), (j, i)):
+            if close(self.phash, x, y, params.max_hamming).any():
+                return True
+            for hashes, ok in ((self.tone, self.tone_ok), (self.content, self.content_ok)):
+                ok = ok & ~self.plain
+                if (smooth[x] or smooth[y]) and ok[x] and ok[y]:
+                    if close(hashes, x, y, params.max_tone_hamming).any():
+                        return True
+            if self.speck_ok[x] and self.speck_ok[y] and self.tone_ok[x] and self.tone_ok[y]:
+                both = close(self.speck, x, y, params.max_speck_hamming)
+                if (both & close(self.tone, x, y, params.max_tone_hamming)).any():
+                    return True
+        return False
+
+    def owned(
+        self, found: dict[tuple[int, int], tuple[int, bool]], params: RetrievalParams
+    ) -> dict[tuple[int, int], tuple[int, bool, int]]:
+        """The pairs of a set of found directions and the raster whose chunk owns
+        each: {(i, j): (votes, mirrored, owner)}, i < j.
+
+        A pair is a word candidate when Q holds either way; the chunk of i (the
+        first raster, which also owns hash candidates) owns it when (i, j) is a
+        hash candidate or Q(i -> j) holds, else the chunk of j, with j's evidence.
+        Each test is a function of the pair, so every pair has one owner whatever
+        the split, and a chunk that finds Q(j -> i) alone tests the pair itself."""
+        out: dict[tuple[int, int], tuple[int, bool, int]] = {}
+        for (a, b), (votes, mirrored) in found.items():
+            if a < b:
+                out[(a, b)] = (votes, mirrored, a)
+            elif (b, a) in found or self.hash_pair(b, a, params):
                 continue
-            i, j = int(qitems[c // n]), c % n
-            old = out.get((i, j))
-            if old is None or v > old[0]:
-                out[(i, j)] = (int(v), mirrored)
+            elif self.pair_word(b, a, params) is None:
+                out[(b, a)] = (votes, mirrored, a)
+        return out
+
+    def reverse_words(
+        self, hash_c: dict, word_c: dict, params: RetrievalParams
+    ) -> dict[tuple[int, int], tuple[int, bool]]:
+        """Word evidence of hash candidates (i, j) that i's own search did not find:
+        Q(j -> i), searched by j's chunk, which leaves the pair to i's (`owned`)."""
+        out = {}
+        for i, j in hash_c:
+            if (i, j) not in word_c and (ev := self.pair_word(j, i, params)) is not None:
+                out[(i, j)] = ev
+        return out
 
 
-def _best_bins(cell: np.ndarray, box: np.ndarray, params: RetrievalParams) -> list:
-    """(pair cell, votes in its best orientation/scale box) of the votes of a batch."""
-    n_box = params.angle_bins * BOX_SCALES
-    keys, box_counts = np.unique(np.tile(cell * n_box, 4) + box, return_counts=True)
-    pair_cell = keys // n_box
-    starts_idx = np.flatnonzero(np.r_[True, pair_cell[1:] != pair_cell[:-1]])
-    best = np.maximum.reduceat(box_counts, starts_idx)
-    return list(zip(pair_cell[starts_idx].tolist(), best.tolist(), strict=True))
+def common_bound(postings: int, params: RetrievalParams) -> int:
+    """How many rasters may hold a word before it is common (`common_df`,
+    `common_ratio`): 16 up to ~5,000 rasters, 32 at 10,000, 512 at 262,000, 2,048 at
+    1M."""
+    mean = postings / N_WORDS
+    scaled = params.common_ratio * mean
+    bound = 1 << max(0, math.ceil(math.log2(scaled))) if scaled > 1 else 1
+    return max(params.common_df, bound)
 
 
-@dataclass(frozen=True)
-class Postings:
-    """An inverted file: the raster ids, orientation and scale codes of each word,
-    sorted by word then raster; words found through `indptr` (the index's CSR
-    pointers) or, for a small file, by searching its sorted `words`."""
-
-    indptr: np.ndarray | None
-    words: np.ndarray | None
-    ids: np.ndarray
-    ang: np.ndarray
-    lsc: np.ndarray
-
-    def lookup(self, qw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(start, length) of each queried word's postings."""
-        if self.indptr is not None:
-            starts = np.asarray(self.indptr[qw], np.int64)
-            return starts, np.asarray(self.indptr[qw + 1], np.int64) - starts
-        starts = np.searchsorted(self.words, qw, side="left").astype(np.int64)
-        return starts, np.searchsorted(self.words, qw, side="right").astype(np.int64) - starts
-
-
-def _ranges(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
-    """Concatenated aranges [starts[i], ends[i]), vectorised."""
-    starts, ends = np.asarray(starts, np.int64), np.asarray(ends, np.int64)
-    lens = ends - starts
-    total = int(lens.sum())
-    if total == 0:
-        return np.zeros(0, np.int64)
-    rep = np.repeat(np.arange(len(lens)), lens)
-    return starts[rep] + np.arange(total, dtype=np.int64) - (np.cumsum(lens) - lens)[rep]
-
-
-BOX_SCALES = 66
-
-
-def box_keys(dang: np.ndarray, dscale: np.ndarray, params: RetrievalParams) -> np.ndarray:
-    """The 2x2 boxes of (orientation, scale) bins each vote falls in, so a transform
-    on a bin edge is not split: 4 box ids per vote (all first boxes, then all
-    second ...). dang in 1/256 turns, dscale in quarter octaves."""
-    a_bins = params.angle_bins
-    abin = (np.asarray(dang, np.int64) % 256) * a_bins // 256
-    sbin = np.clip(np.floor_divide(np.asarray(dscale, np.int64), params.scale_bin), -32, 31) + 33
-    out = [((abin - da) % a_bins) * BOX_SCALES + (sbin - ds) for da in (0, 1) for ds in (0, 1)]
-    return np.concatenate(out)
-
-
-def pair_votes(query: dict, target: dict, params: RetrievalParams, mirrored: bool) -> int:
-    """Consistent votes of one query raster's signature against another's: the
-    reference the index's batched search must agree with (tests)."""
-    prefix = "m" if mirrored else ""
-    sel = query[prefix + "rank"] < params.query_features
-    qw, qa, qs = (query[prefix + n][sel] for n in ("words", "ang", "lsc"))
-    common, qi, ti = np.intersect1d(qw, target["words"], return_indices=True)
-    if len(common) == 0:
-        return 0
-    box = box_keys(
-        target["ang"][ti].astype(np.int64) - qa[qi].astype(np.int64),
-        target["lsc"][ti].astype(np.int64) - qs[qi].astype(np.int64),
-        params,
-    )
-    return int(np.unique(box, return_counts=True)[1].max())
+def common_words(words: np.ndarray, start: np.ndarray, params: RetrievalParams) -> np.ndarray:
+    """The words held by more than `common_bound` rasters (of an inverted file's
+    word table: its words and where their postings start), sorted: what hundreds of
+    photographs share (a colour chart, a ruler, a logo, the grain of one paper) is
+    not evidence that two of them are copies.
+    A function of the archive, not of the pair: a rerun searches again the rasters
+    holding a word whose commonness changed (`Index.touched_since`)."""
+    start = np.asarray(start, np.int64)
+    df = np.diff(start)
+    bound = common_bound(int(start[-1]) if len(start) else 0, params)
+    return np.asarray(words, np.uint32)[df > bound]
 
 
 def identity_of(keys: np.ndarray, shas: np.ndarray) -> np.ndarray:

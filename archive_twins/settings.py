@@ -18,8 +18,14 @@ def retrieval_params(matching: dict) -> RetrievalParams:
         max_hamming=int(matching["max_hamming"]),
         max_tone_hamming=int(matching["max_tone_hamming"]),
         tone_max_words=int(matching["tone_max_words"]),
+        max_speck_hamming=int(matching["max_speck_hamming"]),
         query_features=int(matching["query_features"]),
         min_votes=int(matching["min_votes"]),
+        min_coverage=float(matching["min_coverage"]),
+        min_cells=int(matching["min_cells"]),
+        common_df=int(matching["common_df"]),
+        common_ratio=float(matching["common_ratio"]),
+        max_candidates=int(matching["max_candidates"]),
     )
 
 
@@ -52,7 +58,8 @@ def geo_params(matching: dict) -> GeoParams:
         strong_inliers=int(g["strong_inliers"]),
         strong_inlier_ratio=float(g["strong_inlier_ratio"]),
         related_min_inliers=int(g["related_min_inliers"]),
-        related_min_cells=int(g["related_min_cells"]),
+        related_min_hull=float(g["related_min_hull"]),
+        related_min_area=float(g["related_min_area"]),
         verify=verify_params(matching),
     )
 
@@ -61,6 +68,7 @@ def match_params(matching: dict, inputs: dict | None = None) -> MatchParams:
     """Everything a match_chunk job decides with."""
     return MatchParams(
         retrieval=retrieval_params(matching),
+        min_texture_corr=float(matching["min_texture_corr"]),
         verify=verify_params(matching),
         geo=geo_params(matching) if matching["geometric"] else None,
         inputs=dict(inputs or {}),

@@ -19,12 +19,18 @@ on it, each job in its own process so its peak RSS and CPU time are its own.
   random bits flipped per orientation, and its thumbnail and features those of a pool
   photograph (symlinks), so a false candidate costs a real verification.
 
+With --chart SHARE, that share of the other images also holds the same printed
+colour target and ruler (`tests/furniture.py`): the keypoints a real photograph with
+the chart pasted in a lower corner has on the chart (words, orientations, scales and
+places), at a random lower corner and a scale of +-7 %, in place of as many of its
+own: what museum photographs share, at archive scale.
+
 Printed per size: per-stage CPU seconds (index, all chunks; with --sample-chunks at
 large sizes, a sample of chunks evenly spread and the total extrapolated), peak RSS
 of every job, candidates per image, recall of planted copies, and the cost of a rerun
 after adding 1 % new images (index + chunk reruns, which search only new pairs).
 
-    python bench/scale_bench.py [--sizes 10000 50000 262000] [--workdir DIR]
+    python bench/scale_bench.py [--sizes 10000 50000 262000] [--workdir DIR] [--chart 0.3]
 """
 
 from __future__ import annotations
@@ -44,6 +50,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tests"))
 
 UKBENCH = REPO.parent / "shared" / "data" / "ukbench-dev"
 
@@ -143,24 +150,27 @@ def build_pool(pool: Path) -> None:
     """Pool photographs and planted copies, described once for every size."""
     import numpy as np
 
-    from archive_twins.features import angle_code, quantise, scale_code
+    from archive_twins.features import angle_code, position_code, quantise, scale_code
     from archive_twins.features import mirror_descriptors as mirror
 
-    if (pool / "done").exists():
+    if (pool / "done").exists() and (pool / "chart.npz").exists():
         return
     shutil.rmtree(pool, ignore_errors=True)
     store, feat_store = pool / "thumbs", pool / "features"
     photos = _photos()
     meta = {"pool": [], "planted": [], "pairs": []}
-    kp = {"w": [], "mw": [], "a": [], "ma": [], "s": []}
+    kp = {"w": [], "mw": [], "a": [], "ma": [], "s": [], "p": [], "mp": []}
     for name, img in photos.items():
         d = _describe_into(img, "pool-" + name, store, feat_store)
         f = d.pop("feats")
+        wh = (d["width"], d["height"])
         kp["w"].append(quantise(f["desc"]))
         kp["mw"].append(quantise(mirror(f["desc"])))
         kp["a"].append(angle_code(f["angle"]))
         kp["ma"].append(angle_code((180.0 - f["angle"]) % 360.0))
         kp["s"].append(scale_code(f["size"]))
+        kp["p"].append(position_code(f["xy"], wh))
+        kp["mp"].append(position_code(np.c_[wh[0] - f["xy"][:, 0], f["xy"][:, 1]], wh))
         meta["pool"].append(d)
     off = np.concatenate([[0], np.cumsum([len(w) for w in kp["w"]])])
     np.savez(pool / "keypoints.npz", off=off, **{k: np.concatenate(v) for k, v in kp.items()})
@@ -178,8 +188,45 @@ def build_pool(pool: Path) -> None:
             meta["planted"].append(d)
             meta["pairs"].append([src["key"], d["key"], kind])
     meta["recombine"] = _calibrate(pool)
+    _chart_keypoints(pool)
     (pool / "meta.json").write_text(json.dumps(meta))
     (pool / "done").write_text("")
+
+
+def _chart_keypoints(pool: Path) -> None:
+    """The keypoints a photograph with the printed target pasted in (tests/furniture)
+    has on the target: words, orientation and scale codes, and places relative to
+    the target's box."""
+    import cv2
+    import numpy as np
+    from furniture import chart, procedural_photo
+
+    from archive_twins.features import FeatureParams, angle_code, describe, scale_code
+
+    img = procedural_photo(99, (640, 480))
+    c = cv2.resize(chart(), (192, 144), interpolation=cv2.INTER_AREA)
+    x0, y0 = 20, 480 - 144 - 20
+    img[y0 : y0 + 144, x0 : x0 + 192] = c
+    f = describe(img, (640, 480), FeatureParams())
+    inside = (
+        (f["xy"][:, 0] >= x0) & (f["xy"][:, 0] < x0 + 192)
+        & (f["xy"][:, 1] >= y0) & (f["xy"][:, 1] < y0 + 144)
+    )  # fmt: skip
+    from archive_twins.features import mirror_descriptors, quantise
+
+    np.savez(
+        pool / "chart.npz",
+        w=quantise(f["desc"][inside]),
+        mw=quantise(mirror_descriptors(f["desc"][inside])),
+        a=angle_code(f["angle"][inside]),
+        ma=angle_code((180.0 - f["angle"][inside]) % 360.0),
+        s=scale_code(f["size"][inside]),
+        # place in the target's box (0..1) and the box's size in the frame
+        rx=(f["xy"][inside, 0] - x0) / 192,
+        ry=(f["xy"][inside, 1] - y0) / 144,
+        box=np.array([192 / 640, 144 / 480]),
+        share=np.array(inside.mean()),
+    )
 
 
 def _calibrate(pool: Path, query: int = 150) -> dict:
@@ -237,11 +284,37 @@ def _draw(kp, rng, p: float):  # noqa: ANN001, ANN202
 # ---------------------------------------------------------------- one archive
 
 
-def _synthetic_records(n: int, seed: int, pool: Path, meta: dict) -> tuple[list, dict]:
+def _drawn_keypoints(pool: Path, meta: dict) -> dict:
+    """The pool keypoints the synthetic rasters draw from: those of the photographs
+    that are not planted. A planted photograph's words are then held by its copies
+    alone, as in an archive, not by hundreds of synthetic rasters too (which would
+    make them common words at 50,000 rasters)."""
     import numpy as np
 
-    rng = np.random.default_rng(seed)
     kp = np.load(pool / "keypoints.npz")
+    planted = {
+        d["name"].removeprefix("src-") for d in meta["planted"] if d["name"].startswith("src-")
+    }
+    off = kp["off"]
+    keep = [
+        np.arange(off[i], off[i + 1])
+        for i, d in enumerate(meta["pool"])
+        if d["name"].removeprefix("pool-") not in planted
+    ]
+    take = np.concatenate(keep)
+    return {k: kp[k][take] for k in kp.files if k != "off"}
+
+
+def _synthetic_records(
+    n: int, seed: int, pool: Path, meta: dict, chart_share: float = 0.0
+) -> tuple[list, dict]:
+    import numpy as np
+
+    from archive_twins.features import POS_GRID
+
+    rng = np.random.default_rng(seed)
+    kp = _drawn_keypoints(pool, meta)
+    ch = dict(np.load(pool / "chart.npz")) if chart_share else None
     n_kp = len(kp["w"])
     recs, sigs = [], {}
     pool_items = meta["pool"]
@@ -270,7 +343,27 @@ def _synthetic_records(n: int, seed: int, pool: Path, meta: dict) -> tuple[list,
         # included, which unrelated photographs do not)
         plain, mirrored = _draw(kp, rng, meta["recombine"]["probability"])
         ang = rng.integers(0, 256, size=400).astype(np.uint8)
-        lsc = kp["s"][rng.integers(0, n_kp, size=400)]
+        pick = rng.integers(0, n_kp, size=400)
+        lsc = kp["s"][pick]
+        pos, mpos = kp["p"][pick].copy(), kp["mp"][pick].copy()
+        if ch is not None and rng.random() < chart_share:
+            # the target in a lower corner, +-7 %: its keypoints replace as many drawn
+            # ones, at random ranks (the strongest of every cell are taken first)
+            at = rng.choice(400, size=len(ch["w"]), replace=False)
+            plain, mirrored = plain.copy(), mirrored.copy()
+            plain[at], mirrored[at] = ch["w"], ch["mw"]
+            ang[at] = ch["a"]
+            scale = rng.uniform(0.93, 1.07)
+            lsc = lsc.copy()
+            lsc[at] = np.clip(np.rint(ch["s"] + 4 * np.log2(scale)), -127, 127).astype(np.int8)
+            bw, bh = ch["box"] * scale
+            left = rng.random() < 0.5
+            bx = rng.uniform(0.02, 0.06) if left else 1 - bw - rng.uniform(0.02, 0.06)
+            by = 1 - bh - rng.uniform(0.02, 0.06)
+            gx = np.clip(((bx + ch["rx"] * bw) * POS_GRID).astype(int), 0, POS_GRID - 1)
+            gy = np.clip(((by + ch["ry"] * bh) * POS_GRID).astype(int), 0, POS_GRID - 1)
+            pos[at] = (gy * POS_GRID + gx).astype(np.uint8)
+            mpos[at] = (gy * POS_GRID + POS_GRID - 1 - gx).astype(np.uint8)
         sig = {}
         for prefix, words in (("", plain), ("m", mirrored)):
             uniq, first = np.unique(words, return_index=True)
@@ -278,9 +371,11 @@ def _synthetic_records(n: int, seed: int, pool: Path, meta: dict) -> tuple[list,
             a = ang if not prefix else ((128 - ang.astype(np.int64)) % 256).astype(np.uint8)
             sig[prefix + "ang"] = a[first]
             sig[prefix + "lsc"] = lsc[first]
+            sig[prefix + "pos"] = (mpos if prefix else pos)[first]
             sig[prefix + "rank"] = first.astype(np.uint16)
         # textured like the real photographs they stand for: every word strong
         sig["nstrong"] = np.array(len(sig["words"]), np.int32)
+        sig.update(plain=np.int8(0), nspeck=np.int32(0), speck=np.zeros(8, np.uint64))
         sigs[sha] = sig
         recs.append(_record(key, sha, p["width"], p["height"], phash, tone, p["sha"]))
     return recs, sigs
@@ -312,7 +407,9 @@ def _link(src: Path, dst: Path) -> None:
         os.symlink(src, dst)
 
 
-def write_archive(work: Path, pool: Path, n: int, seed: int, n_shards: int, tag: str) -> dict:
+def write_archive(
+    work: Path, pool: Path, n: int, seed: int, n_shards: int, tag: str, chart: float = 0.0
+) -> dict:
     """Records, signature bundles, thumbnails and features of an archive of n rasters
     (planted ones included) in `work`; `tag` names an increment (added shard files)."""
     import numpy as np
@@ -331,7 +428,7 @@ def write_archive(work: Path, pool: Path, n: int, seed: int, n_shards: int, tag:
     fp = FeatureParams().fingerprint()
     store, feat_store = work / "thumbs", work / "features"
     planted = meta["planted"] if tag == "base" else []
-    recs, sigs = _synthetic_records(n - len(planted), seed, pool, meta)
+    recs, sigs = _synthetic_records(n - len(planted), seed, pool, meta, chart)
     for d in planted:
         recs.append(
             _record(d["key"], d["sha"], d["width"], d["height"], d["phash"], d.get("tone_hash"))
@@ -422,8 +519,10 @@ def _same_features(shards: Path) -> bool:
         return str(z["params"]) == FeatureParams().fingerprint()
 
 
-def one_size(n: int, base: Path, pool: Path, sample: int | None, reuse: bool = False) -> dict:
-    work = base / f"n{n}"
+def one_size(
+    n: int, base: Path, pool: Path, sample: int | None, reuse: bool = False, chart: float = 0.0
+) -> dict:
+    work = base / (f"n{n}" if not chart else f"n{n}-chart{chart:g}")
     meta_pool = json.loads((pool / "meta.json").read_text())
     n_shards = max(16, n // 1000)
     n_chunks = max(4, n // 4000)
@@ -440,7 +539,7 @@ def one_size(n: int, base: Path, pool: Path, sample: int | None, reuse: bool = F
         arch = {"pairs": meta_pool["pairs"], "n": n}
     else:
         shutil.rmtree(work, ignore_errors=True)
-        arch = write_archive(work, pool, n, seed=n, n_shards=n_shards, tag="base")
+        arch = write_archive(work, pool, n, seed=n, n_shards=n_shards, tag="base", chart=chart)
     setup_s = time.perf_counter() - t0
     chunks = list(range(n_chunks))
     if sample and sample < n_chunks:
@@ -472,13 +571,15 @@ def one_size(n: int, base: Path, pool: Path, sample: int | None, reuse: bool = F
         for p in parked.glob("add-*"):
             p.rename(shards / p.name)
     else:
-        write_archive(work, pool, add, seed=n + 7, n_shards=n_shards, tag="add")
+        write_archive(work, pool, add, seed=n + 7, n_shards=n_shards, tag="add", chart=chart)
     idx2 = run_job("index", str(work))
     ch2 = [run_job("chunk", str(work), str(c), str(n_chunks)) for c in chunks]
     rerun_cpu = idx2["cpu_s"] + sum(c["cpu_s"] for c in ch2) * scale
     full_cpu = idx["cpu_s"] + chunk_cpu
     return {
         "rasters": n,
+        "chart_share": chart,
+        "common_words": idx.get("common"),
         "synthetic_words": meta_pool["recombine"],
         "shards": n_shards,
         "chunks": n_chunks,
@@ -531,6 +632,7 @@ def main() -> None:
     ap.add_argument(
         "--reuse", action="store_true", help="reuse the archives of an earlier run in --workdir"
     )
+    ap.add_argument("--chart", type=float, default=0.0, help="share of rasters with the chart")
     ap.add_argument("--job", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.job:
@@ -548,7 +650,7 @@ def main() -> None:
     rows = []
     for n in args.sizes:
         sample = args.sample_chunks if n > 50_000 else None
-        row = one_size(n, base, base / "pool", sample, args.reuse)
+        row = one_size(n, base, base / "pool", sample, args.reuse, args.chart)
         rows.append(row)
         print(json.dumps(row), flush=True)
     if len(rows) >= 2:

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from archives import colour_change, smooth_picture
 
+from archive_twins.arrays import read_runs
 from archive_twins.demo import photo
 from archive_twins.dihedral import dihedral, inverse
 from archive_twins.features import FeatureParams, describe, save_signatures
@@ -21,12 +22,12 @@ from archive_twins.retrieval import (
     Index,
     RetrievalParams,
     _invert,
-    _read_runs,
     build_index,
     chunk_of,
-    pair_votes,
+    dense_indptr,
 )
 from archive_twins.util import write_jsonl
+from archive_twins.wordsearch import pair_votes
 
 
 def _images() -> dict[str, np.ndarray]:
@@ -47,6 +48,9 @@ def _images() -> dict[str, np.ndarray]:
         "rocket": r,
         "rocket_small": cv2.resize(r, (160, 107), interpolation=cv2.INTER_AREA),
         "coffee": photo("coffee"),
+        # a quarter of the frame: its words cover a corner of the photograph's frame,
+        # all of its own (found from its own side only)
+        "coffee_corner": np.ascontiguousarray(photo("coffee")[:200, :300]),
         "brick": photo("brick"),
         "gravel": photo("gravel"),
         "moon": photo("moon"),
@@ -98,14 +102,26 @@ def test_word_candidates_equal_the_pairwise_definition(index_dir):
     path, truth, sigs = index_dir
     index, params = Index(path), RetrievalParams()
     found = index.word_candidates(np.arange(index.n), params)
-    expected = {}
-    for i, j in itertools.combinations(range(index.n), 2):
-        x, y = truth[index.key(i)], truth[index.key(j)]
+    hash_c = index.hash_candidates(np.arange(index.n), params)
+
+    def q(a: int, b: int) -> tuple[int, bool] | None:
+        best = None
+        x, y = truth[index.key(a)], truth[index.key(b)]
         for mirrored in (False, True):
             v = pair_votes(sigs[x["sha256"]], sigs[y["sha256"]], params, mirrored)
-            if v >= params.min_votes and v > expected.get((i, j), (0,))[0]:
-                expected[(i, j)] = (v, mirrored)
+            if v and (best is None or v > best[0]):
+                best = (v, mirrored)
+        return best
+
+    expected = {}
+    for i, j in itertools.combinations(range(index.n), 2):
+        # the chunk of i owns a pair Q holds for from i's side, or a hash candidate
+        if (ev := q(i, j)) is not None:
+            expected[(i, j)] = ev
+        elif (ev := q(j, i)) is not None and (i, j) not in hash_c:
+            expected[(i, j)] = ev
     assert found == expected
+    assert any(q(i, j) is None for i, j in found)  # found from the other side only
     names = _names(index, truth, found)
     for pair in [
         ("astronaut", "astronaut_crop"),
@@ -181,6 +197,19 @@ def test_hash_candidates_equal_brute_force(index_dir):
         == {truth[index.key(i)]["name"], truth[index.key(j)]["name"]}
     ]
     assert rot and (1 in rot[0] or 3 in rot[0])
+
+
+def test_a_pairs_own_tests_agree_with_the_search(index_dir):
+    """Who owns a pair is decided from the pair alone (`hash_pair`, `pair_word`):
+    they must say what the batched searches say."""
+    path, _, _ = index_dir
+    index, rp = Index(path), RetrievalParams()
+    hashes = index.hash_candidates(np.arange(index.n), rp)
+    words = index.word_search(np.arange(index.n), rp)
+    for i, j in itertools.combinations(range(index.n), 2):
+        assert index.hash_pair(i, j, rp) == ((i, j) in hashes), (i, j)
+        for a, b in ((i, j), (j, i)):
+            assert index.pair_word(a, b, rp) == words.get((a, b)), (a, b)
 
 
 @pytest.mark.parametrize("n_chunks", [1, 3])
@@ -303,7 +332,9 @@ def test_stored_delta_equals_a_full_search(index_dir, tmp_path, monkeypatch, n_c
     full_h = index.hash_candidates(np.arange(index.n), params.retrieval)
     full_w = index.word_candidates(np.arange(index.n), params.retrieval)
     assert whole_h == {p: v for p, v in full_h.items() if new[p[0]] or new[p[1]]}
-    assert whole_w == {p: v for p, v in full_w.items() if new[p[0]] or new[p[1]]}
+    assert {p: v[:2] for p, v in whole_w.items()} == {
+        p: v for p, v in full_w.items() if new[p[0]] or new[p[1]]
+    }
     assert any(not new[i] and new[j] for i, j in whole_w)  # the reversed direction counts
     for c in range(n_chunks):
         lo, hi = index.chunk_range(c, n_chunks)
@@ -337,20 +368,18 @@ def test_inverted_files_are_postings_sorted_by_word_then_raster(index_dir, tmp_p
     shutil.copytree(path, work)
     for prefix, fam in INVERTED.items():
         _invert(work, prefix, fam, block=block)
-        off_name, w_name, a_name, l_name = FAMILIES[fam]
+        off_name, w_name, *f_names = FAMILIES[fam]
         off = np.load(work / f"{off_name}.npy")
         words = np.load(work / f"{w_name}.npy").astype(np.int64)
         ids = np.repeat(np.arange(len(off) - 1), np.diff(off))
         order = np.lexsort((ids, words))
-        indptr = np.load(work / f"{prefix}indptr.npy")
+        indptr = dense_indptr(work, prefix)
         assert np.array_equal(np.diff(indptr), np.bincount(words, minlength=len(indptr) - 1))
         assert np.array_equal(np.load(work / f"{prefix}post_id.npy"), ids[order])
-        assert np.array_equal(
-            np.load(work / f"{prefix}post_ang.npy"), np.load(work / f"{a_name}.npy")[order]
-        )
-        assert np.array_equal(
-            np.load(work / f"{prefix}post_lsc.npy"), np.load(work / f"{l_name}.npy")[order]
-        )
+        for field, name in zip(("ang", "lsc", "pos"), f_names, strict=True):
+            got = np.load(work / f"{prefix}post_{field}.npy")
+            assert np.array_equal(got, np.load(work / f"{name}.npy")[order]), field
+        assert len(np.unique(np.load(work / f"{prefix}post_pos.npy"))) > 100
         assert not list(work.glob("*spill*"))
 
 
@@ -366,12 +395,12 @@ def test_runs_read_from_a_file_equal_the_runs_of_the_array(tmp_path, dtype):
     starts = np.array([0, 17, 17, 9_990, 5_000, 9_999])
     lens = np.array([3, 0, 40, 10, 1, 1])
     want = np.concatenate([arr[s : s + n] for s, n in zip(starts, lens, strict=True)])
-    assert np.array_equal(_read_runs(mapped, starts, lens), want)
-    assert np.array_equal(_read_runs(arr, starts, lens), want)
+    assert np.array_equal(read_runs(mapped, starts, lens), want)
+    assert np.array_equal(read_runs(arr, starts, lens), want)
     view = mapped[10:]
     want = arr[10:][[0, 1, 2, *range(17, 57)]]
-    assert np.array_equal(_read_runs(view, starts[:3], lens[:3]), want)
-    assert len(_read_runs(mapped, starts[:0], lens[:0])) == 0
+    assert np.array_equal(read_runs(view, starts[:3], lens[:3]), want)
+    assert len(read_runs(mapped, starts[:0], lens[:0])) == 0
 
 
 def test_a_smooth_picture_stays_smooth_with_its_weak_keypoints(index_dir):
@@ -387,3 +416,126 @@ def test_a_smooth_picture_stays_smooth_with_its_weak_keypoints(index_dir):
         assert all_words[names.index(name)] > params.tone_max_words
     for name in ("astronaut", "chelsea", "brick", "gravel", "coffee"):
         assert not smooth[name], name
+
+
+@pytest.mark.parametrize("stored", [False, True])
+def test_reruns_follow_words_becoming_common(index_dir, tmp_path, monkeypatch, stored):
+    """Words held by more than `common_df` rasters do not count; when rasters come
+    and go, some words become common or stop being so, and a rerun searches again
+    the rasters holding them: it equals a full search (chunk by chunk, from the
+    chunk's own search or from the index job's stored delta)."""
+    from dataclasses import replace
+
+    from archive_twins import retrieval
+    from archive_twins.match import MatchParams, _unchanged, chunk_candidates
+
+    monkeypatch.setattr(retrieval, "DELTA_MAX_FRACTION", 1.0 if stored else 0.0)
+    dropped = {"astronaut_crop", "astronaut_rot90", "chelsea_rot12", "rocket_small"}
+    records, earlier, signatures = _history(index_dir, tmp_path, dropped)
+    params = MatchParams()
+    params = replace(params, retrieval=replace(params.retrieval, common_df=2))
+    rp, gens = params.retrieval, tmp_path / "gens"
+    build_index(earlier, signatures, tmp_path / "index", rp, gens)
+    old_index = Index(tmp_path / "index")
+    old_gen = old_index.meta["gen"]
+    rows_of = {}
+    for c in range(3):
+        lo, hi = old_index.chunk_range(c, 3)
+        rows_of[c] = _rows(old_index, *chunk_candidates(old_index, lo, hi, params)[:2])
+    build_index(records, signatures, tmp_path / "index", rp, gens)
+    index = Index(tmp_path / "index")
+    touched = index.touched_since(old_gen)
+    assert touched is not None and touched.sum() > 0
+    assert not np.array_equal(np.load(gens / f"{old_gen}.common"), np.flatnonzero(index.common()))
+    old = _unchanged(index, old_gen)
+    assert (index.delta_since(old_gen) is not None) == stored
+    if stored:
+        old = ~index.delta_since(old_gen)
+    assert np.array_equal(old, index.unchanged_since(old_gen) & ~touched)
+    for c in range(3):
+        lo, hi = index.chunk_range(c, 3)
+        full = chunk_candidates(index, lo, hi, params)[:2]
+        again = chunk_candidates(index, lo, hi, params, old, rows_of[c], old_gen)
+        assert again[2]["stored_delta"] == stored
+        assert again[:2] == full
+
+
+def test_common_words_neither_vote_nor_count(index_dir):
+    """Words held by more than `common_df` rasters are left out of both lists: the
+    search equals the pairwise definition on the other words, and pairs of copies
+    sharing mostly such words (the astronaut's, held by three rasters at
+    common_df=2) are no longer candidates."""
+    from dataclasses import replace
+
+    from archive_twins.wordsearch import FIELDS, pair_query
+
+    path, truth, sigs = index_dir
+    index = Index(path)
+    before = index.word_search(np.arange(index.n), RetrievalParams())
+    tight = replace(RetrievalParams(), common_df=2)
+    df = np.diff(dense_indptr(path))
+    index._common = df > tight.common_df
+    found = index.word_search(np.arange(index.n), tight)
+    expected = {}
+    for a, b in itertools.permutations(range(index.n), 2):
+        x, y = sigs[truth[index.key(a)]["sha256"]], sigs[truth[index.key(b)]["sha256"]]
+        t = {f: np.asarray(y[f])[df[y["words"]] <= 2] for f in FIELDS}
+        for mirrored in (False, True):
+            pre = "m" if mirrored else ""
+            sel = (np.asarray(x[pre + "rank"]) < tight.query_features) & (df[x[pre + "words"]] <= 2)
+            r = pair_query({f: np.asarray(x[pre + f])[sel] for f in FIELDS}, t, tight)
+            if r and r[0] > expected.get((a, b), (0,))[0]:
+                expected[(a, b)] = (r[0], mirrored)
+    assert found == expected
+    assert set(found) < set(before)
+
+
+@pytest.mark.parametrize("stored", [False, True])
+def test_the_cap_keeps_the_best_and_reruns_equal_a_fresh_search(
+    index_dir, tmp_path, monkeypatch, stored
+):
+    """At most `max_candidates` rasters are word candidates of one querying raster
+    (those with the most votes); the rasters it bites are named, and a rerun, which
+    searches again a raster the cap may bite now, equals a fresh search."""
+    from dataclasses import replace
+
+    from archive_twins import retrieval
+    from archive_twins.match import MatchParams, chunk_candidates
+
+    monkeypatch.setattr(retrieval, "DELTA_MAX_FRACTION", 1.0 if stored else 0.0)
+    params = MatchParams()
+    params = replace(params, retrieval=replace(params.retrieval, max_candidates=1))
+    path, _, _ = index_dir
+    index = Index(path)
+    whole = index.word_search(np.arange(index.n), params.retrieval)
+    uncapped = index.word_search(np.arange(index.n), RetrievalParams())
+    per = {}
+    for a, b in uncapped:
+        per.setdefault(a, []).append((-uncapped[(a, b)][0], b))
+    assert any(len(v) > 1 for v in per.values())
+    assert set(whole) == {(a, min(v)[1]) for a, v in per.items()}
+    dropped = {"astronaut_crop", "chelsea_mirror_crop", "rocket_small"}
+    records, earlier, signatures = _history(index_dir, tmp_path, dropped)
+    rp, gens = params.retrieval, tmp_path / "gens"
+    build_index(earlier, signatures, tmp_path / "index", rp, gens)
+    old_index = Index(tmp_path / "index")
+    old_gen = old_index.meta["gen"]
+    rows_of = {}
+    for c in range(3):
+        lo, hi = old_index.chunk_range(c, 3)
+        h, w, counts = chunk_candidates(old_index, lo, hi, params)
+        meta = {"found": counts["found"], "capped": counts["capped"]}
+        rows_of[c] = [{"meta": meta}, *_rows(old_index, h, w)]
+    build_index(records, signatures, tmp_path / "index", rp, gens)
+    index = Index(tmp_path / "index")
+    old = index.unchanged_since(old_gen) & ~index.touched_since(old_gen)
+    capped = []
+    for c in range(3):
+        lo, hi = index.chunk_range(c, 3)
+        full = chunk_candidates(index, lo, hi, params)
+        capped += full[2]["capped"]
+        again = chunk_candidates(index, lo, hi, params, old, rows_of[c], old_gen)
+        assert again[2]["stored_delta"] == stored
+        assert again[:2] == full[:2]
+        assert again[2]["capped"] == full[2]["capped"]
+    assert capped

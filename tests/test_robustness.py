@@ -421,3 +421,20 @@ def test_a_damaged_index_generation_is_not_trusted(index_dir, tmp_path):  # noqa
     arr[0] ^= 1
     np.save(gen, arr)
     assert index.unchanged_since(stats["gen"]) is None
+
+
+def test_damaged_common_words_of_a_generation_are_not_trusted(index_dir, tmp_path):  # noqa: F811
+    """`{gen}.common` (which words were common in a generation: a rerun searches again
+    the rasters holding a word whose commonness changed) with one word's bytes
+    flipped: not trusted (every raster searched again), never a wrong answer."""
+    records, signatures = _inputs(index_dir)
+    params, gens = RetrievalParams(common_df=1, common_ratio=0.0), tmp_path / "gens"
+    stats = build_index(records, signatures, tmp_path / "index", params, gens)
+    index = Index(tmp_path / "index")
+    assert stats["common"] > 0
+    assert not index.touched_since(stats["gen"]).any()
+    common = gens / f"{stats['gen']}.common"
+    raw = bytearray(common.read_bytes())
+    raw[-3] ^= 0x40  # the last common word, whatever the file's layout
+    common.write_bytes(bytes(raw))
+    assert index.touched_since(stats["gen"]) is None
