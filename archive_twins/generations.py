@@ -20,8 +20,6 @@ those too are never missing or mixed. Each generation holds `thumbs`, a symlink 
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import errno
 import json
 import os
@@ -168,6 +166,9 @@ def _exchange(a: Path, b: Path) -> None:
     """Swap two paths atomically (Linux renameat2 RENAME_EXCHANGE); where the
     filesystem or the C library cannot, two renames (a window of microseconds,
     once in a results directory's life: when an older version's files go)."""
+    import ctypes  # here: once in a results directory's life, and every parse imports us
+    import ctypes.util
+
     libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
     fn = getattr(libc, "renameat2", None)
     if fn is not None:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import sqlite3
 from pathlib import Path
 
 from .util import atomic_open, checked, with_check
@@ -72,6 +71,8 @@ def save(path: str | os.PathLike, ids: dict[str, int], next_id: int) -> None:
 def from_sqlite(sqlite: str | os.PathLike) -> tuple[dict[str, int], int]:
     """The ids of the files a published archive.sqlite lists, and its next free id
     (`run_info.next_file_id`, else one above the highest id)."""
+    import sqlite3  # here: only a rebuild needs it, and every parse imports us
+
     con = sqlite3.connect(f"file:{os.fspath(sqlite)}?mode=ro", uri=True)
     try:
         ids = dict(con.execute("SELECT filename, file_id FROM fileid_to_filename_map"))
@@ -115,6 +116,8 @@ def _trouble(path: str | os.PathLike, published: str | os.PathLike) -> str | Non
 
 
 def _rebuild(path: str | os.PathLike, published: str | os.PathLike, why: str) -> tuple:
+    import sqlite3
+
     try:
         ids, next_id = from_sqlite(published)
         note = f"file_id registry {why}: rebuilt from {published} ({len(ids)} ids)"
