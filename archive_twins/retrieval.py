@@ -362,6 +362,16 @@ def _npy_bytes(arr: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+def generation_common(gens_dir: str | os.PathLike, gen: str) -> np.ndarray | None:
+    """The common words of index generation `gen` (`{gen}.common`, written with a
+    size and CRC-32 line); None when not known or damaged (then not trusted)."""
+    try:
+        body = checked((Path(gens_dir) / f"{gen}.common").read_bytes())
+        return None if body is None else np.load(io.BytesIO(body), allow_pickle=False)
+    except (ValueError, OSError):
+        return None
+
+
 def _gen_name(ident: np.ndarray, params_fp: str) -> str:
     """An index generation's name: a digest of its rasters and candidate settings."""
     return hashlib.sha1(np.ascontiguousarray(ident).tobytes() + params_fp.encode()).hexdigest()[:16]
@@ -930,13 +940,9 @@ class Index:
         when that generation's common words are not known."""
         if not gen or not self.gens_dir:
             return None
-        try:
-            body = checked((Path(self.gens_dir) / f"{gen}.common").read_bytes())
-            if body is None:
-                return None
-            before = np.load(io.BytesIO(body), allow_pickle=False)
-        except (FileNotFoundError, ValueError, OSError):
-            return None  # not known, or damaged: not trusted
+        before = generation_common(self.gens_dir, gen)
+        if before is None:
+            return None
         now = np.load(self.path / "common.npy")
         changed = np.setxor1d(before, now)
         touched = np.zeros(self.n, bool)
