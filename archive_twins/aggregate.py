@@ -39,18 +39,10 @@ from .records import (
     thumb_relpath,
 )
 from .redundant import redundant_query, write_redundant_csv
+from .registry import load_or_rebuild
+from .registry import save as save_registry
 from .schema import COPY_KINDS, INDEXES, REJECTED_PAIRS_COLUMNS, TABLES, columns
-from .util import atomic_dir, atomic_open, display_name, file_mode, iter_jsonl, read_jsonl
-
-
-def load_registry(path: str | os.PathLike) -> tuple[dict[str, int], int]:
-    """Previous path -> file_id map and the next free id (ids are never reused)."""
-    try:
-        with open(path, encoding="ascii") as fh:
-            data = json.load(fh)
-    except FileNotFoundError:
-        return {}, 1
-    return dict(data["ids"]), int(data["next_id"])
+from .util import atomic_dir, display_name, file_mode, iter_jsonl, read_jsonl
 
 
 def assign_file_ids(
@@ -58,8 +50,8 @@ def assign_file_ids(
 ) -> tuple[dict[str, int], int]:
     """Keep the id of every path seen before; number new paths in sorted order.
 
-    Removed paths drop out of the map but their ids are not handed out again, so an
-    id always means the same path.
+    Ids are never handed out again, so an id always means the same path; the
+    registry keeps the ids of removed paths too (see `registry`).
     """
     ids = {p: previous[p] for p in paths if p in previous}
     for p in sorted(set(paths) - ids.keys()):
@@ -154,7 +146,9 @@ def build_tables(
     paths = [r[0] for r in _query(con, "SELECT path FROM rec")]
     if len(paths) != len(set(paths)):
         raise ValueError("a path appears in more than one shard record")
-    prev, next_id = load_registry(registry)
+    # the published archive.sqlite, from which a lost registry is rebuilt
+    published = Path(registry).parent.parent / "archive.sqlite"
+    prev, next_id = load_or_rebuild(registry, published)
     ids, next_id = assign_file_ids(paths, prev, next_id)
     # Two list parameters unnested in one statement: row-by-row inserts would take
     # seconds for a 262,000-file archive.
@@ -258,8 +252,9 @@ def build_tables(
         "families": str(n_families),
         "families_mixed": str(n_mixed),
     }
-    t["run_info"] = sorted(info.items())
-    return t, {"next_id": next_id, "ids": ids}
+    t["run_info"] = sorted({**info, "next_file_id": str(next_id)}.items())
+    # every path keeps its id while the registry lives, present or not
+    return t, {"next_id": next_id, "ids": {**prev, **ids}}
 
 
 def decided_contents(
@@ -467,6 +462,5 @@ def aggregate(
         write_json(tables, json_out)
         if csv_out is not None:
             write_redundant_csv(tables["redundant"], csv_out)
-    with atomic_open(registry, "w", encoding="ascii") as fh:
-        json.dump(reg, fh, ensure_ascii=True, sort_keys=True)
+    save_registry(registry, reg["ids"], reg["next_id"])
     return tables

@@ -1,4 +1,10 @@
-"""Entry points called by the thin Snakemake scripts in scripts/."""
+"""Entry points called by the thin Snakemake scripts in scripts/.
+
+Each job holds the results directory's job lock while it runs (its temporaries are
+then never taken for a killed job's), checks its own previous outputs against its
+record before reading them, and records what it wrote when it succeeded (`stamp`,
+see ledger.py; None when called outside the workflow).
+"""
 
 from __future__ import annotations
 
@@ -6,9 +12,15 @@ import json
 import logging
 import resource
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import __version__
+
+if TYPE_CHECKING:
+    from .decode import DecodeParams
+    from .features import FeatureParams
 
 # Each rule imports only what it uses (duckdb, libvips, OpenCV, scipy): a job's
 # start-up is part of every rerun's cost.
@@ -22,6 +34,12 @@ def _cpu_seconds() -> float:
 
 
 def _logging(logfile: str) -> logging.Logger:
+    from .leftovers import hold_job_lock
+
+    # a job's log is {results}/logs/<rule>/<name>.log
+    parents = Path(logfile).absolute().parents
+    if len(parents) > 2 and parents[1].name == "logs":
+        hold_job_lock(parents[2])
     logging.basicConfig(
         filename=logfile,
         level=logging.INFO,
@@ -48,6 +66,7 @@ def run_decode_shard(
     n_features: int,
     full: bool,
     threads: int = 1,
+    stamp: str | None = None,
 ) -> None:
     """Rule decode_shard: per-file records, then features of new rasters.
 
@@ -59,10 +78,12 @@ def run_decode_shard(
     from .decode import DecodeParams
     from .features import FeatureParams, run_features_shard
     from .jobenv import setup_job
-    from .shard import process_shard
+    from .ledger import drop_damaged, record
+    from .shard import process_shard, repair_content
 
     logger = _logging(log)
     setup_job(threads)
+    drop_damaged(stamp, [records, features])
     params = DecodeParams(
         thumb_size=int(thumb_size), thumb_quality=int(thumb_quality), max_pixels=int(max_pixels)
     )
@@ -76,10 +97,17 @@ def run_decode_shard(
         max_side=int(feature_max_side), n_features=int(n_features), thumbs=params.fingerprint()
     )
     fstats = run_features_shard(
-        records, features, store, fparams, Path(features).parent, enabled=bool(geometric)
+        records,
+        features,
+        store,
+        fparams,
+        Path(features).parent,
+        enabled=bool(geometric),
+        repair=lambda sha: repair_content(Path(store).parent, archive, sha, params),
     )
     fstats["seconds"] = round(time.perf_counter() - t1, 3)
     logger.info("FEATURES %s", json.dumps(fstats, sort_keys=True))
+    record(stamp, [records, features])
 
 
 def run_aggregate(
@@ -96,9 +124,11 @@ def run_aggregate(
     csv_dir: str | None = None,
     decisions: str | None = None,
     master_paths: list[str] | None = None,
+    stamp: str | None = None,
 ) -> None:
     """Rule aggregate."""
     from .aggregate import aggregate
+    from .ledger import record
 
     logger = _logging(log)
     t0 = time.perf_counter()
@@ -123,6 +153,7 @@ def run_aggregate(
     counts = {name: len(rows) for name, rows in tables.items()}
     logger.info("tables %s", json.dumps(counts, sort_keys=True))
     logger.info("done in %.2f s", time.perf_counter() - t0)
+    record(stamp, [sqlite, json_dir, *([csv_dir] if csv_dir else [])])
 
 
 def run_index(
@@ -133,12 +164,17 @@ def run_index(
     index: str,
     matching: dict,
     generations: str,
+    stamp: str | None = None,
 ) -> None:
     """Rule index: one item per distinct raster and the inverted file of words."""
+    from .ledger import drop_damaged, record
     from .retrieval import build_index
     from .settings import retrieval_params
 
     logger = _logging(log)
+    # the last good index, the base of the merge: hard links of the index's files
+    base = Path(generations) / "base"
+    drop_damaged(stamp, [base])
     t0 = time.perf_counter()
     stats = build_index(
         list(records), list(signatures), index, retrieval_params(matching), generations
@@ -146,6 +182,7 @@ def run_index(
     stats["seconds"] = round(time.perf_counter() - t0, 3)
     stats["cpu_seconds"] = _cpu_seconds()
     logger.info("STATS %s", json.dumps(stats, sort_keys=True))
+    record(stamp, [index, base])
 
 
 def run_match(
@@ -160,14 +197,18 @@ def run_match(
     matching: dict,
     decode: dict,
     feature_settings: dict,
+    stamp: str | None = None,
 ) -> None:
-    """Rule match_chunk."""
+    """Rule match_chunk. A damaged thumbnail is rebuilt from a file holding its
+    content, damaged features are extracted again (see ThumbCache, FeatureCache)."""
     from .decode import DecodeParams
     from .features import FeatureParams
+    from .ledger import drop_damaged, record
     from .match import run_match_chunk
     from .settings import match_params
 
     logger = _logging(log)
+    drop_damaged(stamp, [pairs])
     t0 = time.perf_counter()
     dparams = DecodeParams(**{k: int(v) for k, v in dict(decode).items()})
     fparams = FeatureParams(
@@ -178,42 +219,92 @@ def run_match(
     params = match_params(
         matching, {"decode": dparams.fingerprint(), "features": fparams.fingerprint()}
     )
+    repair, rebuild = _mending(thumbs, features, dparams, fparams)
     stats = run_match_chunk(
-        index, int(chunk), int(n_chunks), pairs, thumbs, features, params, fparams.fingerprint()
+        index,
+        int(chunk),
+        int(n_chunks),
+        pairs,
+        thumbs,
+        features,
+        params,
+        fparams.fingerprint(),
+        repair=repair,
+        rebuild=rebuild,
     )
     stats["seconds"] = round(time.perf_counter() - t0, 3)
     stats["cpu_seconds"] = _cpu_seconds()
     logger.info("STATS %s", json.dumps(stats, sort_keys=True))
+    record(stamp, [pairs])
+
+
+def _mending(
+    thumbs: str, features: str, dparams: DecodeParams, fparams: FeatureParams
+) -> tuple[Callable[[str], bool], Callable[[str], dict | None]]:
+    """How a matching job rebuilds a damaged thumbnail (decoding a file that holds
+    the content again, found in the shard records) and lost or damaged features
+    (extracted again from the thumbnail). Decoding is imported only when needed."""
+    from .features import extract_raster
+    from .guard import recorded_archive
+    from .store import load_thumbnail, read_facts
+
+    results = Path(thumbs).parent
+
+    def repair(sha: str) -> bool:
+        from .shard import repair_content
+
+        archive = recorded_archive(results)
+        return archive is not None and repair_content(results, archive, sha, dparams)
+
+    def rebuild(sha: str) -> dict | None:
+        facts = read_facts(thumbs, sha)
+        if not facts or facts.get("status") != "ok" or facts.get("blank"):
+            return None
+        try:
+            rgb = load_thumbnail(thumbs, sha, repair)
+        except FileNotFoundError:
+            return None
+        logging.getLogger("archive_twins").warning("features of %s extracted again", sha)
+        return extract_raster(features, sha, rgb, (facts["width"], facts["height"]), fparams)
+
+    return repair, rebuild
 
 
 def run_publish(*, log: str, sqlite: str, marker: str) -> None:
-    """Rule publish: staged archive.sqlite, json/ and html/ replace the deliverables
-    together; the marker records what was published."""
-    from .util import DELIVERABLES, atomic_open, publish
+    """Rule publish: staged archive.sqlite, json/ and html/ become the published
+    generation, in one step; the generation and the marker record what was
+    published (the `want`s of the jobs that built it, see ledger.py)."""
+    from .generations import publish
+    from .ledger import built
+    from .util import DELIVERABLES, atomic_open
 
     logger = _logging(log)
     staging = Path(sqlite).parent
     results = staging.parent
-    publish(staging, results, DELIVERABLES)
+    built_from = {job: (built(results, job) or {}).get("want") for job in ("aggregate", "html")}
+    gen = publish(staging, results, DELIVERABLES, built_from)
     with atomic_open(marker, "w", encoding="utf-8") as fh:
         json.dump(
             {
                 "published": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 "deliverables": list(DELIVERABLES),
+                "generation": gen.name,
             },
             fh,
         )
-    logger.info("published %s from %s", ", ".join(DELIVERABLES), staging)
+    logger.info("published %s from %s as %s", ", ".join(DELIVERABLES), staging, gen.name)
 
 
-def run_html(*, log: str, json_dir: str, html: str, archive: str) -> None:
+def run_html(*, log: str, json_dir: str, html: str, archive: str, stamp: str | None = None) -> None:
     """Rule html."""
     from .html import build_html
+    from .ledger import record
 
     logger = _logging(log)
     # built in {results}/staging/html: the pages keep decisions per results directory
     counts = build_html(json_dir, html, archive, store=str(Path(html).resolve().parent.parent))
     logger.info("pages %s", json.dumps(counts, sort_keys=True))
+    record(stamp, [html])
 
 
 def run_summary(*, log: str, json_dir: str, tsv: str) -> None:

@@ -11,7 +11,10 @@ bundled per shard in `{results}/features/shard-NNNN.npz` for the index job.
 
 from __future__ import annotations
 
+import logging
 import os
+import zipfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from functools import cache
 from pathlib import Path
@@ -19,9 +22,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .records import thumb_path
+from .store import load_thumbnail
 from .texture import is_plain, speck_hashes
 from .util import atomic_open, fingerprint, read_jsonl
+
+log = logging.getLogger("archive_twins.features")
+# what reading a truncated or damaged .npz raises
+_DAMAGED = (zipfile.BadZipFile, ValueError, OSError, KeyError, EOFError)
 
 VOCAB_PATH = Path(__file__).parent / "data" / "imi-2x2048.npy"
 HALF_WORDS = 2048
@@ -296,18 +303,22 @@ def build_vocabulary(k: int = HALF_WORDS, seed: int = 0) -> np.ndarray:
 
 
 def load_signatures(path: str | os.PathLike) -> dict[str, dict]:
-    """Signatures of one shard bundle: {sha256: {words, ang, lsc, rank, mwords, ...}}."""
+    """Signatures of one shard bundle: {sha256: {words, ang, lsc, rank, mwords, ...}};
+    empty when there is none or it is damaged (its arrays carry CRCs)."""
     try:
-        z = np.load(path, allow_pickle=False)
-    except (FileNotFoundError, ValueError, OSError):
+        with np.load(path, allow_pickle=False) as z:
+            if not BUNDLE_ARRAYS <= set(z.files):
+                return {}
+            # NpzFile reads an array from the archive on every z[name]: read each once.
+            keys, fp = z["keys"], str(z["params"])
+            off, moff = z["offsets"], z["moffsets"]
+            arrays = {name: z[name] for name in SIG_FIELDS}
+            scalars = {name: z[name] for name in SIG_SCALARS}
+    except FileNotFoundError:
         return {}
-    if not BUNDLE_ARRAYS <= set(z.files):
+    except _DAMAGED as exc:
+        log.warning("signature bundle %s damaged (%s): rebuilt", path, exc)
         return {}
-    # NpzFile reads an array from the archive on every z[name]: read each one once.
-    keys, fp = z["keys"], str(z["params"])
-    off, moff = z["offsets"], z["moffsets"]
-    arrays = {name: z[name] for name in SIG_FIELDS}
-    scalars = {name: z[name] for name in SIG_SCALARS}
     out = {}
     for i, key in enumerate(keys.tolist()):
         rec: dict = {"params": fp}
@@ -360,14 +371,33 @@ def load_raster(
     store: str | os.PathLike, sha: str, fp: str, fields: tuple[str, ...] = RASTER_FIELDS
 ) -> dict | None:
     """Features (by default all: keypoints, descriptors, signature) of a file
-    content, or None when missing or extracted with other settings."""
+    content, or None when missing, damaged (its arrays carry CRCs; it is then
+    extracted again by the caller) or extracted with other settings."""
+    path = raster_path(store, sha)
     try:
-        with np.load(raster_path(store, sha), allow_pickle=False) as z:
+        with np.load(path, allow_pickle=False) as z:
             if str(z["params"]) != fp:
                 return None
             return {name: z[name] for name in fields} | {"params": fp}
-    except (FileNotFoundError, ValueError, OSError, KeyError):
+    except FileNotFoundError:
         return None
+    except _DAMAGED as exc:
+        log.warning("features %s damaged (%s): extracted again", path, exc)
+        return None
+
+
+def extract_raster(
+    store: str | os.PathLike,
+    sha: str,
+    thumb_rgb: np.ndarray,
+    full_wh: tuple[int, int],
+    params: FeatureParams,
+) -> dict:
+    """Extract a content's features from its thumbnail and keep them in the store."""
+    f = describe(thumb_rgb, full_wh, params)
+    with atomic_open(raster_path(store, sha), "wb") as fh:
+        np.savez(fh, **f, params=np.array(params.fingerprint()))
+    return f
 
 
 def run_features_shard(
@@ -377,12 +407,14 @@ def run_features_shard(
     params: FeatureParams,
     raster_store: str | os.PathLike | None = None,
     enabled: bool = True,
+    repair: Callable[[str], bool] | None = None,
 ) -> dict:
     """Bring a shard's signature bundle (keyed by sha256) up to date; extract only
     contents never seen.
 
     Full features are kept per content (`raster_store/by-content/`), so a file that
     moves to another shard, or a byte copy filed elsewhere, is not extracted again.
+    Thumbnails are checked before use; `repair(sha)` rebuilds a damaged one.
     """
     fp = params.fingerprint()
     rstore = Path(raster_store) if raster_store else Path(output).parent
@@ -407,14 +439,12 @@ def run_features_shard(
             sigs[key] = {name: full[name] for name in SIG_KEYS}
             stats["reused"] += 1
             continue
-        thumb = thumb_path(store, key)
-        bgr = cv2.imread(os.fspath(thumb), cv2.IMREAD_COLOR)
-        if bgr is None:
+        try:
+            rgb = load_thumbnail(store, key, repair)
+        except FileNotFoundError:
             stats["missing_thumb"] += 1
             continue
-        f = describe(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), (r["width"], r["height"]), params)
-        with atomic_open(raster_path(rstore, key), "wb") as fh:
-            np.savez(fh, **f, params=np.array(fp))
+        f = extract_raster(rstore, key, rgb, (r["width"], r["height"]), params)
         sigs[key] = {name: f[name] for name in SIG_KEYS}
         stats["extracted"] += 1
     save_signatures(output, sigs, fp)

@@ -3,7 +3,9 @@
 The archive scan runs while the Snakefile is parsed, before Snakemake takes its own
 lock, so the workflow guards its results directory itself: one run at a time
 (an exclusive flock held for the main process's lifetime), one archive per results
-directory, and never writing (or scanning) results inside the archive.
+directory, never writing (or scanning) results inside the archive, and never
+taking an archive that suddenly lost many of its files (a share that did not mount)
+for the archive.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import os
 from pathlib import Path
 from typing import IO
 
-from .util import atomic_open
+from .util import atomic_open, display_name, inside
 
 # Locks taken by this process, by results directory: a second parse in the same
 # process (Snakemake may parse again) must not lock itself out.
@@ -24,10 +26,6 @@ _LOCKS: dict[str, IO] = {}
 
 class GuardError(Exception):
     """A run that must not go ahead; the message says why and what to do."""
-
-
-def _inside(path: str, root: str) -> bool:
-    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
 def results_pattern(results: str) -> str:
@@ -56,7 +54,7 @@ def check_paths(archive: str, results: str, allow_results_in_archive: bool) -> N
         ("results directory", results),
         ("working directory (Snakemake writes .snakemake/ there)", os.getcwd()),
     ):
-        if _inside(os.path.realpath(path), real_archive):
+        if inside(os.path.realpath(path), real_archive):
             raise GuardError(
                 f"the {what} {os.path.realpath(path)} is inside the archive {real_archive}; "
                 "the archive is only read. Choose results (and a working directory) "
@@ -95,15 +93,20 @@ def lock_results(results: str) -> IO:
     return fh
 
 
+def recorded_archive(results: str | os.PathLike) -> str | None:
+    """The archive (resolved) a results directory belongs to, if recorded."""
+    with contextlib.suppress(OSError, ValueError, KeyError):
+        return json.loads((Path(results) / "state" / "archive.json").read_text())["archive"]
+    return None
+
+
 def check_archive(results: str, archive: str, allow_change: bool) -> None:
     """A results directory belongs to one archive (`{results}/state/archive.json`);
     another archive is refused unless `allow_archive_change` is set, since its files
     would get the ids and records of a different collection."""
     state = Path(results) / "state" / "archive.json"
     real_archive = os.path.realpath(archive)
-    previous = None
-    with contextlib.suppress(FileNotFoundError, ValueError, KeyError):
-        previous = json.loads(state.read_text(encoding="utf-8"))["archive"]
+    previous = recorded_archive(results)
     if previous == real_archive:
         return
     if previous is not None and not allow_change:
@@ -115,3 +118,27 @@ def check_archive(results: str, archive: str, allow_change: bool) -> None:
     with atomic_open(state, "w", encoding="utf-8") as fh:
         json.dump({"archive": real_archive}, fh, ensure_ascii=False)
         fh.write("\n")
+
+
+def check_shrink(previous: dict | None, now: dict, max_share: float, allow: bool) -> None:
+    """Refuse a scan that lost more than `max_share` of the image files of the
+    previous accepted scan (`scan.shape`), or every file of a top-level folder,
+    unless `allow`: an archive on a share that did not mount looks empty, and would
+    otherwise be published as current."""
+    if previous is None or allow:
+        return
+    before, after = int(previous.get("files", 0)), int(now["files"])
+    folders = previous.get("folders", {})
+    gone = sorted(f for f, n in folders.items() if n and f not in now["folders"])
+    lost = before - after
+    if not gone and not (before and lost > max_share * before):
+        return
+    what = f"{after} image files where the last run saw {before}"
+    if gone:
+        names = ", ".join(display_name(f) for f in gone[:5])
+        more = f" and {len(gone) - 5} more" if len(gone) > 5 else ""
+        what += f"; top-level folders now empty or missing: {names}{more}"
+    raise GuardError(
+        f"the archive holds {what}; nothing was changed (is it mounted?). If the files "
+        "were removed on purpose, run again with --config allow_shrink=True."
+    )

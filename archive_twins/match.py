@@ -18,6 +18,7 @@ import logging
 import os
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -39,8 +40,9 @@ from .direction import content_basis
 from .features import load_raster
 from .frame import reduced
 from .geometry import GeoParams, verify_geometric
-from .records import CopyRecord, thumb_path
+from .records import CopyRecord
 from .retrieval import Index, Item, RetrievalParams
+from .store import load_thumbnail
 from .texture import texture_corr
 from .util import fingerprint, read_jsonl, write_jsonl
 from .verify import (
@@ -82,19 +84,22 @@ class ThumbCache:
     """Thumbnails of the content store, decoded once per job and kept at the size
     verification works at (≤ max_side), so 1,024 cached images stay under 200 MB."""
 
-    def __init__(self, store: str | os.PathLike, max_side: int = 256, size: int = 1024):
+    def __init__(
+        self,
+        store: str | os.PathLike,
+        max_side: int = 256,
+        size: int = 1024,
+        repair: Callable[[str], bool] | None = None,
+    ):
         self.store = Path(store)
         self.max_side = max_side
+        self.repair = repair  # rebuilds a damaged thumbnail (store.load_thumbnail)
         self.get = lru_cache(maxsize=size)(self._load)
 
     def full(self, sha: str) -> np.ndarray:
         """The stored thumbnail at its own size (not kept): a grey-level alignment
         needs the pixel-wide faint edges the verification size blurs away."""
-        path = thumb_path(self.store, sha)
-        arr = cv2.imread(os.fspath(path), cv2.IMREAD_COLOR)
-        if arr is None:
-            raise FileNotFoundError(path)
-        return cv2.cvtColor(arr, cv2.COLOR_BGR2RGB)
+        return load_thumbnail(self.store, sha, self.repair)
 
     def _load(self, sha: str) -> np.ndarray:
         return reduced(self.full(sha), self.max_side)
@@ -247,16 +252,25 @@ class FeatureCache:
     recently used `size` contents (with their RootSIFT arrays), so memory does not
     grow with the archive."""
 
-    def __init__(self, store: str | os.PathLike, fp: str, size: int = 512):
+    def __init__(
+        self,
+        store: str | os.PathLike,
+        fp: str,
+        size: int = 512,
+        rebuild: Callable[[str], dict | None] | None = None,
+    ):
         self.store, self.fp, self.size = store, fp, size
+        self.rebuild = rebuild  # extracts lost or damaged features again
         self.cache: OrderedDict[str, dict | None] = OrderedDict()
 
     def get(self, sha: str) -> dict | None:
-        """Features of a file content, or None if they were never extracted."""
+        """Features of a file content, or None if there are none to be had."""
         if sha in self.cache:
             self.cache.move_to_end(sha)
             return self.cache[sha]
         f = load_raster(self.store, sha, self.fp, ("xy", "desc"))
+        if f is None and self.rebuild is not None:
+            f = self.rebuild(sha)
         self.cache[sha] = f
         if len(self.cache) > self.size:
             self.cache.popitem(last=False)
@@ -609,8 +623,11 @@ def run_match_chunk(
     feature_store: str | os.PathLike,
     params: MatchParams,
     feature_fp: str = "",
+    repair: Callable[[str], bool] | None = None,
+    rebuild: Callable[[str], dict | None] | None = None,
 ) -> dict:
-    """Bring one chunk's verdicts up to date.
+    """Bring one chunk's verdicts up to date (`repair`/`rebuild`: see ThumbCache
+    and FeatureCache).
 
     Earlier verdicts are reused by key; when the previous output was made for the same
     chunk of the same settings and its index generation is still known, only pairs
@@ -637,8 +654,8 @@ def run_match_chunk(
     job = ChunkJob(
         index,
         params,
-        ThumbCache(thumb_store, max_side=params.verify.compare_size),
-        FeatureCache(feature_store, feature_fp),
+        ThumbCache(thumb_store, max_side=params.verify.compare_size, repair=repair),
+        FeatureCache(feature_store, feature_fp, rebuild=rebuild),
         {r["key"]: r for r in prev_rows if r.get("key")},
     )
     t0 = time.perf_counter()

@@ -25,6 +25,7 @@ word whose commonness changed, those the cap may bite), so it equals a fresh run
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import math
 import os
@@ -51,7 +52,7 @@ from .direction import content_rank
 from .features import BUNDLE_ARRAYS, N_WORDS, SIG_SCALARS
 from .hashing import hamming_search
 from .texture import MIN_SPECKS
-from .util import atomic_dir, atomic_open, fingerprint, read_jsonl
+from .util import atomic_dir, atomic_open, checked, fingerprint, read_jsonl, with_check
 from .wordsearch import FIELDS, Postings, Queries, pair_query, search
 
 
@@ -312,7 +313,7 @@ def build_index(
         stats.update(items=n, merged=src is not None, new=int(need.sum()), common=len(common))
         # The generation: which rasters (with which representative files) this index
         # holds, so a chunk can tell what was added since its previous run.
-        gen = hashlib.sha1(ident.tobytes() + params.fingerprint().encode()).hexdigest()[:16]
+        gen = _gen_name(ident, params.fingerprint())
         stats["gen"] = gen
         meta = {
             "params": params.fingerprint(),
@@ -325,8 +326,9 @@ def build_index(
             gdir.mkdir(parents=True, exist_ok=True)
             with atomic_open(gdir / f"{gen}.npy", "wb") as fh:
                 np.save(fh, ident)
+            # checked when read (a damaged copy would hide a word's change)
             with atomic_open(gdir / f"{gen}.common", "wb") as fh:
-                np.save(fh, common)
+                fh.write(with_check(_npy_bytes(common)))
             for old in sorted(gdir.glob("*.npy"), key=lambda p: p.stat().st_mtime)[:-keep_gens]:
                 old.unlink(missing_ok=True)
                 old.with_suffix(".common").unlink(missing_ok=True)
@@ -352,6 +354,27 @@ def build_index(
         _keep_as_base(out_dir, Path(gens_dir) / "base")
     stats["stages"] = clock.stages
     return stats
+
+
+def _npy_bytes(arr: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, arr)
+    return buf.getvalue()
+
+
+def generation_common(gens_dir: str | os.PathLike, gen: str) -> np.ndarray | None:
+    """The common words of index generation `gen` (`{gen}.common`, written with a
+    size and CRC-32 line); None when not known or damaged (then not trusted)."""
+    try:
+        body = checked((Path(gens_dir) / f"{gen}.common").read_bytes())
+        return None if body is None else np.load(io.BytesIO(body), allow_pickle=False)
+    except (ValueError, OSError):
+        return None
+
+
+def _gen_name(ident: np.ndarray, params_fp: str) -> str:
+    """An index generation's name: a digest of its rasters and candidate settings."""
+    return hashlib.sha1(np.ascontiguousarray(ident).tobytes() + params_fp.encode()).hexdigest()[:16]
 
 
 class _Stages:
@@ -561,11 +584,12 @@ def _copy_runs(
 
 def _match_items(base: Index, keys: np.ndarray, shas: np.ndarray) -> np.ndarray:
     """Per item, its index in the base index when it is the same raster with the same
-    representative file there, else -1."""
-    p = np.searchsorted(base.keys, keys)
-    p = np.minimum(p, max(0, base.n - 1))
-    ok = (base.n > 0) & (base.keys[p] == keys) if base.n else np.zeros(len(keys), bool)
-    ok &= base.sha[p] == shas
+    representative file there, else -1. An empty base (a run on an empty archive, or
+    one of blank pages only) matches nothing."""
+    if base.n == 0:
+        return np.full(len(keys), -1, np.int64)
+    p = np.minimum(np.searchsorted(base.keys, keys), base.n - 1)
+    ok = (base.keys[p] == keys) & (base.sha[p] == shas)
     return np.where(ok, p, -1).astype(np.int64)
 
 
@@ -887,12 +911,15 @@ class Index:
 
     def unchanged_since(self, gen: str | None) -> np.ndarray | None:
         """Which items (same raster, same representative file) were already in index
-        generation `gen`; None when that generation is not known."""
+        generation `gen`; None when that generation is not known (or its file is
+        damaged: a generation is named by the digest of its content)."""
         if not gen or not self.gens_dir:
             return None
         try:
             old = np.load(Path(self.gens_dir) / f"{gen}.npy")
         except (FileNotFoundError, ValueError, OSError):
+            return None
+        if _gen_name(old, self.meta["params"]) != gen:
             return None
         return np.isin(self.identity(), old)
 
@@ -913,9 +940,8 @@ class Index:
         when that generation's common words are not known."""
         if not gen or not self.gens_dir:
             return None
-        try:
-            before = np.load(Path(self.gens_dir) / f"{gen}.common")
-        except (FileNotFoundError, ValueError, OSError):
+        before = generation_common(self.gens_dir, gen)
+        if before is None:
             return None
         now = np.load(self.path / "common.npy")
         changed = np.setxor1d(before, now)

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .util import shard_assignment, write_text_if_changed
+from .util import inside, shard_assignment, write_text_if_changed
 
 IMAGE_EXT = re.compile(r"\.(tiff?|jpe?g|png)$", re.IGNORECASE)
 
@@ -42,10 +42,11 @@ def scan_archive(
     """List image files (path, size, mtime, ctime, inode) and skipped entries.
 
     Directory symlinks are not followed unless asked, so a symlink loop cannot hang
-    the scan; file symlinks resolving outside the archive are not followed either
-    (the archive is what was asked for); unreadable directories are reported instead
-    of aborting. Directories in `exclude` (the workflow's own results and
-    `.snakemake/`) are never entered, so a run cannot ingest its own thumbnails.
+    the scan; symlinks resolving outside the archive (files and folders, followed or
+    not) are never followed (the archive is what was asked for); unreadable
+    directories are reported instead of aborting. Directories in `exclude` (the
+    workflow's own results and `.snakemake/`) are never entered, so a run cannot
+    ingest its own thumbnails.
     """
     root = os.fspath(root)
     real_root = os.path.realpath(root)
@@ -78,18 +79,21 @@ def scan_archive(
                 {
                     "filename": rel_dir or ".",
                     "size_bytes": None,
-                    "reason": f"cannot list directory: {exc.strerror or exc}",
+                    "reason": f"{UNLISTABLE}: {exc.strerror or exc}",
                 }
             )
             continue
         for entry in entries:
             rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
             is_link = entry.is_symlink()
+            # a symlink leaving the archive is refused alike for files and folders
+            # (followed folders included): the archive is what was asked for
+            leaves = is_link and not inside(os.path.realpath(entry.path), real_root)
             is_dir = _is_dir(entry, follow_symlinks)
-            if is_dir:
+            if is_dir and not leaves:
                 stack.append(rel)
                 continue
-            if is_link and _is_dir(entry, True):
+            if is_link and not leaves and _is_dir(entry, True):
                 result.skipped.append(
                     {
                         "filename": rel,
@@ -98,7 +102,7 @@ def scan_archive(
                     }
                 )
                 continue
-            if is_link and not _inside(os.path.realpath(entry.path), real_root):
+            if leaves:
                 result.skipped.append(
                     {
                         "filename": rel,
@@ -111,11 +115,6 @@ def scan_archive(
     result.images.sort(key=lambda r: r["path"])
     result.skipped.sort(key=lambda r: r["filename"])
     return result
-
-
-def _inside(path: str, root: str) -> bool:
-    """True when the resolved `path` is `root` or below it."""
-    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
 def _is_dir(entry: os.DirEntry, follow: bool) -> bool:
@@ -163,6 +162,58 @@ def _add_file(result: ScanResult, entry: os.DirEntry, rel: str) -> None:
                 "inode": st.st_ino,
             }
         )
+
+
+UNLISTABLE = "cannot list directory"
+
+
+def read_manifests(outdir: str | os.PathLike) -> list[dict]:
+    """The entries of every shard manifest in `outdir` (those of the previous scan,
+    before `write_manifests` replaces them)."""
+    rows = []
+    for p in sorted(Path(outdir).glob("shard-*.jsonl")):
+        with open(p, encoding="ascii") as fh:
+            rows += [json.loads(line) for line in fh if line.strip()]
+    return rows
+
+
+def carry_unlistable(scan: ScanResult, previous: list[dict]) -> int:
+    """Keep the files of directories that could not be listed this time (a folder
+    made unreadable, a share that went away underneath) as errors with the reason,
+    not as removals: the previous scan's entries below such a directory are put
+    back with `scan_error` (their records then say why, and they keep their ids).
+    Returns how many were carried."""
+    unlistable = [r for r in scan.skipped if r["reason"].startswith(UNLISTABLE)]
+    if not unlistable:
+        return 0
+    present = {r["path"] for r in scan.images}
+    carried = 0
+    for entry in previous:
+        path = entry["path"]
+        if path in present:
+            continue
+        for r in unlistable:
+            d = r["filename"]
+            if d == "." or path.startswith(d + "/"):
+                scan.images.append(
+                    {"path": path, "size": -1, "mtime_ns": 0, "scan_error": r["reason"]}
+                )
+                present.add(path)
+                carried += 1
+                break
+    scan.images.sort(key=lambda r: r["path"])
+    return carried
+
+
+def shape(scan: ScanResult) -> dict:
+    """How many image files the archive holds, in all and per top-level folder
+    (files directly in the root are counted in all only)."""
+    folders: dict[str, int] = {}
+    for r in scan.images:
+        top, sep, _ = r["path"].partition("/")
+        if sep:
+            folders[top] = folders.get(top, 0) + 1
+    return {"files": len(scan.images), "folders": folders}
 
 
 def write_manifests(

@@ -9,6 +9,7 @@ import os
 import posixpath
 import shutil
 import tempfile
+import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -86,59 +87,44 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
-# What a run delivers in {results}/, published together from {results}/staging/.
+# What a run delivers in {results}/, published together from {results}/staging/
+# (generations.publish).
 DELIVERABLES = ("archive.sqlite", "json", "html", "csv")
 
 
-def _link_or_copy(src: str, dst: str) -> str:
-    """Hard link (no extra space, instant), or a copy across filesystems."""
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copy2(src, dst)
-    return dst
-
-
-def publish(staging: str | os.PathLike, dest: str | os.PathLike, names: Iterable[str]) -> None:
-    """Replace `dest/<name>` by `staging/<name>` for every name, as one step.
-
-    Everything is first prepared beside its destination (hard links of the staged
-    files), so that the swap is renames only: a failure while preparing (a full
-    disk) leaves every previous deliverable as it was. The staged copies stay, so
-    Snakemake still sees the stages as done.
-    """
-    staging, dest = Path(staging), Path(dest)
-    prepared: list[tuple[Path, Path]] = []
-    try:
-        for name in names:
-            src, tmp = staging / name, dest / f".{name}.publish"
-            _remove(tmp)
-            if src.is_dir():
-                shutil.copytree(src, tmp, copy_function=_link_or_copy)
-            else:
-                _link_or_copy(os.fspath(src), os.fspath(tmp))
-            prepared.append((tmp, dest / name))
-    except BaseException:
-        for tmp, _ in prepared:
-            _remove(tmp)
-        raise
-    for tmp, dst in prepared:
-        if tmp.is_dir():
-            old = dst.with_name(f".{dst.name}.old")
-            _remove(old)
-            if dst.exists():
-                os.rename(dst, old)
-            os.rename(tmp, dst)
-            _remove(old)
-        else:
-            os.replace(tmp, dst)
-
-
-def _remove(path: Path) -> None:
+def remove_path(path: Path) -> None:
+    """Remove a file, a symlink or a directory tree (missing is fine)."""
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path)
     else:
         path.unlink(missing_ok=True)
+
+
+def inside(path: str, root: str) -> bool:
+    """True when the resolved `path` is `root` or below it (both resolved paths)."""
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def with_check(data: bytes) -> bytes:
+    """`data` after a line holding its size and CRC-32, so that damage (bit rot, a
+    partial restore) is told from what was written (`checked`)."""
+    head = json.dumps({"bytes": len(data), "crc32": f"{zlib.crc32(data):08x}"})
+    return head.encode("ascii") + b"\n" + data
+
+
+def checked(raw: bytes) -> bytes | None:
+    """The data of `with_check`; None when `raw` has no check line (written
+    without one); ValueError when the data does not match its check."""
+    head, sep, body = raw.partition(b"\n")
+    try:
+        check = json.loads(head)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not sep or not isinstance(check, dict) or "crc32" not in check:
+        return None
+    if (len(body), f"{zlib.crc32(body):08x}") != (check.get("bytes"), check["crc32"]):
+        raise ValueError("content does not match its check")
+    return body
 
 
 def write_text_if_changed(path: str | os.PathLike, text: str) -> bool:

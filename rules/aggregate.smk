@@ -8,6 +8,7 @@ rule aggregate:
         pairs=expand(f"{RESULTS}/pairs/chunk-{{chunk}}.jsonl", chunk=CHUNKS),
         # a curator's decisions.csv, when there is one (rules/common.smk)
         decisions=lambda wildcards: [str(DECISIONS)] if DECISIONS else [],
+        stamp=stamp("aggregate"),
     output:
         # staged: rule publish replaces the deliverables once html/ is built too
         sqlite=f"{RESULTS}/staging/archive.sqlite",

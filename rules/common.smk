@@ -5,9 +5,14 @@
 # DAG (fixed: one job per shard) reruns exactly the shards an archive change touched.
 # Jobs started by an executor (SLURM, subprocesses) never rescan. Before it writes
 # anything the main process checks that the results are outside the archive, locks
-# the results directory (one run at a time) and checks it belongs to this archive.
+# the results directory (one run at a time) and checks it belongs to this archive;
+# then (archive_twins/prepare.py) it removes killed jobs' temporaries, refuses an
+# archive that lost many files, and writes each job's stamp
+# ({results}/state/stamps/<job>.json, an input of the job), which forces the jobs
+# whose outputs are not what they must be built from (archive_twins/ledger.py).
 
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, workflow.basedir)
@@ -21,8 +26,10 @@ from archive_twins.guard import (
     lock_results,
     results_pattern,
 )
-from archive_twins.scan import scan_archive, write_manifests, write_rerun_token
-from archive_twins.util import DELIVERABLES
+from archive_twins.ledger import adopt_touches
+from archive_twins.leftovers import mark_run
+from archive_twins.prepare import prepare
+from archive_twins.scan import write_rerun_token
 
 ARCHIVE = config["archive"]
 # The archive for rule params, as a function so Snakemake does not format the path
@@ -48,6 +55,7 @@ except DecisionError as exc:
     raise WorkflowError(str(exc)) from None
 MASTER_PATHS = config.get("master_paths") or []
 MASTER_PATHS = [MASTER_PATHS] if isinstance(MASTER_PATHS, str) else list(MASTER_PATHS)
+RUN_STARTED_NS = time.time_ns()
 
 
 def rule_resources(name, **extra):
@@ -70,36 +78,20 @@ if not workflow.remote_exec and not workflow.subprocess_exec:
         # held until the main process exits (the handle stays referenced)
         _RESULTS_LOCK = lock_results(RESULTS_PATH)
         check_archive(RESULTS_PATH, ARCHIVE, config["allow_archive_change"])
+        # A malformed decisions file stops the run here, before anything is written.
+        if DECISIONS:
+            read_decisions(DECISIONS)
+        for _line in prepare(ARCHIVE, RESULTS_PATH, config, SHARDS, CHUNKS):
+            logger.info(_line)
     except GuardError as exc:
         raise WorkflowError(str(exc)) from None
-    # A malformed decisions file stops the run here, before anything is written.
-    try:
-        read_decisions(DECISIONS) if DECISIONS else None
     except DecisionError as exc:
         raise WorkflowError(f"{exc}; nothing was changed") from None
-    # The publish marker stands for complete deliverables and a complete staged set:
-    # a deliverable deleted by hand, or a staged one a failed job took away, makes
-    # the run rebuild and publish again (Snakemake itself would not rerun a job for
-    # a missing intermediate file whose downstream output exists).
-    if not all(
-        Path(RESULTS_PATH, where, name).exists()
-        for where in ("", "staging")
-        for name in DELIVERABLES
-    ):
-        Path(RESULTS_PATH, "state", "published.json").unlink(missing_ok=True)
-    _scan = scan_archive(
-        ARCHIVE,
-        follow_symlinks=config["follow_symlinks"],
-        exclude=[RESULTS_PATH, ".snakemake"],
-    )
-    _changed = write_manifests(
-        _scan, f"{RESULTS_PATH}/manifest", N_SHARDS, int(config["shard_folder_files"])
-    )
-    write_rerun_token(f"{RESULTS_PATH}/manifest", VERIFY == "full", "verify: full")
-    logger.info(
-        f"scanned {ARCHIVE}: {len(_scan.images)} image files, "
-        f"{len(_scan.skipped)} skipped; {len(_changed)} of {N_SHARDS} shard manifests changed"
-    )
+
+
+def stamp(job):
+    """The stamp input of a job (`job` may hold a {wildcard})."""
+    return f"{RESULTS}/state/stamps/{job}.json"
 
 
 wildcard_constraints:
@@ -107,7 +99,24 @@ wildcard_constraints:
     chunk=r"\d{4}",
 
 
+onstart:
+    # temporaries of a run that does not finish are swept by the next (leftovers.py)
+    mark_run(RESULTS_PATH, "running")
+
+
+onsuccess:
+    adopt_touches(RESULTS_PATH, RUN_STARTED_NS)
+    mark_run(RESULTS_PATH, "finished")
+
+
 onerror:
     # Failed jobs got their previous update() outputs back with a fresh mtime: make
-    # the next run redo every shard (unchanged files are not read again).
-    write_rerun_token(f"{RESULTS_PATH}/manifest", True, "previous run failed")
+    # the next run redo every shard (unchanged files are not read again). Not needed
+    # for correctness (each job's record, archive_twins/ledger.py, shows it was not
+    # redone), so a full disk here is only a warning.
+    try:
+        write_rerun_token(f"{RESULTS_PATH}/manifest", True, "previous run failed")
+    except OSError as exc:
+        logger.warning(
+            f"could not note the failed run ({exc}); the next run redoes it anyway"
+        )

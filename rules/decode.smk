@@ -8,6 +8,8 @@ rule decode_shard:
         manifest=f"{RESULTS}/manifest/shard-{{shard}}.jsonl",
         # changes for `verify: full` and after a failed run (rules/common.smk)
         rerun=f"{RESULTS}/manifest/rerun.json",
+        # what the outputs must be built from; rewritten to force the job (ledger.py)
+        stamp=stamp("decode_shard-{shard}"),
     output:
         records=update(f"{RESULTS}/shards/shard-{{shard}}.jsonl"),
         features=update(f"{RESULTS}/features/shard-{{shard}}.npz"),

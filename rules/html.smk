@@ -4,6 +4,7 @@
 rule html:
     input:
         json=f"{RESULTS}/staging/json",
+        stamp=stamp("html"),
     output:
         # staged: rule publish puts them in place with the tables they show
         html=report(

@@ -14,6 +14,7 @@ rule index:
     input:
         records=expand(f"{RESULTS}/shards/shard-{{shard}}.jsonl", shard=SHARDS),
         signatures=expand(f"{RESULTS}/features/shard-{{shard}}.npz", shard=SHARDS),
+        stamp=stamp("index"),
     output:
         index=directory(f"{RESULTS}/index"),
     log:
@@ -35,6 +36,7 @@ rule index:
 rule match_chunk:
     input:
         index=f"{RESULTS}/index",
+        stamp=stamp("match_chunk-{chunk}"),
     output:
         pairs=update(f"{RESULTS}/pairs/chunk-{{chunk}}.jsonl"),
     log:

@@ -19,4 +19,5 @@ run_aggregate(
     registry=snakemake.output.registry,
     archive=snakemake.params.archive,
     shards=snakemake.params.shards,
+    stamp=snakemake.input.stamp,
 )

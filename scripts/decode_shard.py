@@ -21,4 +21,5 @@ run_decode_shard(
     n_features=snakemake.params.n_features,
     full=snakemake.config.get("verify", "quick") == "full",
     threads=snakemake.threads,
+    stamp=snakemake.input.stamp,
 )

@@ -11,4 +11,5 @@ run_html(
     json_dir=snakemake.input.json,
     html=snakemake.output.html,
     archive=snakemake.params.archive,
+    stamp=snakemake.input.stamp,
 )

@@ -13,4 +13,5 @@ run_index(
     index=snakemake.output.index,
     matching=snakemake.params.matching,
     generations=snakemake.params.generations,
+    stamp=snakemake.input.stamp,
 )

@@ -17,4 +17,5 @@ run_match(
     matching=snakemake.params.matching,
     decode=snakemake.params.decode,
     feature_settings=snakemake.params.feature_settings,
+    stamp=snakemake.input.stamp,
 )
