@@ -471,23 +471,60 @@ def _verify_geo(
     return (None, record) if g["accepted_by"] is None else (record, None)
 
 
-def _carried(index: Index, rows: list[dict], old: np.ndarray) -> tuple[dict, dict]:
-    """Candidates of the previous run between rasters that are still there and
+def _carried(index: Index, rows: list[dict], old: np.ndarray) -> dict:
+    """Hash candidates of the previous run between rasters that are still there and
     unchanged: their evidence depends on the two rasters only, so it stands."""
     hash_c: dict[tuple[int, int], dict] = {}
-    word_c: dict[tuple[int, int], tuple[int, bool]] = {}
     for r in rows:
-        if "pair" not in r or "evidence" not in r:
+        if r.get("stage") != "phash" or "pair" not in r or "evidence" not in r:
             continue
         ij = [index.find(k) for k in r["pair"]]
         if any(i is None or not old[i] for i in ij):
             continue
-        i, j = ij
-        if r["stage"] == "phash":
-            hash_c[(i, j)] = {o: d for o, d in r["evidence"]}
+        hash_c[(ij[0], ij[1])] = {o: d for o, d in r["evidence"]}
+    return hash_c
+
+
+Dirs = dict[tuple[int, int], tuple[int, bool]]
+
+
+def dirs_meta(index: Index, dirs: Dirs) -> dict[str, list]:
+    """What a chunk's word searches found, Q(a -> b) for its rasters a (`Index.
+    word_search`: every direction, not only the pairs the chunk owns), by pixel hash,
+    for the next run (`_carried_dirs`)."""
+    out: dict[str, list] = {}
+    for (a, b), (v, m) in sorted(dirs.items()):
+        out.setdefault(index.key(a), []).append([index.key(b), int(v), bool(m)])
+    return out
+
+
+def _carried_dirs(index: Index, stored: dict[str, list], old: np.ndarray) -> Dirs:
+    """The previous run's directions between rasters still there and unchanged."""
+    out: Dirs = {}
+    for ka, found in stored.items():
+        a = index.find(ka)
+        if a is None or not old[a]:
+            continue
+        for kb, v, m in found:
+            b = index.find(kb)
+            if b is not None and old[b]:
+                out[(a, b)] = (int(v), bool(m))
+    return out
+
+
+def recheck(index: Index, dirs: Dirs, gained: np.ndarray, rp: RetrievalParams) -> int:
+    """Directions between two rasters that both hold a word which became common since
+    they were found, judged again by the pair's definition (in place): such a word
+    only takes votes away (r(a) counts common words' cells too), so no other pair can
+    have become a candidate. Returns how many were judged."""
+    todo = [p for p in dirs if gained[p[0]] and gained[p[1]]]
+    for a, b in todo:
+        ev = index.pair_word(a, b, rp)
+        if ev is None:
+            del dirs[(a, b)]
         else:
-            word_c[(i, j)] = (int(r["evidence"][0]), bool(r["evidence"][1]))
-    return hash_c, word_c
+            dirs[(a, b)] = ev
+    return len(todo)
 
 
 def chunk_candidates(
@@ -498,19 +535,23 @@ def chunk_candidates(
     old: np.ndarray | None = None,
     rows: list[dict] | None = None,
     since: str | None = None,
+    gained: np.ndarray | None = None,
 ) -> tuple[dict, dict, dict]:
     """The hash and word candidates of the pairs a chunk owns, and what the search
     counted (`counts`: among them `found`, per raster key the rasters its word
-    search found when more than a few, and `capped`, the rasters it capped).
+    search found when more than a few, `capped`, the rasters it capped, and `dirs`,
+    what its word searches found, kept for the next run).
 
-    With `old` (which items are unchanged since the chunk's previous run) and that
-    run's rows, only pairs involving a new raster are searched: when the index job
-    already searched them since that run's generation (`since`), they are read from
-    the index; else new rasters of the chunk are searched against everything,
-    unchanged ones against the new rasters only. Both candidate criteria are
-    functions of the pair, so this equals a full search; so does the cap: a raster
-    it may bite now (its earlier count, kept in the rows' meta, plus its new
-    finds above `max_candidates`) is searched again in full.
+    With `old` (which items are unchanged since the chunk's previous run and hold no
+    word that stopped being common) and that run's rows, only pairs involving a new
+    raster are searched: when the index job already searched them since that run's
+    generation (`since`), they are read from the index; else new rasters of the
+    chunk are searched against everything, unchanged ones against the new rasters
+    only. The directions found before between two rasters that both hold a word
+    which became common (`gained`) are judged again (`recheck`). Both candidate
+    criteria are functions of the pair, so this equals a full search; so does the
+    cap: a raster it may bite now (its earlier count, kept in the rows' meta, plus
+    its new finds above `max_candidates`) is searched again in full.
     """
     rp = params.retrieval
     geo = params.geo is not None
@@ -518,33 +559,36 @@ def chunk_candidates(
     mine = np.arange(lo, hi, dtype=np.int64)
     found = np.zeros(hi - lo, np.int64)
     counts: dict = {"queries_full": hi - lo, "queries_delta": 0, "stored_delta": False}
-    if old is None or rows is None:
+    before = rows[0].get("meta", {}) if rows else {}
+    dirs: Dirs = {}
+    if old is None or rows is None or (geo and "dirs" not in before):
         hash_c = index.hash_candidates(mine, rp)
-        word_c = {}
         if geo:
-            word_c = index.word_candidates(mine, rp)
+            dirs = index.word_search(mine, rp)
             found = _found(index, lo, hi)
     else:
-        before = rows[0].get("meta", {}) if rows else {}
-        hash_c, word_c = _carried(index, rows, old)
+        hash_c = _carried(index, rows, old)
+        if geo:
+            dirs = _carried_dirs(index, before["dirs"], old)
+            counts["rechecked"] = recheck(index, dirs, gained, rp) if gained is not None else 0
         new = index.delta_since(since)
         if new is not None and np.array_equal(~new, old):
-            dh, dw, found = index.delta_candidates(lo, hi)
+            dh, dd, found = index.delta_candidates(lo, hi)
             hash_c.update(dh)
             if geo:
-                word_c.update(dw)
-            counts = {"queries_full": 0, "queries_delta": 0, "stored_delta": True}
+                dirs.update(dd)
+            counts.update(queries_full=0, queries_delta=0, stored_delta=True)
         else:
             fresh, kept = mine[~old[lo:hi]], mine[old[lo:hi]]
             added = np.flatnonzero(~old)
-            counts = {"queries_full": len(fresh), "queries_delta": len(kept), "stored_delta": False}
+            counts.update(queries_full=len(fresh), queries_delta=len(kept))
             hash_c.update(index.hash_candidates(fresh, rp))
             hash_c.update(index.hash_candidates(kept, rp, targets=added))
             if geo:
-                word_c.update(index.word_candidates(fresh, rp))
+                dirs.update(index.word_search(fresh, rp))
                 found = _found(index, lo, hi)
                 if len(added) and len(kept):
-                    word_c.update(index.word_candidates(kept, rp, index.postings_of(added)))
+                    dirs.update(index.word_search(kept, rp, index.postings_of(added)))
                     found += _found(index, lo, hi)
         if geo:
             # an unchanged raster's earlier finds (a bound: some may be gone since)
@@ -559,13 +603,16 @@ def chunk_candidates(
                 and (found[k - lo] > rp.max_candidates or index.key(k) in before.get("capped", ()))
             ]
             if heavy:
-                word_c = _search_again(index, np.array(heavy, np.int64), word_c, rp)
+                dirs = _search_again(index, np.array(heavy, np.int64), dirs, rp)
                 found[np.array(heavy) - lo] = [index.found_counts.get(k, 0) for k in heavy]
+    word_c: dict[tuple[int, int], tuple[int, bool]] = {}
     if geo:
+        word_c = {p: ev[:2] for p, ev in index.owned(dirs, rp).items()}
         # a hash candidate this chunk owns that only the other raster's search found
         word_c.update(index.reverse_words(hash_c, word_c, rp))
         # a plain scan's keypoints are its grain: it is matched by its texture alone
         word_c = {(i, j): v for (i, j), v in word_c.items() if not (plain[i] or plain[j])}
+    counts["dirs"] = dirs
     counts["found"] = {
         index.key(lo + k): int(c) for k, c in enumerate(found.tolist()) if c >= FOUND_FLOOR
     }
@@ -588,30 +635,24 @@ def _found(index: Index, lo: int, hi: int) -> np.ndarray:
     return out
 
 
-def _search_again(index: Index, heavy: np.ndarray, word_c: dict, rp: RetrievalParams) -> dict:
-    """Word candidates with the rasters `heavy` searched in full again: the pairs
-    their own search had found are dropped (whether Q holds from their side is a
-    function of the pair), then found again, capped as a fresh run would."""
+def _search_again(index: Index, heavy: np.ndarray, dirs: Dirs, rp: RetrievalParams) -> Dirs:
+    """Directions with the rasters `heavy` searched in full again, capped as a fresh
+    run would."""
     h = set(heavy.tolist())
-    out = {}
-    for (i, j), ev in word_c.items():
-        if i in h or j in h:
-            side = i if index.pair_word(i, j, rp) is not None else j
-            if side in h:
-                continue
-        out[(i, j)] = ev
-    out.update(index.word_candidates(heavy, rp))
+    out = {p: ev for p, ev in dirs.items() if p[0] not in h}
+    out.update(index.word_search(heavy, rp))
     return out
 
 
-def _unchanged(index: Index, since: str) -> np.ndarray | None:
-    """Rasters whose candidates stand since generation `since`: the same rasters,
-    holding no word whose commonness changed; None when that is not known."""
+def _unchanged(index: Index, since: str) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """(rasters whose own searches stand since generation `since`: the same rasters,
+    holding no word that stopped being common; rasters holding a word that became
+    common), or (None, None) when that is not known."""
     old = index.unchanged_since(since)
-    touched = index.touched_since(since)
-    if old is None or touched is None:
-        return None
-    return old & ~touched
+    change = index.common_change(since)
+    if old is None or change is None:
+        return None, None
+    return old & ~change[1], change[0]
 
 
 def run_match_chunk(
@@ -642,15 +683,17 @@ def run_match_chunk(
         "n_chunks": n_chunks,
         "params": params.fingerprint(),
     }
-    old, since = None, None
+    old, since, gained = None, None, None
     if prev_rows and "meta" in prev_rows[0]:
         pm = prev_rows[0]["meta"]
         if {k: pm.get(k) for k in ("chunk", "n_chunks", "params")} == {
             k: meta[k] for k in ("chunk", "n_chunks", "params")
         }:
             since = pm.get("gen")
+            old, gained = _unchanged(index, since)
             stored = index.delta_since(since)
-            old = ~stored if stored is not None else _unchanged(index, since)
+            if stored is not None and gained is not None:
+                old = ~stored
     job = ChunkJob(
         index,
         params,
@@ -659,9 +702,10 @@ def run_match_chunk(
         {r["key"]: r for r in prev_rows if r.get("key")},
     )
     t0 = time.perf_counter()
-    hash_c, word_c, counts = chunk_candidates(index, lo, hi, params, old, prev_rows, since)
-    # kept for the next run's cap (chunk_candidates), logged when it bites
+    hash_c, word_c, counts = chunk_candidates(index, lo, hi, params, old, prev_rows, since, gained)
+    # kept for the next run's searches and cap (chunk_candidates), logged when it bites
     meta["found"], meta["capped"] = counts.pop("found"), counts.pop("capped")
+    meta["dirs"] = dirs_meta(index, counts.pop("dirs"))
     if meta["capped"]:
         log.warning(
             "%d rasters have more than %d word candidates; the %d with the most votes were "

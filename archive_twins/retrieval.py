@@ -19,7 +19,9 @@ the archive (held by more than `common_df` rasters: a colour chart's, a logo's),
 and a pair is examined by exactly one chunk (`Index.owned`), so the candidates, and
 thus the results, do not depend on how the archive is split into shards or chunks;
 a rerun searches again the rasters a change may concern (new ones, those holding a
-word whose commonness changed, those the cap may bite), so it equals a fresh run.
+word that stopped being common, those the cap may bite) and judges again the pairs
+it found between rasters holding a word that became common (a common word only
+takes votes away), so it equals a fresh run.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ from .features import BUNDLE_ARRAYS, N_WORDS, SIG_SCALARS
 from .hashing import hamming_search
 from .texture import MIN_SPECKS
 from .util import atomic_dir, atomic_open, checked, fingerprint, read_jsonl, with_check
-from .wordsearch import FIELDS, Postings, Queries, pair_query, search
+from .wordsearch import CELLS, FIELDS, Postings, Queries, coverage_cell, pair_query, search
 
 
 @dataclass(frozen=True)
@@ -251,7 +253,7 @@ INVERTED = {"": "a"}
 WORD_ARRAYS = ("post_words", "post_start")
 POSTING_ARRAYS = ("post_id", "post_ang", "post_lsc", "post_pos")
 INVERTED_ARRAYS = (*WORD_ARRAYS, *POSTING_ARRAYS)
-INDEX_FORMAT = 7
+INDEX_FORMAT = 8
 # An index is merged into the previous one while at most this share of its rasters
 # is new (else rebuilt), and the candidates of the new rasters are searched once, by
 # the index job, while at most this share is new (else each chunk searches its own).
@@ -334,18 +336,19 @@ def build_index(
                 old.with_suffix(".common").unlink(missing_ok=True)
             meta["gens_dir"] = os.path.abspath(gens_dir)
         (tmp / "meta.json").write_text(json.dumps(meta, sort_keys=True))
-        touched = None
+        change = None
         if src is not None:
             new_index = Index(tmp, gens_dir=gens_dir)
-            touched = new_index.touched_since(base.meta["gen"])
-        if touched is not None and 0 < (need | touched).sum() <= DELTA_MAX_FRACTION * n:
-            # rasters holding a word whose commonness changed are searched again too
-            need = need | touched
+            change = new_index.common_change(base.meta["gen"])
+        if change is not None and 0 < (need | change[1]).sum() <= DELTA_MAX_FRACTION * n:
+            # rasters holding a word that stopped being common are searched again too
+            # (one that became common is re-checked pair by pair: `match.recheck`)
+            need = need | change[1]
             delta = new_index.delta_search(need, params)
             _save_delta(tmp / "delta.npz", need, *delta, new_index.delta_counts)
             meta["delta_from"] = base.meta["gen"]
             stats["delta_pairs"] = len(delta[0]) + len(delta[1])
-            stats["touched"] = int(touched.sum())
+            stats["gained"], stats["lost"] = int(change[0].sum()), int(change[1].sum())
             clock.done("delta")
         if src is not None:
             del new_index
@@ -834,18 +837,16 @@ def _merge_inverted(
     finish(*out)
 
 
-def _save_delta(
-    path: Path, new: np.ndarray, hash_c: dict, word_c: dict, counts: np.ndarray
-) -> None:
+def _save_delta(path: Path, new: np.ndarray, hash_c: dict, dirs: dict, counts: np.ndarray) -> None:
     """The candidates of every pair with a new raster: hash candidates sorted by
-    first raster, word candidates by the raster whose chunk owns them
-    (`Index.owned`); and per raster how many rasters its search found (new rasters:
-    all; the others: new ones), for the cap (`max_candidates`)."""
+    first raster, word search directions Q(a -> b) by a; and per raster how many
+    rasters its search found (new rasters: all; the others: new ones), for the cap
+    (`max_candidates`)."""
     hk = sorted(hash_c)
     ev = [sorted(hash_c[p].items()) for p in hk]
     hoff = np.concatenate([[0], np.cumsum([len(e) for e in ev])]).astype(np.int64)
     flat = [x for e in ev for x in e]
-    wk = sorted(word_c, key=lambda p: (word_c[p][2], p))
+    dk = sorted(dirs)
     with atomic_open(path, "wb") as fh:
         np.savez(
             fh,
@@ -853,10 +854,9 @@ def _save_delta(
             hpair=np.array(hk, np.int64).reshape(-1, 2),
             hoff=hoff,
             hev=np.array(flat, np.int64).reshape(-1, 2),
-            wpair=np.array(wk, np.int64).reshape(-1, 2),
-            wvotes=np.array([word_c[p][0] for p in wk], np.int64),
-            wmirror=np.array([word_c[p][1] for p in wk], bool),
-            wowner=np.array([word_c[p][2] for p in wk], np.int64),
+            dpair=np.array(dk, np.int64).reshape(-1, 2),
+            dvotes=np.array([dirs[p][0] for p in dk], np.int64),
+            dmirror=np.array([dirs[p][1] for p in dk], bool),
             found=counts,
         )
 
@@ -938,18 +938,28 @@ class Index:
         """Which rasters hold a word whose commonness changed since generation
         `gen` (their candidates may have changed although they did not), or None
         when that generation's common words are not known."""
+        change = self.common_change(gen)
+        return None if change is None else change[0] | change[1]
+
+    def common_change(self, gen: str | None) -> tuple[np.ndarray, np.ndarray] | None:
+        """Which rasters hold a word that became common since generation `gen`
+        (`gained`: a pair of them can only lose votes, so a rerun re-checks the pairs
+        it had found) and which hold one that stopped being common (`lost`: searched
+        again); None when that generation's common words are not known."""
         if not gen or not self.gens_dir:
             return None
         before = generation_common(self.gens_dir, gen)
         if before is None:
             return None
         now = np.load(self.path / "common.npy")
-        changed = np.setxor1d(before, now)
-        touched = np.zeros(self.n, bool)
-        if len(changed):
-            starts, lens = self.postings().lookup(changed.astype(np.int64))
-            touched[read_runs(self.post["post_id"], starts, lens).astype(np.int64)] = True
-        return touched
+        out = []
+        for changed in (np.setdiff1d(now, before), np.setdiff1d(before, now)):
+            mask = np.zeros(self.n, bool)
+            if len(changed):
+                starts, lens = self.postings().lookup(changed.astype(np.int64))
+                mask[read_runs(self.post["post_id"], starts, lens).astype(np.int64)] = True
+            out.append(mask)
+        return out[0], out[1]
 
     def identity(self) -> np.ndarray:
         """Per item, a 64-bit digest of its pixel hash and representative sha256: what
@@ -971,9 +981,10 @@ class Index:
             return None
 
     def delta_candidates(self, lo: int, hi: int) -> tuple[dict, dict, np.ndarray]:
-        """The stored candidates (hash, word) of the pairs with a new raster owned by
-        the rasters in [lo, hi) (after `delta_since` found them), and how many rasters
-        the search of each of them found (`_save_delta`)."""
+        """The stored hash candidates of the pairs with a new raster owned by the
+        rasters in [lo, hi), the word search directions from them (after
+        `delta_since` found them), and how many rasters the search of each of them
+        found (`_save_delta`)."""
         d = self._delta
         hp, hoff, hev = d["hpair"], d["hoff"], d["hev"]
         a, b = np.searchsorted(hp[:, 0], [lo, hi])
@@ -981,15 +992,15 @@ class Index:
         for k in range(int(a), int(b)):
             ev = hev[hoff[k] : hoff[k + 1]].tolist()
             hash_c[(int(hp[k, 0]), int(hp[k, 1]))] = {o: dd for o, dd in ev}
-        wp = d["wpair"]
-        a, b = np.searchsorted(d["wowner"], [lo, hi])
-        word_c = {
+        dp = d["dpair"]
+        a, b = np.searchsorted(dp[:, 0], [lo, hi])
+        dirs = {
             (int(i), int(j)): (int(v), bool(m))
             for (i, j), v, m in zip(
-                wp[a:b].tolist(), d["wvotes"][a:b].tolist(), d["wmirror"][a:b].tolist(), strict=True
+                dp[a:b].tolist(), d["dvotes"][a:b].tolist(), d["dmirror"][a:b].tolist(), strict=True
             )
         }
-        return hash_c, word_c, np.asarray(d["found"][lo:hi], np.int64)
+        return hash_c, dirs, np.asarray(d["found"][lo:hi], np.int64)
 
     def key(self, i: int) -> str:
         """Pixel hash of item i."""
@@ -1110,8 +1121,8 @@ class Index:
         """The hash and word candidates of every pair with a new raster (`new`, a mask),
         at a cost that grows with the new rasters, not with the archive's pairs: the
         new rasters' query words against every raster, every other raster's query
-        words against the new rasters only. Word candidates carry the raster whose
-        chunk owns them (`owned`)."""
+        words against the new rasters only. Word candidates as search directions
+        Q(a -> b), which each chunk turns into the pairs it owns (`owned`)."""
         fresh = np.flatnonzero(new)
         found = self.word_search(fresh, params)
         counts = np.zeros(self.n, np.int64)
@@ -1123,7 +1134,7 @@ class Index:
             for a, c in self.found_counts.items():
                 counts[a] = c
         self.delta_counts = counts
-        return self.hash_candidates_with(fresh, params), self.owned(found, params)
+        return self.hash_candidates_with(fresh, params), found
 
     def hash_candidates_with(self, new: np.ndarray, params: RetrievalParams) -> dict:
         """`hash_candidates` of every pair (i < j) with a raster of `new` among them:
@@ -1219,13 +1230,17 @@ class Index:
         items = np.asarray(items, np.int64)
         lists = gather_lists(off, items, *(self.arrays[n] for n in names))
         sizes = np.asarray(off[items + 1], np.int64) - np.asarray(off[items], np.int64)
-        # common words neither vote nor count (their postings are never read)
+        local = np.repeat(np.arange(len(items)), sizes)
+        # r(a) counts the cells of all query keypoints (`wordsearch`)
+        occupied = np.zeros(len(items) * CELLS, bool)
+        occupied[local * CELLS + coverage_cell(lists[3])] = True
+        cells = occupied.reshape(len(items), CELLS).sum(axis=1)
+        # common words neither vote (their postings are never read)
         keep = ~self.common()[lists[0]]
         if not keep.all():
-            local = np.repeat(np.arange(len(items)), sizes)
             sizes = np.bincount(local[keep], minlength=len(items)).astype(np.int64)
             lists = [arr[keep] for arr in lists]
-        return Queries(items, sizes, lists[0].astype(np.int64), *lists[1:])
+        return Queries(items, sizes, lists[0].astype(np.int64), *lists[1:], cells=cells)
 
     def lists_of(self, i: int, fam: str) -> dict[str, np.ndarray]:
         """One raster's word list of a family ("a": all words, "q"/"mq": query
@@ -1235,7 +1250,8 @@ class Index:
         s, e = int(off[i]), int(off[i + 1])
         out = {f: np.asarray(self.arrays[n][s:e]) for f, n in zip(LIST_FIELDS, names, strict=True)}
         keep = ~self.common()[out["words"]]
-        return {f: arr[keep] for f, arr in out.items()}
+        cells = len(np.unique(coverage_cell(out["pos"])))
+        return {**{f: arr[keep] for f, arr in out.items()}, "cells": cells}
 
     def pair_word(self, a: int, b: int, params: RetrievalParams) -> tuple[int, bool] | None:
         """Q(a -> b) of one pair, by its definition (`wordsearch.pair_query`): (votes,

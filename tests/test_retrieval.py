@@ -241,18 +241,7 @@ def test_delta_search_equals_a_full_search(index_dir, tmp_path, n_chunks):
     assert int((~old_mask).sum()) == len(dropped)
     for c in range(n_chunks):
         lo, hi = old_index.chunk_range(c, n_chunks)
-        h_old, w_old, _ = chunk_candidates(old_index, lo, hi, params)
-        rows = [
-            {
-                "pair": [old_index.key(i), old_index.key(j)],
-                "stage": "phash",
-                "evidence": sorted([o, d] for o, d in ev.items()),
-            }
-            for (i, j), ev in h_old.items()
-        ] + [
-            {"pair": [old_index.key(i), old_index.key(j)], "stage": "geo", "evidence": [v, m]}
-            for (i, j), (v, m) in w_old.items()
-        ]
+        rows = _rows(old_index, *chunk_candidates(old_index, lo, hi, params))
         lo, hi = new_index.chunk_range(c, n_chunks)
         h_full, w_full, _ = chunk_candidates(new_index, lo, hi, params)
         h_delta, w_delta, counts = chunk_candidates(new_index, lo, hi, params, old_mask, rows)
@@ -319,8 +308,7 @@ def test_stored_delta_equals_a_full_search(index_dir, tmp_path, monkeypatch, n_c
     rows_of = {}
     for c in range(n_chunks):
         lo, hi = old_index.chunk_range(c, n_chunks)
-        h_old, w_old, _ = chunk_candidates(old_index, lo, hi, params)
-        rows_of[c] = _rows(old_index, h_old, w_old)
+        rows_of[c] = _rows(old_index, *chunk_candidates(old_index, lo, hi, params))
     stats = build_index(records, signatures, tmp_path / "index", params.retrieval, gens)
     assert stats["merged"] and stats["new"] == len(dropped)
     index = Index(tmp_path / "index")
@@ -328,14 +316,12 @@ def test_stored_delta_equals_a_full_search(index_dir, tmp_path, monkeypatch, n_c
     assert new is not None and int(new.sum()) == len(dropped)
     assert np.array_equal(~new, index.unchanged_since(old_gen))
     assert index.delta_since("something else") is None
-    whole_h, whole_w = index.delta_search(new, params.retrieval)
+    whole_h, whole_d = index.delta_search(new, params.retrieval)
     full_h = index.hash_candidates(np.arange(index.n), params.retrieval)
-    full_w = index.word_candidates(np.arange(index.n), params.retrieval)
+    full_d = index.word_search(np.arange(index.n), params.retrieval)
     assert whole_h == {p: v for p, v in full_h.items() if new[p[0]] or new[p[1]]}
-    assert {p: v[:2] for p, v in whole_w.items()} == {
-        p: v for p, v in full_w.items() if new[p[0]] or new[p[1]]
-    }
-    assert any(not new[i] and new[j] for i, j in whole_w)  # the reversed direction counts
+    assert whole_d == {p: v for p, v in full_d.items() if new[p[0]] or new[p[1]]}
+    assert any(not new[a] and new[b] for a, b in whole_d)  # the reversed direction counts
     for c in range(n_chunks):
         lo, hi = index.chunk_range(c, n_chunks)
         h_full, w_full, _ = chunk_candidates(index, lo, hi, params)
@@ -344,19 +330,31 @@ def test_stored_delta_equals_a_full_search(index_dir, tmp_path, monkeypatch, n_c
         assert (h, w) == (h_full, w_full)
 
 
-def _rows(index: Index, hash_c: dict, word_c: dict) -> list[dict]:
-    """A chunk's output rows carrying these candidates."""
-    return [
-        {
-            "pair": [index.key(i), index.key(j)],
-            "stage": "phash",
-            "evidence": sorted([o, d] for o, d in ev.items()),
-        }
-        for (i, j), ev in hash_c.items()
-    ] + [
-        {"pair": [index.key(i), index.key(j)], "stage": "geo", "evidence": [v, m]}
-        for (i, j), (v, m) in word_c.items()
-    ]
+def _rows(index: Index, hash_c: dict, word_c: dict, counts: dict) -> list[dict]:
+    """A chunk's output rows carrying these candidates (`chunk_candidates`'s
+    result), with the meta `run_match_chunk` keeps for the next run."""
+    from archive_twins.match import dirs_meta
+
+    meta = {
+        "found": counts["found"],
+        "capped": counts["capped"],
+        "dirs": dirs_meta(index, counts["dirs"]),
+    }
+    return (
+        [{"meta": meta}]
+        + [
+            {
+                "pair": [index.key(i), index.key(j)],
+                "stage": "phash",
+                "evidence": sorted([o, d] for o, d in ev.items()),
+            }
+            for (i, j), ev in hash_c.items()
+        ]
+        + [
+            {"pair": [index.key(i), index.key(j)], "stage": "geo", "evidence": [v, m]}
+            for (i, j), (v, m) in word_c.items()
+        ]
+    )
 
 
 @pytest.mark.parametrize("block", [97, 1 << 22])
@@ -421,9 +419,12 @@ def test_a_smooth_picture_stays_smooth_with_its_weak_keypoints(index_dir):
 @pytest.mark.parametrize("stored", [False, True])
 def test_reruns_follow_words_becoming_common(index_dir, tmp_path, monkeypatch, stored):
     """Words held by more than `common_df` rasters do not count; when rasters come
-    and go, some words become common or stop being so, and a rerun searches again
-    the rasters holding them: it equals a full search (chunk by chunk, from the
-    chunk's own search or from the index job's stored delta)."""
+    and go, some words become common or stop being so. A rerun searches again the
+    rasters holding a word that stopped being common, and judges again, pair by
+    pair, what it had found between rasters holding one that became common (without
+    searching them again): it equals a full search (chunk by chunk, from the chunk's
+    own search or from the index job's stored delta), adding rasters and removing
+    them."""
     from dataclasses import replace
 
     from archive_twins import retrieval
@@ -436,29 +437,39 @@ def test_reruns_follow_words_becoming_common(index_dir, tmp_path, monkeypatch, s
     params = replace(params, retrieval=replace(params.retrieval, common_df=2))
     rp, gens = params.retrieval, tmp_path / "gens"
     build_index(earlier, signatures, tmp_path / "index", rp, gens)
-    old_index = Index(tmp_path / "index")
-    old_gen = old_index.meta["gen"]
-    rows_of = {}
-    for c in range(3):
-        lo, hi = old_index.chunk_range(c, 3)
-        rows_of[c] = _rows(old_index, *chunk_candidates(old_index, lo, hi, params)[:2])
-    build_index(records, signatures, tmp_path / "index", rp, gens)
-    index = Index(tmp_path / "index")
-    touched = index.touched_since(old_gen)
-    assert touched is not None and touched.sum() > 0
-    before = retrieval.generation_common(gens, old_gen)
-    assert not np.array_equal(before, np.flatnonzero(index.common()))
-    old = _unchanged(index, old_gen)
-    assert (index.delta_since(old_gen) is not None) == stored
-    if stored:
-        old = ~index.delta_since(old_gen)
-    assert np.array_equal(old, index.unchanged_since(old_gen) & ~touched)
-    for c in range(3):
-        lo, hi = index.chunk_range(c, 3)
-        full = chunk_candidates(index, lo, hi, params)[:2]
-        again = chunk_candidates(index, lo, hi, params, old, rows_of[c], old_gen)
-        assert again[2]["stored_delta"] == stored
-        assert again[:2] == full
+    rechecked = 0
+    for step, recs in enumerate([records, earlier]):
+        old_index = Index(tmp_path / "index")
+        old_gen = old_index.meta["gen"]
+        rows_of = {}
+        for c in range(3):
+            lo, hi = old_index.chunk_range(c, 3)
+            rows_of[c] = _rows(old_index, *chunk_candidates(old_index, lo, hi, params))
+        build_index(recs, signatures, tmp_path / "index", rp, gens)
+        index = Index(tmp_path / "index")
+        gained, lost = index.common_change(old_gen)
+        # adding rasters makes words common; removing them makes them ordinary again
+        assert (gained.sum() > 0, lost.sum() > 0) == ((True, False) if step == 0 else (False, True))
+        assert np.array_equal(index.touched_since(old_gen), gained | lost)
+        before = retrieval.generation_common(gens, old_gen)
+        assert not np.array_equal(before, np.flatnonzero(index.common()))
+        old, got_gained = _unchanged(index, old_gen)
+        assert np.array_equal(got_gained, gained)
+        assert np.array_equal(old, index.unchanged_since(old_gen) & ~lost)
+        assert (index.delta_since(old_gen) is not None) == stored
+        if stored:
+            assert np.array_equal(~index.delta_since(old_gen), old)
+        for c in range(3):
+            lo, hi = index.chunk_range(c, 3)
+            full = chunk_candidates(index, lo, hi, params)
+            again = chunk_candidates(index, lo, hi, params, old, rows_of[c], old_gen, gained)
+            assert again[2]["stored_delta"] == stored
+            assert again[:2] == full[:2]
+            assert again[2]["dirs"] == full[2]["dirs"]
+            # only new rasters and those holding a word no longer common are searched
+            assert again[2]["queries_full"] == (0 if stored else int((~old[lo:hi]).sum()))
+            rechecked += again[2]["rechecked"]
+    assert rechecked > 0
 
 
 def test_common_words_neither_vote_nor_count(index_dir):
@@ -468,7 +479,7 @@ def test_common_words_neither_vote_nor_count(index_dir):
     common_df=2) are no longer candidates."""
     from dataclasses import replace
 
-    from archive_twins.wordsearch import FIELDS, pair_query
+    from archive_twins.wordsearch import FIELDS, coverage_cell, pair_query
 
     path, truth, sigs = index_dir
     index = Index(path)
@@ -483,8 +494,12 @@ def test_common_words_neither_vote_nor_count(index_dir):
         t = {f: np.asarray(y[f])[df[y["words"]] <= 2] for f in FIELDS}
         for mirrored in (False, True):
             pre = "m" if mirrored else ""
-            sel = (np.asarray(x[pre + "rank"]) < tight.query_features) & (df[x[pre + "words"]] <= 2)
-            r = pair_query({f: np.asarray(x[pre + f])[sel] for f in FIELDS}, t, tight)
+            query = np.asarray(x[pre + "rank"]) < tight.query_features
+            sel = query & (df[x[pre + "words"]] <= 2)
+            # r(a) counts the cells of all query keypoints, common words' too
+            cells = len(np.unique(coverage_cell(np.asarray(x[pre + "pos"])[query])))
+            q = {f: np.asarray(x[pre + f])[sel] for f in FIELDS}
+            r = pair_query({**q, "cells": cells}, t, tight)
             if r and r[0] > expected.get((a, b), (0,))[0]:
                 expected[(a, b)] = (r[0], mirrored)
     assert found == expected
@@ -524,9 +539,7 @@ def test_the_cap_keeps_the_best_and_reruns_equal_a_fresh_search(
     rows_of = {}
     for c in range(3):
         lo, hi = old_index.chunk_range(c, 3)
-        h, w, counts = chunk_candidates(old_index, lo, hi, params)
-        meta = {"found": counts["found"], "capped": counts["capped"]}
-        rows_of[c] = [{"meta": meta}, *_rows(old_index, h, w)]
+        rows_of[c] = _rows(old_index, *chunk_candidates(old_index, lo, hi, params))
     build_index(records, signatures, tmp_path / "index", rp, gens)
     index = Index(tmp_path / "index")
     old = index.unchanged_since(old_gen) & ~index.touched_since(old_gen)
