@@ -41,7 +41,7 @@ from .features import load_raster
 from .frame import reduced
 from .geometry import GeoParams, verify_geometric
 from .records import CopyRecord
-from .retrieval import Index, Item, RetrievalParams
+from .retrieval import Index, Item, RetrievalParams, generation_common
 from .store import load_thumbnail
 from .texture import texture_corr
 from .util import fingerprint, read_jsonl, write_jsonl
@@ -514,9 +514,10 @@ def _carried_dirs(index: Index, stored: dict[str, list], old: np.ndarray) -> Dir
 
 def recheck(index: Index, dirs: Dirs, gained: np.ndarray, rp: RetrievalParams) -> int:
     """Directions between two rasters that both hold a word which became common since
-    they were found, judged again by the pair's definition (in place): such a word
-    only takes votes away (r(a) counts common words' cells too), so no other pair can
-    have become a candidate. Returns how many were judged."""
+    they were found, judged again by the pair's definition (in place): unless it
+    lets the querying raster cover fewer cells (searched again), such a word only
+    takes votes away, so no other pair can have become a candidate. Returns how many
+    were judged."""
     todo = [p for p in dirs if gained[p[0]] and gained[p[1]]]
     for a, b in todo:
         ev = index.pair_word(a, b, rp)
@@ -548,7 +549,8 @@ def chunk_candidates(
     generation (`since`), they are read from the index; else new rasters of the
     chunk are searched against everything, unchanged ones against the new rasters
     only. The directions found before between two rasters that both hold a word
-    which became common (`gained`) are judged again (`recheck`). Both candidate
+    which became common (`gained`) are judged again (`recheck`), and a raster such
+    a word lets cover fewer cells is searched again. Both candidate
     criteria are functions of the pair, so this equals a full search; so does the
     cap: a raster it may bite now (its earlier count, kept in the rows' meta, plus
     its new finds above `max_candidates`) is searched again in full.
@@ -602,6 +604,11 @@ def chunk_candidates(
                 if old[k]
                 and (found[k - lo] > rp.max_candidates or index.key(k) in before.get("capped", ()))
             ]
+            # rasters a word becoming common lets cover fewer cells: their own search
+            # may find more now
+            dropped = _need_dropped(index, mine[old[lo:hi]], gained, since, rp)
+            counts["need_dropped"] = len(dropped)
+            heavy = sorted(set(heavy) | set(dropped.tolist()))
             if heavy:
                 dirs = _search_again(index, np.array(heavy, np.int64), dirs, rp)
                 found[np.array(heavy) - lo] = [index.found_counts.get(k, 0) for k in heavy]
@@ -642,6 +649,24 @@ def _search_again(index: Index, heavy: np.ndarray, dirs: Dirs, rp: RetrievalPara
     out = {p: ev for p, ev in dirs.items() if p[0] not in h}
     out.update(index.word_search(heavy, rp))
     return out
+
+
+def _need_dropped(
+    index: Index,
+    items: np.ndarray,
+    gained: np.ndarray | None,
+    since: str | None,
+    rp: RetrievalParams,
+) -> np.ndarray:
+    """Those of `items` holding a word that became common since generation `since`
+    and needing fewer covered cells because of it (`Index.need_dropped`)."""
+    if gained is None or len(items) == 0:
+        return np.zeros(0, np.int64)
+    items = items[gained[items]]
+    before = generation_common(index.gens_dir, since) if since and index.gens_dir else None
+    if before is None:  # not known: search them all again
+        return items
+    return items[index.need_dropped(items, before, rp)]
 
 
 def _unchanged(index: Index, since: str) -> tuple[np.ndarray | None, np.ndarray | None]:

@@ -19,9 +19,10 @@ the archive (held by more than `common_df` rasters: a colour chart's, a logo's),
 and a pair is examined by exactly one chunk (`Index.owned`), so the candidates, and
 thus the results, do not depend on how the archive is split into shards or chunks;
 a rerun searches again the rasters a change may concern (new ones, those holding a
-word that stopped being common, those the cap may bite) and judges again the pairs
-it found between rasters holding a word that became common (a common word only
-takes votes away), so it equals a fresh run.
+word that stopped being common, those a word becoming common lets cover fewer
+cells, those the cap may bite) and judges again the pairs it found between rasters
+holding a word that became common (otherwise such a word only takes votes away), so
+it equals a fresh run.
 """
 
 from __future__ import annotations
@@ -55,7 +56,16 @@ from .features import BUNDLE_ARRAYS, N_WORDS, SIG_SCALARS
 from .hashing import hamming_search
 from .texture import MIN_SPECKS
 from .util import atomic_dir, atomic_open, checked, fingerprint, read_jsonl, with_check
-from .wordsearch import CELLS, FIELDS, Postings, Queries, coverage_cell, pair_query, search
+from .wordsearch import (
+    CELLS,
+    FIELDS,
+    Postings,
+    Queries,
+    cells_needed,
+    coverage_cell,
+    pair_query,
+    search,
+)
 
 
 @dataclass(frozen=True)
@@ -944,8 +954,9 @@ class Index:
     def common_change(self, gen: str | None) -> tuple[np.ndarray, np.ndarray] | None:
         """Which rasters hold a word that became common since generation `gen`
         (`gained`: a pair of them can only lose votes, so a rerun re-checks the pairs
-        it had found) and which hold one that stopped being common (`lost`: searched
-        again); None when that generation's common words are not known."""
+        it had found, unless the raster now needs fewer cells: `need_dropped`) and
+        which hold one that stopped being common (`lost`: searched again); None when
+        that generation's common words are not known."""
         if not gen or not self.gens_dir:
             return None
         before = generation_common(self.gens_dir, gen)
@@ -1230,17 +1241,40 @@ class Index:
         items = np.asarray(items, np.int64)
         lists = gather_lists(off, items, *(self.arrays[n] for n in names))
         sizes = np.asarray(off[items + 1], np.int64) - np.asarray(off[items], np.int64)
-        local = np.repeat(np.arange(len(items)), sizes)
-        # r(a) counts the cells of all query keypoints (`wordsearch`)
-        occupied = np.zeros(len(items) * CELLS, bool)
-        occupied[local * CELLS + coverage_cell(lists[3])] = True
-        cells = occupied.reshape(len(items), CELLS).sum(axis=1)
-        # common words neither vote (their postings are never read)
+        # common words neither vote nor count (their postings are never read)
         keep = ~self.common()[lists[0]]
         if not keep.all():
+            local = np.repeat(np.arange(len(items)), sizes)
             sizes = np.bincount(local[keep], minlength=len(items)).astype(np.int64)
             lists = [arr[keep] for arr in lists]
-        return Queries(items, sizes, lists[0].astype(np.int64), *lists[1:], cells=cells)
+        return Queries(items, sizes, lists[0].astype(np.int64), *lists[1:])
+
+    def need_dropped(
+        self, items: np.ndarray, before: np.ndarray, params: RetrievalParams
+    ) -> np.ndarray:
+        """Which of `items` need fewer covered cells k(a) now than when `before` (a
+        sorted array of words) were the common words: a word becoming common empties
+        the cells only it held, so fewer cells may now be enough, and such a raster's
+        own search is done again (`match.chunk_candidates`)."""
+        items = np.asarray(items, np.int64)
+        out = np.zeros(len(items), bool)
+        if len(items) == 0:
+            return out
+        was = np.zeros(N_WORDS, bool)
+        was[np.asarray(before, np.int64)] = True
+        for fam in ("q", "mq"):
+            off_name, *names = FAMILIES[fam]
+            off = self.arrays[off_name]
+            words, *_, pos = gather_lists(off, items, *(self.arrays[n] for n in names))
+            sizes = np.asarray(off[items + 1], np.int64) - np.asarray(off[items], np.int64)
+            cell = np.repeat(np.arange(len(items)), sizes) * CELLS + coverage_cell(pos)
+            k = []
+            for common in (was, self.common()):
+                occupied = np.zeros(len(items) * CELLS, bool)
+                occupied[cell[~common[words]]] = True
+                k.append(cells_needed(occupied.reshape(len(items), CELLS).sum(axis=1), params))
+            out |= k[1] < k[0]
+        return out
 
     def lists_of(self, i: int, fam: str) -> dict[str, np.ndarray]:
         """One raster's word list of a family ("a": all words, "q"/"mq": query
@@ -1250,8 +1284,7 @@ class Index:
         s, e = int(off[i]), int(off[i + 1])
         out = {f: np.asarray(self.arrays[n][s:e]) for f, n in zip(LIST_FIELDS, names, strict=True)}
         keep = ~self.common()[out["words"]]
-        cells = len(np.unique(coverage_cell(out["pos"])))
-        return {**{f: arr[keep] for f, arr in out.items()}, "cells": cells}
+        return {f: arr[keep] for f, arr in out.items()}
 
     def pair_word(self, a: int, b: int, params: RetrievalParams) -> tuple[int, bool] | None:
         """Q(a -> b) of one pair, by its definition (`wordsearch.pair_query`): (votes,

@@ -9,9 +9,7 @@ querying raster a, the rasters b for which
     consistency), at least `min_votes` of a's query words are shared with b, and
     they lie in at least k(a) cells of a 4x4 grid of a's frame, k(a) =
     ceil(min_coverage * r(a)) (at least `min_cells`, at most r(a)), where r(a) is
-    the number of cells holding any of a's query keypoints (common words' too, so
-    that a word becoming common only takes votes away: a rerun re-checks the
-    pairs it can drop instead of searching their rasters again).
+    the number of cells holding any of a's query keypoints.
 
 A derivative of a photograph covers its own frame with shared words: a crop, a
 turned, warped or recoloured copy all hold nothing but the photograph. Two
@@ -114,15 +112,11 @@ def judge(
 
 def pair_query(query: dict, target: dict, params: RetrievalParams) -> tuple[int, int] | None:
     """Q(a -> b) for one pair, by its definition: `query` holds a's query words
-    (words, ang, lsc, pos; `cells`: r(a), when some were left out), `target` all
-    of b's words. (votes, cells) of the best
+    (words, ang, lsc, pos), `target` all of b's words. (votes, cells) of the best
     accepted box, or None. The reference the batched search must agree with, and
     the test of a single pair (who owns it)."""
     qcell = coverage_cell(query["pos"])
-    # r(a): the cells of all of a's query keypoints (`cells`, when common words
-    # were left out of `query`), else of those given
-    r = query.get("cells", len(np.unique(qcell)))
-    need = int(cells_needed(np.array([r]), params)[0])
+    need = int(cells_needed(np.array([len(np.unique(qcell))]), params)[0])
     common, qi, ti = np.intersect1d(query["words"], target["words"], return_indices=True)
     if len(common) < params.min_votes:
         return None
@@ -173,8 +167,7 @@ class Postings:
 
 @dataclass(frozen=True)
 class Queries:
-    """The query words of some rasters, raster after raster (`sizes` words each);
-    `cells`: r(a) of each, when common words were left out (else counted here)."""
+    """The query words of some rasters, raster after raster (`sizes` words each)."""
 
     items: np.ndarray
     sizes: np.ndarray
@@ -182,7 +175,6 @@ class Queries:
     ang: np.ndarray
     lsc: np.ndarray
     pos: np.ndarray
-    cells: np.ndarray | None = None
 
 
 def search(
@@ -207,7 +199,7 @@ def search(
     occupied = np.zeros(n_q * CELLS, bool)
     occupied[qc] = True
     occupied = occupied.reshape(n_q, CELLS)
-    need = cells_needed(occupied.sum(axis=1) if q.cells is None else q.cells, params)
+    need = cells_needed(occupied.sum(axis=1), params)
     # the k - SPARE costliest occupied cells of each query are searched by bisection
     cost = np.bincount(qc, weights=lens, minlength=n_q * CELLS).reshape(n_q, CELLS)
     order = np.argsort(np.where(occupied, -cost, np.inf), axis=1, kind="stable")

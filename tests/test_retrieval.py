@@ -25,6 +25,7 @@ from archive_twins.retrieval import (
     build_index,
     chunk_of,
     dense_indptr,
+    generation_common,
 )
 from archive_twins.util import write_jsonl
 from archive_twins.wordsearch import pair_votes
@@ -479,7 +480,7 @@ def test_common_words_neither_vote_nor_count(index_dir):
     common_df=2) are no longer candidates."""
     from dataclasses import replace
 
-    from archive_twins.wordsearch import FIELDS, coverage_cell, pair_query
+    from archive_twins.wordsearch import FIELDS, pair_query
 
     path, truth, sigs = index_dir
     index = Index(path)
@@ -494,12 +495,8 @@ def test_common_words_neither_vote_nor_count(index_dir):
         t = {f: np.asarray(y[f])[df[y["words"]] <= 2] for f in FIELDS}
         for mirrored in (False, True):
             pre = "m" if mirrored else ""
-            query = np.asarray(x[pre + "rank"]) < tight.query_features
-            sel = query & (df[x[pre + "words"]] <= 2)
-            # r(a) counts the cells of all query keypoints, common words' too
-            cells = len(np.unique(coverage_cell(np.asarray(x[pre + "pos"])[query])))
-            q = {f: np.asarray(x[pre + f])[sel] for f in FIELDS}
-            r = pair_query({**q, "cells": cells}, t, tight)
+            sel = (np.asarray(x[pre + "rank"]) < tight.query_features) & (df[x[pre + "words"]] <= 2)
+            r = pair_query({f: np.asarray(x[pre + f])[sel] for f in FIELDS}, t, tight)
             if r and r[0] > expected.get((a, b), (0,))[0]:
                 expected[(a, b)] = (r[0], mirrored)
     assert found == expected
@@ -553,3 +550,58 @@ def test_the_cap_keeps_the_best_and_reruns_equal_a_fresh_search(
         assert again[:2] == full[:2]
         assert again[2]["capped"] == full[2]["capped"]
     assert capped
+
+
+def test_a_raster_needing_fewer_cells_is_searched_again(index_dir, tmp_path):
+    """A word becoming common can empty cells of a raster's frame, which then needs
+    fewer covered cells (k(a)), and a pair it did not find before can become a
+    candidate (a photograph and its crop, seen from the photograph's side, once the
+    photograph's words outside the crop are common). The rerun searches that raster
+    again (`Index.need_dropped`) and equals a fresh search."""
+    from archive_twins.match import MatchParams, _unchanged, chunk_candidates
+
+    path, _, _ = index_dir
+    records = sorted(str(p) for p in path.parent.glob("shard-*.jsonl"))
+    signatures = sorted(str(p) for p in path.parent.glob("shard-*.npz"))
+    params, gens = MatchParams(), tmp_path / "gens"
+    rp = params.retrieval
+    build_index(records, signatures, tmp_path / "index", rp, gens)
+    index = Index(tmp_path / "index")
+    gen = index.meta["gen"]
+    rows_of = {}
+    for c in range(3):
+        lo, hi = index.chunk_range(c, 3)
+        rows_of[c] = _rows(index, *chunk_candidates(index, lo, hi, params))
+    before = np.load(tmp_path / "index" / "common.npy")
+    # a crop found from its own side only; the photograph's query words that the
+    # crop does not hold become common
+    for a, b in itertools.permutations(range(index.n), 2):
+        if index.pair_word(a, b, rp) is not None or index.pair_word(b, a, rp) is None:
+            continue
+        held = index.lists_of(b, "a")["words"]
+        outside = set()
+        for fam in ("q", "mq"):
+            words = index.lists_of(a, fam)["words"]
+            outside |= set(words[~np.isin(words, held)].tolist())
+        now = np.union1d(before, np.array(sorted(outside), np.uint32))
+        np.save(tmp_path / "index" / "common.npy", now)
+        index = Index(tmp_path / "index")
+        if index.pair_word(a, b, rp) is not None:
+            break
+        np.save(tmp_path / "index" / "common.npy", before)
+        index = Index(tmp_path / "index")
+    else:
+        pytest.fail("no pair of the fixture shows the case")
+    assert generation_common(gens, gen) is not None
+    old, gained = _unchanged(index, gen)
+    assert gained[a] and old[a]
+    dropped = 0
+    for c in range(3):
+        lo, hi = index.chunk_range(c, 3)
+        full = chunk_candidates(index, lo, hi, params)
+        again = chunk_candidates(index, lo, hi, params, old, rows_of[c], gen, gained)
+        assert again[:2] == full[:2]
+        assert again[2]["dirs"] == full[2]["dirs"]
+        assert again[2]["queries_full"] == 0
+        dropped += again[2]["need_dropped"]
+    assert dropped >= 1

@@ -1,14 +1,15 @@
-"""Word candidates' definition (`wordsearch.pair_query`) and the batched search
-(`wordsearch.search`) where common words are left out: r(a) counts the cells of
-all query keypoints, so a word becoming common can only take votes away (what a
-rerun relies on to re-check pairs instead of searching their rasters again)."""
+"""What a word becoming common does to a pair's word test (`wordsearch.pair_query`),
+which a rerun relies on (`match.recheck`, `Index.need_dropped`): while the querying
+raster needs as many covered cells as before, it only takes votes away; when it
+empties the cells only it held, fewer cells may be enough, and a pair may become a
+candidate (so such a raster is searched again)."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from archive_twins.retrieval import RetrievalParams
-from archive_twins.wordsearch import FIELDS, Postings, Queries, coverage_cell, pair_query, search
+from archive_twins.wordsearch import FIELDS, cells_needed, coverage_cell, pair_query
 
 
 def _pos(row: int, col: int) -> int:
@@ -16,70 +17,39 @@ def _pos(row: int, col: int) -> int:
     return (row * 4 + 1) * 16 + col * 4 + 1
 
 
-def _pair() -> tuple[dict, dict, np.ndarray]:
-    """A query raster with keypoints in all 16 cells (two words each) and a target
-    sharing the words of 4 cells (8 votes, one orientation and scale); the words of
-    6 other cells are common."""
+def _need(query: dict) -> int:
+    r = len(np.unique(coverage_cell(query["pos"])))
+    return int(cells_needed(np.array([r]), RetrievalParams())[0])
+
+
+def test_emptied_cells_lower_the_cells_needed():
+    """A raster with keypoints in all 16 cells sharing 8 words (4 cells) with
+    another: 16 cells need 5 covered, no candidate; once the words of 6 other cells
+    are common, 10 cells need 3, and the pair is one."""
     pos = np.array([_pos(r, c) for r in range(4) for c in range(4) for _ in range(2)], np.uint8)
-    words = np.arange(32, dtype=np.uint32) + 100
     query = {
-        "words": words,
+        "words": np.arange(32, dtype=np.uint32) + 100,
         "ang": np.zeros(32, np.uint8),
         "lsc": np.zeros(32, np.int8),
         "pos": pos,
     }
-    shared = np.arange(8)  # cells 0-3
-    target = {f: query[f][shared] for f in FIELDS}
+    target = {f: query[f][:8] for f in FIELDS}
     common = np.zeros(32, bool)
-    common[8:20] = True  # cells 4-9 hold only common words
-    return query, target, common
-
-
-def _search(query: dict, target: dict, cells: int | None) -> dict:
-    post = Postings(
-        target["words"].astype(np.uint32),
-        np.arange(len(target["words"]) + 1, dtype=np.int64),
-        np.ones(len(target["words"]), np.uint32),
-        target["ang"],
-        target["lsc"],
-        target["pos"],
-        whole=False,
-    )
-    q = Queries(
-        np.array([0]),
-        np.array([len(query["words"])]),
-        query["words"].astype(np.int64),
-        query["ang"],
-        query["lsc"],
-        query["pos"],
-        None if cells is None else np.array([cells]),
-    )
-    out: dict = {}
-    search(q, post, 2, RetrievalParams(), out, False)
-    return out
-
-
-def test_cells_of_common_words_count_in_r():
-    """Left out of the votes, common words' keypoints still count in r(a): 16
-    occupied cells need 5 covered (4 are not enough), whereas the 10 cells of the
-    other words alone would need 3. The search and the definition agree both ways."""
-    query, target, common = _pair()
+    common[8:20] = True
     kept = {f: query[f][~common] for f in FIELDS}
-    r_all = len(np.unique(coverage_cell(query["pos"])))
-    assert r_all == 16
-    assert pair_query(kept, target, RetrievalParams()) is not None
-    assert _search(kept, target, None) == {(0, 1): (8, False)}
-    assert pair_query({**kept, "cells": r_all}, target, RetrievalParams()) is None
-    assert _search(kept, target, r_all) == {}
+    assert (_need(query), _need(kept)) == (5, 3)
+    assert pair_query(query, target, RetrievalParams()) is None
+    assert pair_query(kept, target, RetrievalParams()) == (8, 4)
 
 
-def test_a_word_becoming_common_only_takes_votes_away():
-    """Random pairs, random words made common: with r(a) fixed, no pair that was not
-    a candidate becomes one, and a candidate's votes never grow."""
+def test_a_word_becoming_common_only_takes_votes_away_while_the_need_stays():
+    """Random pairs, random words made common: when the querying raster needs as
+    many cells as before, no pair that was not a candidate becomes one and a
+    candidate's votes never grow."""
     rng = np.random.default_rng(5)
     params = RetrievalParams()
     checked = 0
-    for _ in range(300):
+    for _ in range(400):
         n = int(rng.integers(8, 60))
         query = {
             "words": rng.choice(400, n, replace=False).astype(np.uint32),
@@ -89,10 +59,12 @@ def test_a_word_becoming_common_only_takes_votes_away():
         }
         t = rng.choice(n, int(rng.integers(0, n)), replace=False)
         target = {f: query[f][t] for f in FIELDS}
-        cells = len(np.unique(coverage_cell(query["pos"])))
-        before = pair_query({**query, "cells": cells}, target, params)
         drop = rng.random(n) < rng.random()
-        after = pair_query({**{f: query[f][~drop] for f in FIELDS}, "cells": cells}, target, params)
+        kept = {f: query[f][~drop] for f in FIELDS}
+        if not drop.all() and _need(kept) != _need(query):
+            continue
+        before = pair_query(query, target, params)
+        after = pair_query(kept, target, params) if not drop.all() else None
         if after is not None:
             assert before is not None and after[0] <= before[0]
             checked += 1
