@@ -9,7 +9,8 @@ from snakemake.utils import min_version, validate
 min_version("9.0")
 
 
-configfile: "config.yaml"
+# next to this Snakefile: `snakemake -s /path/to/Snakefile` works from any directory
+configfile: f"{workflow.basedir}/config.yaml"
 
 
 validate(config, "schemas/config.schema.yaml")

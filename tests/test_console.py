@@ -1,0 +1,121 @@
+"""The `archive-twins` command: run from another working directory, status of a running
+and of a finished run, open."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from archive_twins.console import main, read_status
+from archive_twins.demo import photo, save
+from archive_twins.progress import Progress, parse_progress
+
+SCRIPT = Path(sys.executable).parent / "archive-twins"
+
+
+def _small_archive(root: Path) -> None:
+    a = photo("astronaut")[::4, ::4]
+    save(a, root / "a.png")
+    save(a, root / "sub" / "a copy.png")
+    save(photo("coffee")[::4, ::4], root / "b.jpg")
+
+
+@pytest.mark.e2e
+def test_run_status_open_from_another_directory(tmp_path):
+    assert SCRIPT.exists(), "the console script is installed with the package"
+    _small_archive(tmp_path / "archive")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    run = subprocess.run(
+        [str(SCRIPT), "run", "../archive", "--results", "out", "--cores", "1"],
+        cwd=elsewhere,
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    page = elsewhere / "out" / "html" / "index.html"
+    assert f"overview page: {page}" in run.stdout
+    assert page.is_file()
+    con = json.loads((elsewhere / "out" / "json" / "identical_list.json").read_text())
+    assert len(con) == 2  # a.png and its copy
+    status = subprocess.run(
+        [str(SCRIPT), "status", "out"], cwd=elsewhere, capture_output=True, text=True
+    )
+    assert status.returncode == 0, status.stderr
+    assert "run: finished" in status.stdout
+    assert "files decoded: 3 of 3" in status.stdout
+    assert "errors so far: 0" in status.stdout
+    opened = subprocess.run(
+        [str(SCRIPT), "open", "out", "--no-browser"], cwd=elsewhere, capture_output=True, text=True
+    )
+    assert opened.stdout.strip() == str(page)
+
+
+def test_status_of_a_running_run(tmp_path):
+    """Two shards: one done, one half-way through (its PROGRESS line); the run's main
+    process is alive (this one)."""
+    res = tmp_path / "res"
+    (res / "manifest").mkdir(parents=True)
+    (res / "state" / "stamps").mkdir(parents=True)
+    (res / "logs" / "decode_shard").mkdir(parents=True)
+    (res / "logs" / "match_chunk").mkdir(parents=True)
+    for shard, n in (("0000", 4), ("0001", 6)):
+        (res / "manifest" / f"shard-{shard}.jsonl").write_text("{}\n" * n)
+    started = time.time() - 10
+    (res / "state" / "run.json").write_text(
+        json.dumps({"state": "running", "pid": os.getpid(), "started": started})
+    )
+    (res / "logs" / "decode_shard" / "0000.log").write_text(
+        'x INFO archive_twins: STATS {"errors": 1, "files": 4}\n'
+    )
+    log = logging.getLogger("test_console")
+    log.propagate = False
+    log.setLevel(logging.INFO)
+    handler = logging.FileHandler(res / "logs" / "decode_shard" / "0001.log")
+    log.addHandler(handler)
+    try:
+        p = Progress(6, log, every_s=0)
+        p.step(2)
+    finally:
+        log.removeHandler(handler)
+        handler.close()
+    (res / "state" / "stamps" / "match_chunk-0000.json").write_text("{}")
+    st = read_status(res, now=started + 10)
+    assert (st.state, st.files_total, st.files_done, st.errors) == ("running", 10, 6, 1)
+    assert (st.shards_done, st.shards_total, st.chunks_done, st.chunks_total) == (1, 2, 0, 1)
+    assert st.rate == pytest.approx(0.6)
+    assert st.eta_s == pytest.approx(4 / 0.6)
+    text = "\n".join(st.lines())
+    assert "files decoded: 6 of 10 (1 of 2 shards done), rate 0.6 files/s, ETA 7 s" in text
+    # the run's main process died: said as such
+    (res / "state" / "run.json").write_text(
+        json.dumps({"state": "running", "pid": 2**22 + 12345, "started": started})
+    )
+    assert read_status(res).state.startswith("stopped")
+
+
+def test_progress_line_round_trips(caplog):
+    log = logging.getLogger("archive_twins.test")
+    with caplog.at_level(logging.INFO, logger="archive_twins.test"):
+        p = Progress(10, log, every_s=3600)
+        p.step(3)
+        p.close()
+    (line,) = [r.getMessage() for r in caplog.records]
+    fields = parse_progress(line)
+    assert (fields["done"], fields["total"], fields["what"]) == (3, 10, "files")
+    assert "(3 of 10 files," in line and "ETA" in line
+
+
+def test_open_and_status_say_what_to_do(tmp_path, capsys):
+    assert main(["open", str(tmp_path), "--no-browser"]) == 2
+    err = capsys.readouterr().err
+    assert "no overview page" in err and "archive-twins run" in err
+    assert main(["status", str(tmp_path)]) == 2
+    assert "not a results directory" in capsys.readouterr().err
