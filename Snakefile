@@ -13,6 +13,14 @@ min_version("9.0")
 configfile: f"{workflow.basedir}/config.yaml"
 
 
+import sys
+
+sys.path.insert(0, workflow.basedir)
+from archive_twins.configcheck import config_problem
+
+# one line naming the key (Snakemake's own message prints the whole schema)
+if _problem := config_problem(config, f"{workflow.basedir}/schemas/config.schema.yaml"):
+    raise WorkflowError(_problem)
 validate(config, "schemas/config.schema.yaml")
 
 

@@ -71,6 +71,12 @@ def prepare(
         f"scanned {archive}: {len(scan.images)} image files, {len(scan.skipped)} skipped; "
         f"{len(changed)} of {len(shards)} shard manifests changed",
     )
+    if not scan.images:
+        notes.insert(
+            1,
+            f"warning: the archive {archive} holds no image files "
+            f"({len(scan.skipped)} other entries skipped): the results will be empty",
+        )
     # a lost or damaged id registry is noticed (and mended) by every run
     if note := registry.ensure(res / "state" / "file_ids.json", res / "archive.sqlite"):
         notes.append(note)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, workflow.basedir)
 
+from archive_twins.configcheck import archive_problem
 from archive_twins.decisions import DecisionError, read_decisions
 from archive_twins.decisions import resolve_path as resolve_decisions
 from archive_twins.guard import (
@@ -71,8 +72,8 @@ if not workflow.remote_exec and not workflow.subprocess_exec:
 
         logger.info(f"creating the demo archive in {ARCHIVE}")
         build_demo_archive(ARCHIVE)
-    if not Path(ARCHIVE).is_dir():
-        raise WorkflowError(f"archive directory not found: {ARCHIVE}")
+    if _problem := archive_problem(ARCHIVE):
+        raise WorkflowError(_problem)
     try:
         check_paths(ARCHIVE, RESULTS_PATH, config["allow_results_in_archive"])
         # held until the main process exits (the handle stays referenced)
@@ -82,7 +83,7 @@ if not workflow.remote_exec and not workflow.subprocess_exec:
         if DECISIONS:
             read_decisions(DECISIONS)
         for _line in prepare(ARCHIVE, RESULTS_PATH, config, SHARDS, CHUNKS):
-            logger.info(_line)
+            (logger.warning if _line.startswith("warning:") else logger.info)(_line)
     except GuardError as exc:
         raise WorkflowError(str(exc)) from None
     except DecisionError as exc:
