@@ -3,6 +3,7 @@ and of a finished run, open."""
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import os
@@ -25,6 +26,7 @@ def _small_archive(root: Path) -> None:
     save(a, root / "a.png")
     save(a, root / "sub" / "a copy.png")
     save(photo("coffee")[::4, ::4], root / "b.jpg")
+    save(photo("coffee")[::8, ::8], root / "b small.png")  # a resized copy
 
 
 @pytest.mark.e2e
@@ -45,17 +47,33 @@ def test_run_status_open_from_another_directory(tmp_path):
     assert page.is_file()
     con = json.loads((elsewhere / "out" / "json" / "identical_list.json").read_text())
     assert len(con) == 2  # a.png and its copy
+    _check_csv(elsewhere / "out" / "csv")
     status = subprocess.run(
         [str(SCRIPT), "status", "out"], cwd=elsewhere, capture_output=True, text=True
     )
     assert status.returncode == 0, status.stderr
     assert "run: finished" in status.stdout
-    assert "files decoded: 3 of 3" in status.stdout
+    assert "files decoded: 4 of 4" in status.stdout
     assert "errors so far: 0" in status.stdout
     opened = subprocess.run(
         [str(SCRIPT), "open", "out", "--no-browser"], cwd=elsewhere, capture_output=True, text=True
     )
     assert opened.stdout.strip() == str(page)
+
+
+def _check_csv(csv_dir: Path) -> None:
+    """csv/ beside json/: each file_id with its filename, for spreadsheets."""
+    read = {p.name: list(csv.reader(p.open(encoding="utf-8"))) for p in csv_dir.glob("*.csv")}
+    assert {"copy_pairs.csv", "identical_list.csv", "same_pixels_list.csv"} <= read.keys()
+    assert read["identical_list.csv"] == [
+        ["identical_set_id", "file_id", "filename"],
+        ["1", read["identical_list.csv"][1][1], "a.png"],
+        ["1", read["identical_list.csv"][2][1], "sub/a copy.png"],
+    ]
+    header, *rows = read["copy_pairs.csv"]
+    assert header[:5] == ["file_id1", "filename1", "file_id2", "filename2", "kind"]
+    assert [(r[1], r[3], r[4]) for r in rows] == [("b.jpg", "b small.png", "resize")]
+    assert read["related_pairs.csv"][0][:4] == ["file_id1", "filename1", "file_id2", "filename2"]
 
 
 def test_status_of_a_running_run(tmp_path):
