@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .progress import format_eta, parse_progress
+from .report import summary_block
 
 PROFILES = ("local", "slurm")
 OVERVIEW = "html/index.html"
@@ -188,10 +189,7 @@ def read_status(results: str | os.PathLike, now: float | None = None) -> Status:
         left = st.files_total - st.files_done
         st.eta_s = left / st.rate if st.rate > 0 else None
     if st.state == "finished":
-        try:
-            st.notes.append(f"overview: {overview_page(results)}")
-        except ConsoleError:
-            pass
+        st.notes += summary_block(results)
     return st
 
 

@@ -30,6 +30,7 @@ from archive_twins.guard import (
 from archive_twins.ledger import adopt_touches
 from archive_twins.leftovers import mark_run
 from archive_twins.prepare import prepare
+from archive_twins.report import summary_block
 from archive_twins.scan import write_rerun_token
 
 ARCHIVE = config["archive"]
@@ -108,6 +109,8 @@ onstart:
 onsuccess:
     adopt_touches(RESULTS_PATH, RUN_STARTED_NS)
     mark_run(RESULTS_PATH, "finished")
+    for _line in summary_block(RESULTS_PATH):
+        logger.info(_line)
 
 
 onerror:

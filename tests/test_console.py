@@ -55,6 +55,10 @@ def test_run_status_open_from_another_directory(tmp_path):
     assert "run: finished" in status.stdout
     assert "files decoded: 4 of 4" in status.stdout
     assert "errors so far: 0" in status.stdout
+    assert "  copies by kind: 1 (resize 1)" in status.stdout
+    assert f"  overview page: {page}" in status.stdout
+    # the run itself ended with the same block
+    assert "  identical sets: 1 (of 2 files 1)" in run.stderr
     opened = subprocess.run(
         [str(SCRIPT), "open", "out", "--no-browser"], cwd=elsewhere, capture_output=True, text=True
     )
@@ -137,3 +141,20 @@ def test_open_and_status_say_what_to_do(tmp_path, capsys):
     assert "no overview page" in err and "archive-twins run" in err
     assert main(["status", str(tmp_path)]) == 2
     assert "not a results directory" in capsys.readouterr().err
+
+
+def test_summary_block_lists_errors_and_skips_empty_families(tmp_path):
+    from archive_twins.report import summary_block
+
+    (tmp_path / "report").mkdir()
+    (tmp_path / "report" / "summary.tsv").write_text(
+        "section\titem\tcount\nfiles\timage files\t5\nfiles\tstatus error\t4\n"
+        "copies by kind\tresize\t0\nfamilies\tcopy families\t0\n"
+        + "".join(f"errors\treason {i}\t1\n" for i in range(4))
+    )
+    lines = summary_block(tmp_path)
+    assert lines[1] == "  files: image files 5, status error 4"
+    assert "  copies by kind: 0" in lines
+    assert not any("families" in ln for ln in lines)
+    assert "  errors: 4: reason 0 (1); reason 1 (1); reason 2 (1); ... (1 more reasons)" in lines
+    assert lines[-1] == f"  overview page: {tmp_path / 'html' / 'index.html'}"
