@@ -13,7 +13,6 @@ job logs (PROGRESS and STATS lines) and the run note (state/run.json).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -22,7 +21,7 @@ import webbrowser
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .progress import format_eta, parse_progress
+from .progress import format_eta, parse_progress, parse_stats
 from .report import summary_block
 
 PROFILES = ("local", "slurm")
@@ -116,12 +115,8 @@ def _last_lines(log: Path) -> tuple[dict | None, dict | None]:
         if p is not None:
             progress, stats = p, None  # a STATS line before it was an earlier run's
             continue
-        at = line.find(" STATS ")
-        if at >= 0:
-            try:
-                stats = json.loads(line[at + len(" STATS ") :])
-            except ValueError:
-                continue
+        if (s := parse_stats(line)) is not None:
+            stats = s
     return progress, stats
 
 

@@ -12,6 +12,7 @@ import logging
 import time
 
 PREFIX = "PROGRESS "
+STATS = "STATS "
 
 
 def format_eta(seconds: float | None) -> str:
@@ -75,13 +76,44 @@ class Progress:
         )
 
 
-def parse_progress(line: str) -> dict | None:
-    """The fields of a PROGRESS log line, None for any other line."""
-    at = line.find(PREFIX)
-    if at < 0:
+def parse_progress(line: str, prefix: str = PREFIX) -> dict | None:
+    """The fields of a PROGRESS log line (or of a STATS line with `prefix` STATS),
+    None for any other line."""
+    at = 0 if line.startswith(prefix) else line.find(f" {prefix}") + 1
+    if at <= 0 and not line.startswith(prefix):
         return None
     try:
-        fields, _ = json.JSONDecoder().raw_decode(line, at + len(PREFIX))
+        fields, _ = json.JSONDecoder().raw_decode(line, at + len(prefix))
     except ValueError:
         return None
     return fields if isinstance(fields, dict) else None
+
+
+def parse_stats(line: str) -> dict | None:
+    """The fields of a job's STATS log line (cli.py), None for any other line."""
+    return parse_progress(line, STATS)
+
+
+# CPU seconds per new file (decode and features) when no earlier run of these results
+# says better: the reference benchmark's upper end (docs/benchmarks in the README's
+# table: 25 CPU h for 262,000 files).
+DEFAULT_FILE_CPU_S = 0.35
+
+
+def work_estimate(todo: int, cores: int, history: list[dict]) -> str:
+    """A rough line on the decode work of `todo` new or changed files on `cores`
+    cores, at the rate earlier decode jobs logged (their STATS lines) when they
+    decoded enough files, else DEFAULT_FILE_CPU_S."""
+    history = [h for h in history if int(h.get("decoded", 0)) > 0]
+    decoded = sum(int(h["decoded"]) for h in history)
+    seconds = sum(float(h.get("seconds", 0.0)) for h in history)
+    per_file, source = DEFAULT_FILE_CPU_S, "a typical rate"
+    if decoded >= 20 and seconds > 0:
+        per_file, source = seconds / decoded, "the rate of earlier runs here"
+    if not todo:
+        return "nothing to decode (every file is unchanged)"
+    wall = todo * per_file / max(1, cores)
+    return (
+        f"to decode: {todo} files, roughly {format_eta(wall)} on {cores} cores "
+        f"(at {per_file:.2f} s per file, {source})"
+    )

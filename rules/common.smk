@@ -83,7 +83,9 @@ if not workflow.remote_exec and not workflow.subprocess_exec:
         # A malformed decisions file stops the run here, before anything is written.
         if DECISIONS:
             read_decisions(DECISIONS)
-        for _line in prepare(ARCHIVE, RESULTS_PATH, config, SHARDS, CHUNKS):
+        for _line in prepare(
+            ARCHIVE, RESULTS_PATH, config, SHARDS, CHUNKS, workflow.cores
+        ):
             (logger.warning if _line.startswith("warning:") else logger.info)(_line)
     except GuardError as exc:
         raise WorkflowError(str(exc)) from None

@@ -158,3 +158,29 @@ def test_summary_block_lists_errors_and_skips_empty_families(tmp_path):
     assert not any("families" in ln for ln in lines)
     assert "  errors: 4: reason 0 (1); reason 1 (1); reason 2 (1); ... (1 more reasons)" in lines
     assert lines[-1] == f"  overview page: {tmp_path / 'html' / 'index.html'}"
+
+
+def test_start_of_run_counts_and_estimate():
+    from archive_twins.progress import work_estimate
+    from archive_twins.scan import compare_scans
+
+    before = [
+        {"path": "a.jpg", "size": 1, "mtime_ns": 5},
+        {"path": "b.jpg", "size": 2, "mtime_ns": 5},
+        {"path": "gone.jpg", "size": 3, "mtime_ns": 5},
+    ]
+    now = [
+        {"path": "a.jpg", "size": 1, "mtime_ns": 5},
+        {"path": "b.jpg", "size": 2, "mtime_ns": 6},
+        {"path": "new.jpg", "size": 4, "mtime_ns": 5},
+    ]
+    assert compare_scans(before, now) == {"new": 1, "changed": 1, "removed": 1, "unchanged": 1}
+    assert work_estimate(0, 2, []) == "nothing to decode (every file is unchanged)"
+    assert work_estimate(10000, 4, []) == (
+        "to decode: 10000 files, roughly 15 min on 4 cores (at 0.35 s per file, a typical rate)"
+    )
+    history = [{"decoded": 30, "seconds": 3.0}, {"decoded": 0, "seconds": 9.0}]
+    assert work_estimate(3600, 1, history) == (
+        "to decode: 3600 files, roughly 6 min on 1 cores (at 0.10 s per file, "
+        "the rate of earlier runs here)"
+    )
