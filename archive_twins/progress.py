@@ -10,7 +10,10 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Iterable, Iterator
+from typing import TypeVar
 
+T = TypeVar("T")
 PREFIX = "PROGRESS "
 STATS = "STATS "
 
@@ -45,6 +48,14 @@ class Progress:
         if now - self._last >= self.every_s:
             self._last = now
             self._emit(now)
+
+    def each(self, items: Iterable[T]) -> Iterator[T]:
+        """The items, each counted done when the loop asks for the next; the final
+        line when they are all through."""
+        for item in items:
+            yield item
+            self.step()
+        self.close()
 
     def close(self) -> None:
         """Log the final line (done = total when all went through); none for nothing."""

@@ -101,20 +101,17 @@ def process_shard(
     rows = []
     entries = list(read_jsonl(manifest))
     progress = Progress(len(entries), log)
-    for entry in entries:
+    for entry in progress.each(entries):
         stats.files += 1
         old = previous.get(display_name(entry["path"]))
         if not full and _unchanged(old, entry, store):
             stats.unchanged += 1
             rows.append(old)
             stats.errors += old["status"] == "error"
-            progress.step()
             continue
         rec = _process_file(archive, real_root, store, entry, params, stats)
         stats.errors += rec["status"] == "error"
         rows.append(rec)
-        progress.step()
-    progress.close()
     write_jsonl(output, rows)
     return stats
 
