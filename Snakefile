@@ -42,3 +42,4 @@ rule all:
         # archive.sqlite, json/ and html/, published together (rules/publish.smk)
         f"{RESULTS}/state/published.json",
         f"{RESULTS}/report/summary.tsv",
+        f"{RESULTS}/report/pages",

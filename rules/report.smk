@@ -1,4 +1,5 @@
-# The run summary, an item of Snakemake's report (`snakemake --report report.html`).
+# The items of Snakemake's report (`snakemake --report report.zip`): the run summary
+# and the review pages with their thumbnails.
 
 
 rule summary:
@@ -17,3 +18,26 @@ rule summary:
         "../envs/archive-twins.yaml"
     script:
         "../scripts/summary.py"
+
+
+# The report packs only the marked directory: a copy of the pages (hard links) with
+# the thumbnails they show inside it (archive_twins/reportpages.py).
+rule report_pages:
+    input:
+        html=f"{RESULTS}/staging/html",
+    output:
+        pages=report(
+            directory(f"{RESULTS}/report/pages"),
+            htmlindex="index.html",
+            caption="../report/pages.rst",
+            category="Review pages",
+        ),
+    log:
+        f"{RESULTS}/logs/report_pages/report_pages.log",
+    localrule: True
+    conda:
+        "../envs/archive-twins.yaml"
+    params:
+        thumbs=f"{RESULTS}/thumbs",
+    script:
+        "../scripts/report_pages.py"

@@ -141,6 +141,7 @@ def test_logs_per_rule(run):
         "index",
         "match_chunk",
         "publish",
+        "report_pages",
         "summary",
     ]
     assert len(list((results / "logs" / "decode_shard").glob("*.log"))) == 3
