@@ -58,6 +58,10 @@ except DecisionError as exc:
 MASTER_PATHS = config.get("master_paths") or []
 MASTER_PATHS = [MASTER_PATHS] if isinstance(MASTER_PATHS, str) else list(MASTER_PATHS)
 RUN_STARTED_NS = time.time_ns()
+try:
+    RUN_CORES = int(workflow.cores)  # for the start's work estimate
+except (WorkflowError, TypeError, ValueError):
+    RUN_CORES = 1  # `--report`, `--lint` and the like give no --cores
 
 
 def rule_resources(name, **extra):
@@ -83,9 +87,7 @@ if not workflow.remote_exec and not workflow.subprocess_exec:
         # A malformed decisions file stops the run here, before anything is written.
         if DECISIONS:
             read_decisions(DECISIONS)
-        for _line in prepare(
-            ARCHIVE, RESULTS_PATH, config, SHARDS, CHUNKS, workflow.cores
-        ):
+        for _line in prepare(ARCHIVE, RESULTS_PATH, config, SHARDS, CHUNKS, RUN_CORES):
             (logger.warning if _line.startswith("warning:") else logger.info)(_line)
     except GuardError as exc:
         raise WorkflowError(str(exc)) from None
