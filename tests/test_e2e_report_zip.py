@@ -11,6 +11,7 @@ import pytest
 from conftest import BROWSER, require_browser, run_workflow
 
 from archive_twins.demo import photo, save
+from archive_twins.runner import snakemake_cmd
 
 pytestmark = pytest.mark.e2e
 
@@ -26,7 +27,11 @@ def test_report_zip_pages_show_thumbnails(tmp_path):
     work = tmp_path / "w"
     run_workflow(archive, work, shards=2, cores=1)
     report = tmp_path / "report.zip"
-    run_workflow(archive, work, shards=2, cores=1, options=["--report", str(report)])
+    # as the README says it: no --cores
+    cmd = snakemake_cmd(archive, work, 1, ["shards=2"], ["--report", str(report)])
+    at = cmd.index("--cores")
+    proc = subprocess.run(cmd[:at] + cmd[at + 2 :], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
     with zipfile.ZipFile(report) as z:
         names = z.namelist()
         z.extractall(tmp_path / "unzipped")
