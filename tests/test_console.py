@@ -7,6 +7,7 @@ import csv
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 import time
@@ -35,13 +36,29 @@ def test_run_status_open_from_another_directory(tmp_path):
     _small_archive(tmp_path / "archive")
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    run = subprocess.run(
+    proc = subprocess.Popen(
         [str(SCRIPT), "run", "../archive", "--results", "out", "--cores", "1"],
         cwd=elsewhere,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
     )
+    # status while it runs: polled until the run note says running
+    seen = None
+    while proc.poll() is None and seen is None:
+        if (elsewhere / "out" / "manifest").is_dir():
+            st = subprocess.run(
+                [str(SCRIPT), "status", "out"], cwd=elsewhere, capture_output=True, text=True
+            )
+            if "run: running" in st.stdout:
+                seen = st.stdout
+        time.sleep(0.05)
+    stdout, stderr = proc.communicate(timeout=600)
+    run = subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
     assert run.returncode == 0, run.stderr[-3000:]
+    assert seen is not None, "status never saw the run running"
+    assert re.search(r"files decoded: [0-4] of 4 \([0-9]+ of 16 shards done\)", seen), seen
+    assert re.search(r"matching chunks done: [0-4] of 4", seen), seen
     page = elsewhere / "out" / "html" / "index.html"
     assert f"overview page: {page}" in run.stdout
     assert page.is_file()
