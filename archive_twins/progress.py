@@ -106,8 +106,8 @@ def parse_stats(line: str) -> dict | None:
 
 
 # CPU seconds per new file (decode and features) when no earlier run of these results
-# says better: the reference benchmark's upper end (docs/benchmarks in the README's
-# table: 25 CPU h for 262,000 files).
+# says better: the reference projection's upper end (25 CPU h for 262,000 files,
+# docs/benchmarks.md).
 DEFAULT_FILE_CPU_S = 0.35
 
 
