@@ -151,6 +151,10 @@ def read_status(results: str | os.PathLike, now: float | None = None) -> Status:
         st.state = "stopped (the run was killed or crashed; run it again to resume)"
     manifests = sorted((results / "manifest").glob("shard-*.jsonl"))
     st.shards_total = len(manifests)
+    # a shard is done when its records are newer than what they are built from (as
+    # Snakemake decides): unchanged shards of a rerun count as done from the start
+    token = results / "manifest" / "rerun.json"
+    since = token.stat().st_mtime_ns if token.exists() else 0
     done_now = 0  # files gone through in this run (for the rate)
     for m in manifests:
         with m.open("rb") as fh:
@@ -159,18 +163,15 @@ def read_status(results: str | os.PathLike, now: float | None = None) -> Status:
         log = results / "logs" / "decode_shard" / (m.stem.removeprefix("shard-") + ".log")
         fresh = started is None or (log.exists() and log.stat().st_mtime >= started)
         progress, stats = _last_lines(log)
-        if stats is not None and fresh:
+        out = results / "shards" / m.name
+        if out.exists() and out.stat().st_mtime_ns >= max(m.stat().st_mtime_ns, since):
             st.shards_done += 1
             st.files_done += total
-            st.errors += int(stats.get("errors", 0))
-            done_now += total
+            st.errors += int(stats.get("errors", 0)) if stats else 0
+            done_now += total if fresh else 0
         elif progress is not None and fresh:
             st.files_done += int(progress.get("done", 0))
             done_now += int(progress.get("done", 0))
-        elif stats is not None and st.state.startswith("finished"):
-            st.shards_done += 1
-            st.files_done += total
-            st.errors += int(stats.get("errors", 0))
     stamps = list((results / "state" / "stamps").glob("match_chunk-*.json"))
     st.chunks_total = len(stamps)
     for s in stamps:

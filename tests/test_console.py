@@ -98,16 +98,24 @@ def _check_csv(csv_dir: Path) -> None:
 
 
 def test_status_of_a_running_run(tmp_path):
-    """Two shards: one done, one half-way through (its PROGRESS line); the run's main
-    process is alive (this one)."""
+    """Three shards: one done in this run, one half-way through (its PROGRESS line),
+    one unchanged since an earlier run (not rerun: done, not part of the rate); the
+    run's main process is alive (this one)."""
     res = tmp_path / "res"
-    (res / "manifest").mkdir(parents=True)
-    (res / "state" / "stamps").mkdir(parents=True)
-    (res / "logs" / "decode_shard").mkdir(parents=True)
-    (res / "logs" / "match_chunk").mkdir(parents=True)
-    for shard, n in (("0000", 4), ("0001", 6)):
-        (res / "manifest" / f"shard-{shard}.jsonl").write_text("{}\n" * n)
+    for d in ("manifest", "shards", "state/stamps", "logs/decode_shard", "logs/match_chunk"):
+        (res / d).mkdir(parents=True)
     started = time.time() - 10
+    for shard, n in (("0000", 4), ("0001", 6), ("0002", 5)):
+        m = res / "manifest" / f"shard-{shard}.jsonl"
+        m.write_text("{}\n" * n)
+        os.utime(m, (started - 100, started - 100))
+    (res / "shards" / "shard-0000.jsonl").write_text("")  # written in this run
+    old = res / "shards" / "shard-0002.jsonl"
+    old.write_text("")
+    os.utime(old, (started - 50, started - 50))
+    old_log = res / "logs" / "decode_shard" / "0002.log"
+    old_log.write_text('x INFO archive_twins: STATS {"errors": 2, "files": 5}\n')
+    os.utime(old_log, (started - 50, started - 50))
     (res / "state" / "run.json").write_text(
         json.dumps({"state": "running", "pid": os.getpid(), "started": started})
     )
@@ -127,12 +135,12 @@ def test_status_of_a_running_run(tmp_path):
         handler.close()
     (res / "state" / "stamps" / "match_chunk-0000.json").write_text("{}")
     st = read_status(res, now=started + 10)
-    assert (st.state, st.files_total, st.files_done, st.errors) == ("running", 10, 6, 1)
-    assert (st.shards_done, st.shards_total, st.chunks_done, st.chunks_total) == (1, 2, 0, 1)
+    assert (st.state, st.files_total, st.files_done, st.errors) == ("running", 15, 11, 3)
+    assert (st.shards_done, st.shards_total, st.chunks_done, st.chunks_total) == (2, 3, 0, 1)
     assert st.rate == pytest.approx(0.6)
     assert st.eta_s == pytest.approx(4 / 0.6)
     text = "\n".join(st.lines())
-    assert "files decoded: 6 of 10 (1 of 2 shards done), rate 0.6 files/s, ETA 7 s" in text
+    assert "files decoded: 11 of 15 (2 of 3 shards done), rate 0.6 files/s, ETA 7 s" in text
     # the run's main process died: said as such
     (res / "state" / "run.json").write_text(
         json.dumps({"state": "running", "pid": 2**22 + 12345, "started": started})
