@@ -33,15 +33,17 @@ class ConsoleError(Exception):
 
 
 def workflow_dir() -> Path:
-    """The directory of the Snakefile shipped with this package (the checkout it was
-    installed from: `pip install -e .` or the README's `make demo`)."""
-    here = Path(__file__).resolve().parent.parent
-    if not (here / "Snakefile").is_file():
-        raise ConsoleError(
-            f"the workflow files (Snakefile, rules/) are not next to the package in {here}; "
-            "install from a checkout with `pip install -e .`"
-        )
-    return here
+    """The directory of the Snakefile shipped with this package: the checkout it was
+    installed from (`pip install -e .`, the README's `make demo`), else the copy
+    `pip install .` put in the package (archive_twins/workflow, pyproject.toml)."""
+    package = Path(__file__).resolve().parent
+    for where in (package.parent, package / "workflow"):
+        if (where / "Snakefile").is_file():
+            return where
+    raise ConsoleError(
+        f"the workflow files (Snakefile, rules/) are not installed with the package in "
+        f"{package}: install it again from a checkout (`pip install .`)"
+    )
 
 
 def snakemake_command(
