@@ -43,6 +43,10 @@ def build_report_pages(
     with atomic_dir(out_dir) as tmp:
         for src in sorted(p for p in html_dir.rglob("*") if p.is_file()):
             rel = src.relative_to(html_dir)
+            if rel.name.startswith("."):
+                # Snakemake's .snakemake_timestamp: it touches the copy's, which as a
+                # hard link would date the pages it came from too (and rerun publish)
+                continue
             dst = tmp / rel
             if rel.parts[0] == "data" and src.suffix == ".js":
                 text = src.read_text(encoding="utf-8")

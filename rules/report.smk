@@ -20,11 +20,13 @@ rule summary:
         "../scripts/summary.py"
 
 
-# The report packs only the marked directory: a copy of the pages (hard links) with
-# the thumbnails they show inside it (archive_twins/reportpages.py).
+# The report packs only the marked directory: a copy of the published pages (hard
+# links) with the thumbnails they show inside it (archive_twins/reportpages.py). It
+# runs after publish and reads the published pages, never the staged ones publish
+# works on.
 rule report_pages:
     input:
-        html=f"{RESULTS}/staging/html",
+        published=f"{RESULTS}/state/published.json",
     output:
         pages=report(
             directory(f"{RESULTS}/report/pages"),
@@ -38,6 +40,7 @@ rule report_pages:
     conda:
         "../envs/archive-twins.yaml"
     params:
+        html=f"{RESULTS}/html",
         thumbs=f"{RESULTS}/thumbs",
     script:
         "../scripts/report_pages.py"

@@ -8,7 +8,7 @@ from archive_twins.cli import run_report_pages  # noqa: E402
 
 run_report_pages(
     log=snakemake.log[0],
-    html=snakemake.input.html,
+    html=snakemake.params.html,
     thumbs=snakemake.params.thumbs,
     pages=snakemake.output.pages,
 )

@@ -26,6 +26,9 @@ def test_report_zip_pages_show_thumbnails(tmp_path):
     save(photo("coffee")[::8, ::8], archive / "b small.png")
     work = tmp_path / "w"
     run_workflow(archive, work, shards=2, cores=1)
+    # the report's copy of the pages dates nothing it came from: nothing reruns
+    proc = run_workflow(archive, work, shards=2, cores=1, options=["--dry-run"])
+    assert "Nothing to be done" in proc.stdout + proc.stderr
     report = tmp_path / "report.zip"
     # as the README says it: no --cores
     cmd = snakemake_cmd(archive, work, 1, ["shards=2"], ["--report", str(report)])
