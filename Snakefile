@@ -9,9 +9,18 @@ from snakemake.utils import min_version, validate
 min_version("9.0")
 
 
-configfile: "config.yaml"
+# next to this Snakefile: `snakemake -s /path/to/Snakefile` works from any directory
+configfile: f"{workflow.basedir}/config.yaml"
 
 
+import sys
+
+sys.path.insert(0, workflow.basedir)
+from archive_twins.configcheck import config_problem
+
+# one line naming the key (Snakemake's own message prints the whole schema)
+if _problem := config_problem(config, f"{workflow.basedir}/schemas/config.schema.yaml"):
+    raise WorkflowError(_problem)
 validate(config, "schemas/config.schema.yaml")
 
 
@@ -33,3 +42,4 @@ rule all:
         # archive.sqlite, json/ and html/, published together (rules/publish.smk)
         f"{RESULTS}/state/published.json",
         f"{RESULTS}/report/summary.tsv",
+        f"{RESULTS}/report/pages",

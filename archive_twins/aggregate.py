@@ -17,6 +17,7 @@ from pathlib import Path
 
 import duckdb
 
+from .csvexport import write_csv_exports
 from .decisions import (
     Decision,
     apply_pair_decisions,
@@ -38,7 +39,7 @@ from .records import (
     related_pair_row,
     thumb_relpath,
 )
-from .redundant import redundant_query, write_redundant_csv
+from .redundant import redundant_query, write_redundant_rows
 from .registry import load_or_rebuild
 from .registry import save as save_registry
 from .schema import COPY_KINDS, INDEXES, REJECTED_PAIRS_COLUMNS, TABLES, columns
@@ -445,7 +446,7 @@ def aggregate(
     decisions: str | os.PathLike | None = None,
     master_paths: Sequence[str] = (),
 ) -> dict[str, Sequence[tuple]]:
-    """Build the deliverables (and csv/redundant.csv when `csv_out` is given) from
+    """Build the deliverables (and csv/, csvexport.py, when `csv_out` is given) from
     the shard records, the matching jobs' pairs and a curator's decisions file; the
     id registry is updated last, after they are in place."""
     # a malformed decisions file stops here, before anything is written
@@ -461,6 +462,10 @@ def aggregate(
         write_sqlite(tables, sqlite_out)
         write_json(tables, json_out)
         if csv_out is not None:
-            write_redundant_csv(tables["redundant"], csv_out)
+            con = tables["redundant"].con
+            names = dict(con.execute("SELECT file_id, filename FROM f").fetchall())
+            with atomic_dir(csv_out) as tmp:
+                write_redundant_rows(tables["redundant"], Path(tmp) / "redundant.csv")
+                write_csv_exports(tables, names, tmp)
     save_registry(registry, reg["ids"], reg["next_id"])
     return tables

@@ -314,3 +314,12 @@ def run_summary(*, log: str, json_dir: str, tsv: str) -> None:
     logger = _logging(log)
     n = write_summary(json_dir, tsv)
     logger.info("summary rows %d", n)
+
+
+def run_report_pages(*, log: str, html: str, thumbs: str, pages: str) -> None:
+    """Rule report_pages: the review pages with their thumbnails, for the report."""
+    from .reportpages import build_report_pages
+
+    logger = _logging(log)
+    counts = build_report_pages(html, thumbs, pages)
+    logger.info("report pages %s", json.dumps(counts, sort_keys=True))

@@ -6,6 +6,7 @@ is what lets the shard stage cache results by sha256.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 from dataclasses import asdict, dataclass
@@ -418,6 +419,10 @@ def is_blank(pixels: np.ndarray) -> bool:
     return bool((hi - lo).max() < BLANK_RANGE)
 
 
+# errors of writing the thumbnail that say nothing about the file
+_RESULTS_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
 def analyse(
     path: str,
     thumb_path: str,
@@ -493,6 +498,10 @@ def _analyse(
     except pyvips.Error as exc:
         rec.status, rec.error = "error", f"decode failed: {_vips_message(exc)}"
     except (OSError, MemoryError, ValueError) as exc:
+        if isinstance(exc, OSError) and exc.errno in _RESULTS_FULL:
+            # the results' disk, not the file: the job fails and is redone (a file
+            # error would be cached by content and published)
+            raise
         rec.status, rec.error = "error", f"{type(exc).__name__}: {exc}"
     rec.pixel_hash = None
     shown = os.path.basename(path) if name is None else name

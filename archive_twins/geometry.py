@@ -32,7 +32,7 @@ from .verify import (
 
 @dataclass(frozen=True)
 class GeoParams:
-    """Verification thresholds (tuned on tests/ photographs, README)."""
+    """Verification thresholds (tuned on tests/ photographs, docs/design.md)."""
 
     ratio: float = 0.82
     min_inliers: int = 12

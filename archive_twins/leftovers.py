@@ -25,6 +25,7 @@ import json
 import logging
 import os
 import re
+import time
 from pathlib import Path
 from typing import IO
 
@@ -84,10 +85,21 @@ def hold_job_lock(results: str | os.PathLike) -> None:
 
 
 def mark_run(results: str | os.PathLike, state: str) -> None:
-    """Note that a run started working ('running') or finished ('finished')."""
+    """Note that a run started working ('running') or finished ('finished'), and
+    when (`archive-twins status` measures the rate from the start)."""
+    note = {"state": state, "pid": os.getpid(), "started": time.time()}
+    if state != "running":
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            note["started"] = read_run_state(results)["started"]
+        note["ended"] = time.time()
     with contextlib.suppress(OSError):
         with atomic_open(Path(results) / RUN_STATE, "w", encoding="utf-8") as fh:
-            json.dump({"state": state, "pid": os.getpid()}, fh)
+            json.dump(note, fh)
+
+
+def read_run_state(results: str | os.PathLike) -> dict:
+    """What `mark_run` last noted (OSError / ValueError when nothing readable)."""
+    return json.loads((Path(results) / RUN_STATE).read_text(encoding="utf-8"))
 
 
 def _finished(results: Path) -> bool:

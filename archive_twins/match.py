@@ -40,6 +40,7 @@ from .direction import content_basis
 from .features import load_raster
 from .frame import reduced
 from .geometry import GeoParams, verify_geometric
+from .progress import Progress
 from .records import CopyRecord
 from .retrieval import Index, Item, RetrievalParams, generation_common
 from .store import load_thumbnail
@@ -356,7 +357,8 @@ def _hash_stage(job: ChunkJob, cands: dict[tuple[int, int], dict]) -> set[tuple[
     fp = params.fingerprint()
     found = set()
     stats["candidates"] = len(cands)
-    for (i, j), orients in sorted(cands.items()):
+    progress = Progress(len(cands), log, what="hash candidates")
+    for (i, j), orients in progress.each(sorted(cands.items())):
         x, y = index.item(i), index.item(j)
         evidence = sorted([int(o), int(d)] for o, d in orients.items())
         key = verdict_key("phash", x, y, evidence, fp)
@@ -410,7 +412,8 @@ def _geo_stage(
     RANSAC homography and the pixel check on the warped overlap."""
     index, params, stats = job.index, job.params, job.stats
     fp = params.fingerprint()
-    for (i, j), (votes, mirrored) in sorted(cands.items()):
+    progress = Progress(len(cands), log, what="geometric candidates")
+    for (i, j), (votes, mirrored) in progress.each(sorted(cands.items())):
         if (i, j) in skip:
             continue
         stats["geo_candidates"] += 1

@@ -17,10 +17,12 @@ from . import generations, ledger, registry
 from .decisions import resolve_path as resolve_decisions
 from .guard import check_shrink
 from .leftovers import remove_leftovers
+from .progress import parse_stats, work_estimate
 from .scan import (
     UNLISTABLE,
     ScanResult,
     carry_unlistable,
+    compare_scans,
     read_manifests,
     scan_archive,
     shape,
@@ -33,9 +35,16 @@ SHAPE = "state/shape.json"
 
 
 def prepare(
-    archive: str, results: str, config: dict, shards: list[str], chunks: list[str]
+    archive: str,
+    results: str,
+    config: dict,
+    shards: list[str],
+    chunks: list[str],
+    cores: int = 1,
 ) -> list[str]:
-    """Scan, guard and write what the DAG reads; raises guard.GuardError to refuse."""
+    """Scan, guard and write what the DAG reads; raises guard.GuardError to refuse.
+    Returns notes for the user: what changed since the last run, a rough estimate of
+    the work (on `cores`), what was repaired or is rerun and why."""
     res = Path(results)
     notes = []
     removed = remove_leftovers(res)
@@ -50,9 +59,13 @@ def prepare(
     manifests = res / "manifest"
     reference = _read(res / SHAPE)
     unlistable = any(r["reason"].startswith(UNLISTABLE) for r in scan.skipped)
-    previous = read_manifests(manifests) if unlistable or reference is None else []
+    last_scan = read_manifests(manifests)
+    previous = last_scan if unlistable or reference is None else []
     if (carried := carry_unlistable(scan, previous)) > 0:
         notes.append(f"{carried} files in folders that cannot be listed are kept as errors")
+    counts = compare_scans(last_scan, scan.images)
+    notes.append("files since the last run: " + ", ".join(f"{n} {k}" for k, n in counts.items()))
+    notes.append(work_estimate(counts["new"] + counts["changed"], cores, decode_history(res)))
     if reference is None and previous:
         reference = shape(ScanResult(images=previous))
     now = shape(scan)
@@ -71,6 +84,12 @@ def prepare(
         f"scanned {archive}: {len(scan.images)} image files, {len(scan.skipped)} skipped; "
         f"{len(changed)} of {len(shards)} shard manifests changed",
     )
+    if not scan.images:
+        notes.insert(
+            1,
+            f"warning: the archive {archive} holds no image files "
+            f"({len(scan.skipped)} other entries skipped): the results will be empty",
+        )
     # a lost or damaged id registry is noticed (and mended) by every run
     if note := registry.ensure(res / "state" / "file_ids.json", res / "archive.sqlite"):
         notes.append(note)
@@ -128,3 +147,17 @@ def plan(
     jobs["aggregate"] = (aggregate, ["staging/archive.sqlite", "staging/json", "staging/csv"])
     jobs["html"] = (ledger.digest(["html", aggregate, real_archive]), ["staging/html"])
     return jobs
+
+
+def decode_history(results: Path) -> list[dict]:
+    """The STATS lines of the decode jobs' logs (each job's last)."""
+    out = []
+    for log in (results / "logs" / "decode_shard").glob("*.log"):
+        try:
+            lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
+        except OSError:
+            continue
+        stats = (parse_stats(line) for line in reversed(lines))
+        if (last := next((s for s in stats if s is not None), None)) is not None:
+            out.append(last)
+    return out

@@ -114,22 +114,27 @@ def write_redundant_csv(table: Rows, out_dir: str | os.PathLike) -> int:
     duckdb (UTF-8, a header, one row per file of each group; `filename_bytes` is the
     name's raw bytes in hex, for a script that must find a name that is not valid
     UTF-8). Returns its rows."""
-    con, table, n = table.con, table.name, 0
     with atomic_dir(out_dir) as tmp:
-        with open(Path(tmp) / "redundant.csv", "w", encoding="utf-8", newline="") as fh:
-            w = csv.writer(fh, lineterminator="\n")
-            w.writerow(CSV_COLUMNS)
-            cur = con.cursor()
-            res = cur.execute(
-                f"""SELECT t.group_kind, t.group_id, t.action, fx.filename, fx.size_bytes,
-                           fx.sha256, fk.filename, t.reason, t.decision, t.decided_at,
-                           t.file_id, t.kept_file_id, fx.filename_bytes
-                    FROM (SELECT *, row_number() OVER () AS row FROM {table}) t
-                    JOIN f fx ON fx.file_id = t.file_id
-                    JOIN frank fk ON fk.file_id = t.kept_file_id ORDER BY t.row"""
-            )
-            while rows := res.fetchmany(8192):
-                w.writerows(rows)
-                n += len(rows)
-            cur.close()
+        return write_redundant_rows(table, Path(tmp) / "redundant.csv")
+
+
+def write_redundant_rows(table: Rows, path: str | os.PathLike) -> int:
+    """Write redundant.csv at `path` (see write_redundant_csv); returns its rows."""
+    con, table, n = table.con, table.name, 0
+    with open(path, "w", encoding="utf-8", newline="") as fh:
+        w = csv.writer(fh, lineterminator="\n")
+        w.writerow(CSV_COLUMNS)
+        cur = con.cursor()
+        res = cur.execute(
+            f"""SELECT t.group_kind, t.group_id, t.action, fx.filename, fx.size_bytes,
+                       fx.sha256, fk.filename, t.reason, t.decision, t.decided_at,
+                       t.file_id, t.kept_file_id, fx.filename_bytes
+                FROM (SELECT *, row_number() OVER () AS row FROM {table}) t
+                JOIN f fx ON fx.file_id = t.file_id
+                JOIN frank fk ON fk.file_id = t.kept_file_id ORDER BY t.row"""
+        )
+        while rows := res.fetchmany(8192):
+            w.writerows(rows)
+            n += len(rows)
+        cur.close()
     return n

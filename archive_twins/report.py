@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from pathlib import Path
 
 from .util import atomic_open, json_table
 
@@ -63,3 +64,38 @@ def write_summary(json_dir: str | os.PathLike, out: str | os.PathLike) -> int:
         for section, item, n in rows:
             fh.write(f"{section}\t{item.replace(chr(9), ' ')}\t{n}\n")
     return len(rows)
+
+
+# the sections of the summary the end of a run prints (the report has them all)
+_BLOCK_SECTIONS = ("files", "identical sets", "same-pixel sets", "copies by kind", "families")
+
+
+def summary_block(results: str | os.PathLike, max_errors: int = 3) -> list[str]:
+    """The lines a finished run ends with: files, errors, sets, copies by kind,
+    families (when there are some) and the overview page, from report/summary.tsv."""
+    results = Path(results).absolute()
+    try:
+        text = (results / "report" / "summary.tsv").read_text(encoding="utf-8")
+    except OSError:
+        return []
+    sections: dict[str, list[tuple[str, int]]] = {}
+    for line in text.splitlines()[1:]:
+        section, item, n = line.rsplit("\t", 2) if line.count("\t") >= 2 else (line, "", "0")
+        sections.setdefault(section, []).append((item, int(n)))
+    lines = ["archive-twins results:"]
+    for section in _BLOCK_SECTIONS:
+        items = [(item, n) for item, n in sections.get(section, []) if n]
+        if section == "families" and not items:
+            continue
+        total = "" if section == "files" else f"{sum(n for _, n in items)}"
+        detail = ", ".join(f"{item} {n}" for item, n in items)
+        lines.append(f"  {section}: {total}{' (' + detail + ')' if total and detail else detail}")
+    errors = sections.get("errors", [])
+    if errors:
+        shown = "; ".join(f"{item} ({n})" for item, n in errors[:max_errors])
+        more = (
+            f"; ... ({len(errors) - max_errors} more reasons)" if len(errors) > max_errors else ""
+        )
+        lines.append(f"  errors: {sum(n for _, n in errors)}: {shown}{more}")
+    lines.append(f"  overview page: {results / 'html' / 'index.html'}")
+    return lines

@@ -71,7 +71,7 @@ from .wordsearch import (
 @dataclass(frozen=True)
 class RetrievalParams:
     """Candidate thresholds (fitted on scikit-image photographs and half of the
-    development photographs; see README, Matching)."""
+    development photographs; see docs/design.md, Matching)."""
 
     # pHash Hamming distance (of 64 bits) in any of the 8 orientations
     max_hamming: int = 12

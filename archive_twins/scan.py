@@ -177,6 +177,21 @@ def read_manifests(outdir: str | os.PathLike) -> list[dict]:
     return rows
 
 
+def compare_scans(previous: list[dict], images: list[dict]) -> dict[str, int]:
+    """How many files are new, changed (size or mtime), removed and unchanged since
+    the previous scan's manifests."""
+    before = {r["path"]: (r.get("size"), r.get("mtime_ns")) for r in previous}
+    counts = {"new": 0, "changed": 0, "removed": 0, "unchanged": 0}
+    for r in images:
+        old = before.pop(r["path"], None)
+        if old is None:
+            counts["new"] += 1
+        else:
+            counts["unchanged" if old == (r.get("size"), r.get("mtime_ns")) else "changed"] += 1
+    counts["removed"] = len(before)
+    return counts
+
+
 def carry_unlistable(scan: ScanResult, previous: list[dict]) -> int:
     """Keep the files of directories that could not be listed this time (a folder
     made unreadable, a share that went away underneath) as errors with the reason,

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from .decode import DecodeParams, analyse, exif_orientation, read_hashed
 from .ledger import file_crc
+from .progress import Progress
 from .records import DECODE_KEYS, FileRecord
 from .store import content_paths, read_facts, thumb_intact
 from .util import atomic_open, display_name, inside, raw_name, read_jsonl, write_jsonl
@@ -98,7 +99,9 @@ def process_shard(
     previous = {r["path"]: r for r in read_jsonl(output) if r.get("params") == fp}
     stats = ShardStats()
     rows = []
-    for entry in read_jsonl(manifest):
+    entries = list(read_jsonl(manifest))
+    progress = Progress(len(entries), log)
+    for entry in progress.each(entries):
         stats.files += 1
         old = previous.get(display_name(entry["path"]))
         if not full and _unchanged(old, entry, store):

@@ -19,7 +19,7 @@ from .dihedral import dihedral
 
 @dataclass(frozen=True)
 class VerifyParams:
-    """Thresholds, tuned on the photographs in tests/ (see README, Matching)."""
+    """Thresholds, tuned on the photographs in tests/ (see docs/design.md, Matching)."""
 
     compare_size: int = 256
     grid: int = 16

@@ -17,6 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, workflow.basedir)
 
+from archive_twins.configcheck import archive_problem
 from archive_twins.decisions import DecisionError, read_decisions
 from archive_twins.decisions import resolve_path as resolve_decisions
 from archive_twins.guard import (
@@ -29,6 +30,7 @@ from archive_twins.guard import (
 from archive_twins.ledger import adopt_touches
 from archive_twins.leftovers import mark_run
 from archive_twins.prepare import prepare
+from archive_twins.report import summary_block
 from archive_twins.scan import write_rerun_token
 
 ARCHIVE = config["archive"]
@@ -56,6 +58,10 @@ except DecisionError as exc:
 MASTER_PATHS = config.get("master_paths") or []
 MASTER_PATHS = [MASTER_PATHS] if isinstance(MASTER_PATHS, str) else list(MASTER_PATHS)
 RUN_STARTED_NS = time.time_ns()
+try:
+    RUN_CORES = int(workflow.cores)  # for the start's work estimate
+except (WorkflowError, TypeError, ValueError):
+    RUN_CORES = 1  # `--report`, `--lint` and the like give no --cores
 
 
 def rule_resources(name, **extra):
@@ -71,8 +77,8 @@ if not workflow.remote_exec and not workflow.subprocess_exec:
 
         logger.info(f"creating the demo archive in {ARCHIVE}")
         build_demo_archive(ARCHIVE)
-    if not Path(ARCHIVE).is_dir():
-        raise WorkflowError(f"archive directory not found: {ARCHIVE}")
+    if _problem := archive_problem(ARCHIVE):
+        raise WorkflowError(_problem)
     try:
         check_paths(ARCHIVE, RESULTS_PATH, config["allow_results_in_archive"])
         # held until the main process exits (the handle stays referenced)
@@ -81,8 +87,8 @@ if not workflow.remote_exec and not workflow.subprocess_exec:
         # A malformed decisions file stops the run here, before anything is written.
         if DECISIONS:
             read_decisions(DECISIONS)
-        for _line in prepare(ARCHIVE, RESULTS_PATH, config, SHARDS, CHUNKS):
-            logger.info(_line)
+        for _line in prepare(ARCHIVE, RESULTS_PATH, config, SHARDS, CHUNKS, RUN_CORES):
+            (logger.warning if _line.startswith("warning:") else logger.info)(_line)
     except GuardError as exc:
         raise WorkflowError(str(exc)) from None
     except DecisionError as exc:
@@ -107,6 +113,8 @@ onstart:
 onsuccess:
     adopt_touches(RESULTS_PATH, RUN_STARTED_NS)
     mark_run(RESULTS_PATH, "finished")
+    for _line in summary_block(RESULTS_PATH):
+        logger.info(_line)
 
 
 onerror:

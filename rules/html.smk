@@ -7,12 +7,7 @@ rule html:
         stamp=stamp("html"),
     output:
         # staged: rule publish puts them in place with the tables they show
-        html=report(
-            directory(f"{RESULTS}/staging/html"),
-            htmlindex="index.html",
-            caption="../report/pages.rst",
-            category="Review pages",
-        ),
+        html=directory(f"{RESULTS}/staging/html"),
     log:
         f"{RESULTS}/logs/html/html.log",
     conda:

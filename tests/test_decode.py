@@ -299,3 +299,21 @@ def test_a_failure_from_bytes_has_the_reason_the_file_gives(tmp_path):
     rec, _ = analyse(str(tif), str(tmp_path / "t.jpg"), P, name="box/a.tif", data=data)
     assert rec == run(tif, tmp_path)[0] | {"error": rec["error"]}
     assert rec["error"].startswith("decode failed: box/a.tif: "), rec["error"]
+
+
+def test_a_full_results_disk_fails_the_job_not_the_file(tmp_path, monkeypatch):
+    """ENOSPC writing the thumbnail is the results' disk, not the file: raised (the
+    job fails and is redone), never a file error cached by content."""
+    import errno
+
+    import archive_twins.decode as decode
+
+    p = save(photo("astronaut")[::8, ::8], tmp_path / "a.png")
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(decode, "atomic_open", full)
+    with pytest.raises(OSError) as info:
+        analyse(str(p), str(tmp_path / "t.jpg"), DecodeParams())
+    assert info.value.errno == errno.ENOSPC

@@ -141,6 +141,7 @@ def test_logs_per_rule(run):
         "index",
         "match_chunk",
         "publish",
+        "report_pages",
         "summary",
     ]
     assert len(list((results / "logs" / "decode_shard").glob("*.log"))) == 3
@@ -149,7 +150,7 @@ def test_logs_per_rule(run):
 def test_missing_archive_is_a_clear_error(tmp_path):
     proc = run_workflow(tmp_path / "nope", tmp_path / "w", check=False, extra=["-n"])
     assert proc.returncode != 0
-    assert "archive directory not found" in proc.stdout + proc.stderr
+    assert f"archive not found: {tmp_path / 'nope'} does not exist" in proc.stdout + proc.stderr
 
 
 def test_archive_is_not_written(run):

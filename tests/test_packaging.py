@@ -28,3 +28,19 @@ def test_env_pins_satisfy_pyproject():
     assert pinned.keys() == wanted.keys()
     for name, version in pinned.items():
         assert wanted[name].specifier.contains(version), (name, version, wanted[name])
+
+
+def test_package_ships_the_workflow():
+    """`pip install .` puts the workflow files into archive_twins/workflow (what
+    `archive-twins run` runs without a checkout): every file the workflow reads is
+    matched by the package data, so a new rule or script is not forgotten."""
+    tool = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    assert tool["package-dir"]["archive_twins.workflow"] == "."
+    patterns = tool["package-data"]["archive_twins.workflow"]
+    shipped = {p for pat in patterns for p in REPO.glob(pat)}
+    needed = [REPO / "Snakefile", REPO / "config.yaml"]
+    for folder, pat in (("rules", "*"), ("scripts", "*"), ("schemas", "*"), ("envs", "*")):
+        needed += [p for p in (REPO / folder).glob(pat) if p.is_file()]
+    needed += list((REPO / "report").glob("*.rst")) + list(REPO.glob("profiles/*/config.yaml"))
+    assert len(needed) > 20
+    assert [p.relative_to(REPO) for p in needed if p not in shipped] == []
