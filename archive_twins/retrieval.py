@@ -1366,8 +1366,8 @@ def common_words(words: np.ndarray, start: np.ndarray, params: RetrievalParams) 
     word table: its words and where their postings start), sorted: what hundreds of
     photographs share (a colour chart, a ruler, a logo, the grain of one paper) is
     not evidence that two of them are copies.
-    A function of the archive, not of the pair: a rerun searches again the rasters
-    holding a word whose commonness changed (`Index.touched_since`)."""
+    A function of the archive, not of the pair: a rerun re-checks or searches again
+    what a word whose commonness changed can have changed (`Index.common_change`)."""
     start = np.asarray(start, np.int64)
     df = np.diff(start)
     bound = common_bound(int(start[-1]) if len(start) else 0, params)
