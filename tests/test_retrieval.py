@@ -306,10 +306,7 @@ def test_stored_delta_equals_a_full_search(index_dir, tmp_path, monkeypatch, n_c
     build_index(earlier, signatures, tmp_path / "index", params.retrieval, gens)
     old_index = Index(tmp_path / "index")
     old_gen = old_index.meta["gen"]
-    rows_of = {}
-    for c in range(n_chunks):
-        lo, hi = old_index.chunk_range(c, n_chunks)
-        rows_of[c] = _rows(old_index, *chunk_candidates(old_index, lo, hi, params))
+    rows_of = _chunk_rows(old_index, params, n_chunks)
     stats = build_index(records, signatures, tmp_path / "index", params.retrieval, gens)
     assert stats["merged"] and stats["new"] == len(dropped)
     index = Index(tmp_path / "index")
@@ -329,6 +326,17 @@ def test_stored_delta_equals_a_full_search(index_dir, tmp_path, monkeypatch, n_c
         h, w, counts = chunk_candidates(index, lo, hi, params, ~new, rows_of[c], old_gen)
         assert counts["stored_delta"]
         assert (h, w) == (h_full, w_full)
+
+
+def _chunk_rows(index: Index, params, n_chunks: int) -> dict[int, list[dict]]:
+    """Each chunk's output rows of a full search (`_rows`), by chunk."""
+    from archive_twins.match import chunk_candidates
+
+    rows_of = {}
+    for c in range(n_chunks):
+        lo, hi = index.chunk_range(c, n_chunks)
+        rows_of[c] = _rows(index, *chunk_candidates(index, lo, hi, params))
+    return rows_of
 
 
 def _rows(index: Index, hash_c: dict, word_c: dict, counts: dict) -> list[dict]:
@@ -442,10 +450,7 @@ def test_reruns_follow_words_becoming_common(index_dir, tmp_path, monkeypatch, s
     for step, recs in enumerate([records, earlier]):
         old_index = Index(tmp_path / "index")
         old_gen = old_index.meta["gen"]
-        rows_of = {}
-        for c in range(3):
-            lo, hi = old_index.chunk_range(c, 3)
-            rows_of[c] = _rows(old_index, *chunk_candidates(old_index, lo, hi, params))
+        rows_of = _chunk_rows(old_index, params, 3)
         build_index(recs, signatures, tmp_path / "index", rp, gens)
         index = Index(tmp_path / "index")
         gained, lost = index.common_change(old_gen)
@@ -532,10 +537,7 @@ def test_the_cap_keeps_the_best_and_reruns_equal_a_fresh_search(
     build_index(earlier, signatures, tmp_path / "index", rp, gens)
     old_index = Index(tmp_path / "index")
     old_gen = old_index.meta["gen"]
-    rows_of = {}
-    for c in range(3):
-        lo, hi = old_index.chunk_range(c, 3)
-        rows_of[c] = _rows(old_index, *chunk_candidates(old_index, lo, hi, params))
+    rows_of = _chunk_rows(old_index, params, 3)
     build_index(records, signatures, tmp_path / "index", rp, gens)
     index = Index(tmp_path / "index")
     gained, lost = index.common_change(old_gen)
@@ -568,10 +570,7 @@ def test_a_raster_needing_fewer_cells_is_searched_again(index_dir, tmp_path):
     build_index(records, signatures, tmp_path / "index", rp, gens)
     index = Index(tmp_path / "index")
     gen = index.meta["gen"]
-    rows_of = {}
-    for c in range(3):
-        lo, hi = index.chunk_range(c, 3)
-        rows_of[c] = _rows(index, *chunk_candidates(index, lo, hi, params))
+    rows_of = _chunk_rows(index, params, 3)
     before = np.load(tmp_path / "index" / "common.npy")
     # a crop found from its own side only; the photograph's query words that the
     # crop does not hold become common
