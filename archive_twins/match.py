@@ -42,7 +42,7 @@ from .frame import reduced
 from .geometry import GeoParams, verify_geometric
 from .progress import Progress
 from .records import CopyRecord
-from .retrieval import Index, Item, RetrievalParams, generation_common
+from .retrieval import Index, Item, RetrievalParams
 from .store import load_thumbnail
 from .texture import texture_corr
 from .util import fingerprint, read_jsonl, write_jsonl
@@ -666,10 +666,7 @@ def _need_dropped(
     if gained is None or len(items) == 0:
         return np.zeros(0, np.int64)
     items = items[gained[items]]
-    before = generation_common(index.gens_dir, since) if since and index.gens_dir else None
-    if before is None:  # not known: search them all again
-        return items
-    return items[index.need_dropped(items, before, rp)]
+    return items[index.need_dropped(items, since, rp)]
 
 
 def _unchanged(index: Index, since: str) -> tuple[np.ndarray | None, np.ndarray | None]:

@@ -908,6 +908,7 @@ class Index:
         self.speck = self._optional("speck", np.zeros((self.n, 8), np.uint64))
         self.speck_ok = self.plain & (self._optional("nspeck", np.zeros(self.n)) >= MIN_SPECKS)
         self._common: np.ndarray | None = None
+        self._before: dict[str, np.ndarray | None] = {}
 
     def _optional(self, name: str, default: np.ndarray) -> np.ndarray:
         path = self.path / f"{name}.npy"
@@ -944,12 +945,14 @@ class Index:
             self._common = mask
         return self._common
 
-    def touched_since(self, gen: str | None) -> np.ndarray | None:
-        """Which rasters hold a word whose commonness changed since generation
-        `gen` (their candidates may have changed although they did not), or None
-        when that generation's common words are not known."""
-        change = self.common_change(gen)
-        return None if change is None else change[0] | change[1]
+    def common_before(self, gen: str | None) -> np.ndarray | None:
+        """The common words of index generation `gen` (sorted), read once; None when
+        not known."""
+        if not gen or not self.gens_dir:
+            return None
+        if gen not in self._before:
+            self._before[gen] = generation_common(self.gens_dir, gen)
+        return self._before[gen]
 
     def common_change(self, gen: str | None) -> tuple[np.ndarray, np.ndarray] | None:
         """Which rasters hold a word that became common since generation `gen`
@@ -957,12 +960,10 @@ class Index:
         it had found, unless the raster now needs fewer cells: `need_dropped`) and
         which hold one that stopped being common (`lost`: searched again); None when
         that generation's common words are not known."""
-        if not gen or not self.gens_dir:
-            return None
-        before = generation_common(self.gens_dir, gen)
+        before = self.common_before(gen)
         if before is None:
             return None
-        now = np.load(self.path / "common.npy")
+        now = np.flatnonzero(self.common())
         out = []
         for changed in (np.setdiff1d(now, before), np.setdiff1d(before, now)):
             mask = np.zeros(self.n, bool)
@@ -1250,13 +1251,17 @@ class Index:
         return Queries(items, sizes, lists[0].astype(np.int64), *lists[1:])
 
     def need_dropped(
-        self, items: np.ndarray, before: np.ndarray, params: RetrievalParams
+        self, items: np.ndarray, gen: str | None, params: RetrievalParams
     ) -> np.ndarray:
-        """Which of `items` need fewer covered cells k(a) now than when `before` (a
-        sorted array of words) were the common words: a word becoming common empties
-        the cells only it held, so fewer cells may now be enough, and such a raster's
-        own search is done again (`match.chunk_candidates`)."""
+        """Which of `items` need fewer covered cells k(a) now than with the common
+        words of generation `gen` (all of them when those are not known): a word
+        becoming common empties the cells only it held, so fewer cells may now be
+        enough, and such a raster's own search is done again
+        (`match.chunk_candidates`)."""
         items = np.asarray(items, np.int64)
+        before = self.common_before(gen)
+        if before is None:
+            return np.ones(len(items), bool)
         out = np.zeros(len(items), bool)
         if len(items) == 0:
             return out
