@@ -51,17 +51,34 @@ if (flag === "--time") {
 
 // Screenshot-level: how many images of a card are on screen? Each image is hidden in
 // turn; one whose hiding leaves the card's screenshot unchanged was not seen.
+// The card must have settled first: an image can be `complete` before it is decoded and
+// painted, so a screenshot taken then differs from every later one; each comparison is
+// therefore between two screenshots that repeat themselves.
+async function settledShot(page, card) {
+  let prev = await card.screenshot();
+  for (let k = 0; k < 50; k++) {
+    await page.waitForTimeout(50);
+    const cur = await card.screenshot();
+    if (cur.equals(prev)) return cur;
+    prev = cur;
+  }
+  throw new Error("the card's screenshot never settled");
+}
+
 async function paintedImages(page, selector) {
   const card = page.locator(selector);
+  await card.scrollIntoViewIfNeeded();
   await page.evaluate(() => Promise.all([...document.images].map((i) => i.complete ? 0
-    : new Promise((done) => { i.onload = i.onerror = done; }))));
-  const base = await card.screenshot();
+    : new Promise((done) => { i.addEventListener("load", done); i.addEventListener("error", done); }))));
+  await card.locator("img").evaluateAll((imgs) => Promise.all(
+    imgs.map((i) => (i.getAttribute("src") ? i.decode().catch(() => 0) : 0))));
   const imgs = card.locator("img");
   const n = await imgs.count();
   let painted = 0;
   for (let i = 0; i < n; i++) {
+    const base = await settledShot(page, card);
     await imgs.nth(i).evaluate((e) => e.style.setProperty("visibility", "hidden", "important"));
-    const shot = await card.screenshot();
+    const shot = await settledShot(page, card);
     await imgs.nth(i).evaluate((e) => e.style.removeProperty("visibility"));
     if (!shot.equals(base)) painted++;
   }
