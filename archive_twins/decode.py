@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pyvips
 
-from .hashing import content_hashes, dihedral_hashes
+from .hashing import content_hashes, dihedral_hashes, quarter_hashes
 from .records import FileRecord
 from .util import atomic_open, fingerprint
 
@@ -57,8 +57,8 @@ class DecodeParams:
         """Stored with cached results: changing a setting redoes them (v4: thumbnails
         colour-managed through the embedded ICC profile; v5: tone hashes; v6: JPEG
         quality; v7: its estimate leaves out clamped table entries; v8: content
-        hashes)."""
-        return fingerprint("decode-v8", asdict(self))
+        hashes; v9: quarter pHashes)."""
+        return fingerprint("decode-v9", asdict(self))
 
 
 def _source(path: str, data: memoryview | None = None) -> pyvips.Source:
@@ -491,6 +491,7 @@ def _analyse(
         pixels = vips_to_numpy(thumb)
         rec.phash, rec.tone_hash = dihedral_hashes(pixels)
         rec.content_hash = content_hashes(pixels)
+        rec.quarter_phash = quarter_hashes(pixels)
         rec.blank = is_blank(pixels)
         return rec.facts(), pixels
     except DecodeError as exc:

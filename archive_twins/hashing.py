@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .dihedral import DIHEDRAL
+from .dihedral import DIHEDRAL, dihedral
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -105,6 +105,32 @@ def content_hashes(pixels: np.ndarray) -> list[str]:
 
     small = Image.fromarray(content_picture(pixels)).convert("L")
     return [tone_hash(img) for img in _orientations(small)]
+
+
+def quarter_hashes(pixels: np.ndarray) -> list[str]:
+    """pHash of each quarter of the frame (top left, top right, bottom left, bottom
+    right) in each of the 8 orientations, 32 hex strings (orientation-major).
+
+    The whole frame's pHash lets two different photographs sharing a caption strip or
+    a colour chart come within `max_hamming` of each other (more of them the larger
+    the archive); a copy looks like its source in at least three quarters, what a
+    strip or a corner holds in one or two. The image is reduced once to 64x64 (as in
+    `_orientations`, rotating and mirroring commute with that resize); each quarter
+    is a 32x32 pHash (DCT, 8x8 lowest frequencies, above their median), as imagehash
+    computes it.
+    """
+    import scipy.fftpack
+    from PIL import Image
+
+    grey = Image.fromarray(pixels).convert("L").resize((64, 64), Image.Resampling.LANCZOS)
+    a = np.asarray(grey, np.float64)
+    views = np.stack([dihedral(a, o) for o in range(8)])  # (8, 64, 64)
+    quarters = views.reshape(8, 2, 32, 2, 32).transpose(0, 1, 3, 2, 4).reshape(8, 4, 32, 32)
+    dct = scipy.fftpack.dct(scipy.fftpack.dct(quarters, axis=2), axis=3)[..., :8, :8]
+    low = dct.reshape(8, 4, 64)
+    bits = low > np.median(low, axis=2, keepdims=True)
+    packed = np.packbits(bits, axis=2)  # (8, 4, 8) bytes, big-endian as imagehash's hex
+    return [packed[o, q].tobytes().hex() for o in range(8) for q in range(4)]
 
 
 def hashes_to_array(hexes: list[list[str]]) -> np.ndarray:

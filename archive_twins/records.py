@@ -128,6 +128,8 @@ class FileRecord:
     tone_hash: list[str] | None = _col(DECODE)  # hashing.tone_hash of the 8 orientations
     # the same of the picture inside plain margins and fill (hashing.content_hashes)
     content_hash: list[str] | None = _col(DECODE)
+    # pHash of each quarter of the frame in each orientation (hashing.quarter_hashes)
+    quarter_phash: list[str] | None = _col(DECODE)
 
     def set_facts(self, facts: Mapping[str, Any]) -> None:
         """Take the decode facts (missing ones as None) from a decode or cache record."""

@@ -75,6 +75,12 @@ class RetrievalParams:
 
     # pHash Hamming distance (of 64 bits) in any of the 8 orientations
     max_hamming: int = 12
+    # ... and alike in at least `min_quarters` of the four quarters of the frame
+    # (pHash of each, `hashing.quarter_hashes`, within max_quarter_hamming bits): a
+    # copy looks like its source all over, two photographs sharing a caption strip or
+    # a chart only where it is (measured in docs/furniture.md)
+    max_quarter_hamming: int = 20
+    min_quarters: int = 3
     # tone hash (hashing.tone_hash) distance, for pairs with a smooth raster: one
     # with fewer than `tone_max_words` distinct strong words (`Index.smooth`), where
     # the features have little to go on and pHash bits flip under colour and tone
@@ -170,22 +176,29 @@ ITEM_COLUMNS = {
     "tone_ok": bool,
     "content": np.uint64,
     "content_ok": bool,
+    "quarters": np.uint64,
+    "quarters_ok": bool,
 }
-# the columns of 8 orientation hashes, and those an index keeps (keys and sha apart;
-# blank rasters are left out of it)
-HASH_COLUMNS = ("phash", "tone", "content")
+# the shape of a raster's hashes in the columns of 8 orientation hashes (4 quarters
+# each for `quarters`), and the columns an index keeps (keys and sha apart; blank
+# rasters are left out of it)
+HASH_COLUMNS = {"phash": (8,), "tone": (8,), "content": (8,), "quarters": (8, 4)}
 KEPT_ITEMS = tuple(name for name in ITEM_COLUMNS if name not in ("key", "sha", "blank"))
 
 
-def _hash_columns(rows: list[dict], field: str) -> tuple[np.ndarray, np.ndarray]:
-    """An (n, 8) array of a record field's 8 orientation hashes, and which rows have
-    them (records made before the field existed do not)."""
+def _hash_columns(
+    rows: list[dict], field: str, shape: tuple[int, ...] = (8,)
+) -> tuple[np.ndarray, np.ndarray]:
+    """An (n, *shape) array of a record field's hashes (8 orientations, or 8 x 4
+    quarters), and which rows have them (records made before the field existed do
+    not)."""
+    size = int(np.prod(shape))
     hexes = [r.get(field) or () for r in rows]
-    ok = np.array([len(t) == 8 for t in hexes], bool)
-    arr = np.zeros((len(rows), 8), np.uint64)
+    ok = np.array([len(t) == size for t in hexes], bool)
+    arr = np.zeros((len(rows), size), np.uint64)
     if ok.any():
-        arr[ok] = _hex64(np.array([t for t in hexes if len(t) == 8], "S16"))
-    return arr, ok
+        arr[ok] = _hex64(np.array([t for t in hexes if len(t) == size], "S16")).reshape(-1, size)
+    return arr.reshape(len(rows), *shape), ok
 
 
 def _item_rows(rows: list[dict]) -> dict[str, np.ndarray]:
@@ -193,6 +206,7 @@ def _item_rows(rows: list[dict]) -> dict[str, np.ndarray]:
     pHashes)."""
     tone, tone_ok = _hash_columns(rows, "tone_hash")
     content, content_ok = _hash_columns(rows, "content_hash")
+    quarters, quarters_ok = _hash_columns(rows, "quarter_phash", HASH_COLUMNS["quarters"])
     return {
         "key": np.array([r["pixel_hash"] for r in rows], "S40"),
         "sha": np.array([r["sha256"] for r in rows], "S64"),
@@ -207,6 +221,8 @@ def _item_rows(rows: list[dict]) -> dict[str, np.ndarray]:
         "tone_ok": tone_ok,
         "content": content,
         "content_ok": content_ok,
+        "quarters": quarters,
+        "quarters_ok": quarters_ok,
     }
 
 
@@ -229,7 +245,7 @@ def collect_items(record_files: list[str]) -> dict[str, np.ndarray]:
             parts.append(_item_rows(rows))
     if not parts:
         return {
-            name: np.zeros((0, 8) if name in HASH_COLUMNS else 0, dtype)
+            name: np.zeros((0, *HASH_COLUMNS.get(name, ())), dtype)
             for name, dtype in ITEM_COLUMNS.items()
         }
     cols = {name: np.concatenate([p[name] for p in parts]) for name in ITEM_COLUMNS}
@@ -263,7 +279,7 @@ INVERTED = {"": "a"}
 WORD_ARRAYS = ("post_words", "post_start")
 POSTING_ARRAYS = ("post_id", "post_ang", "post_lsc", "post_pos")
 INVERTED_ARRAYS = (*WORD_ARRAYS, *POSTING_ARRAYS)
-INDEX_FORMAT = 8
+INDEX_FORMAT = 9
 # An index is merged into the previous one while at most this share of its rasters
 # is new (else rebuilt), and the candidates of the new rasters are searched once, by
 # the index job, while at most this share is new (else each chunk searches its own).
@@ -890,6 +906,7 @@ class Index:
         self.phash = load("phash")
         self.tone, self.tone_ok = load("tone"), load("tone_ok")
         self.content, self.content_ok = load("content"), load("content_ok")
+        self.quarters, self.quarters_ok = load("quarters", True), load("quarters_ok")
         self.arrays = {name: load(name, True) for names in FAMILIES.values() for name in names}
         self.inverted = {
             prefix: {name: load(prefix + name, True) for name in INVERTED_ARRAYS}
@@ -1061,6 +1078,20 @@ class Index:
             )
         return self._smooth[params.tone_max_words]
 
+    def quarters_alike(
+        self, xs: np.ndarray, ys: np.ndarray, os_: np.ndarray, params: RetrievalParams
+    ) -> np.ndarray:
+        """Whether x upright and y in orientation o are alike in at least
+        `min_quarters` quarters of the frame, for each (x, y, o); true where a raster
+        has no quarter hashes (an index of records made before them)."""
+        xs, ys, os_ = (np.asarray(a, np.int64) for a in (xs, ys, os_))
+        if len(xs) == 0:
+            return np.zeros(0, bool)
+        q = self.quarters
+        d = np.bitwise_count(np.asarray(q[xs, 0]) ^ np.asarray(q[ys, os_]))
+        alike = (d <= params.max_quarter_hamming).sum(axis=1) >= params.min_quarters
+        return alike | ~(self.quarters_ok[xs] & self.quarters_ok[ys])
+
     def _hash_hits(
         self, xs: np.ndarray, ys: np.ndarray, params: RetrievalParams
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -1071,7 +1102,8 @@ class Index:
         pair, whichever test found it)."""
         ph = self.phash
         qi, ti, oi, di = hamming_search(ph[xs, 0], ph[ys], params.max_hamming)
-        hits = [(xs[qi], ys[ti], oi, di.astype(np.int64))]
+        keep = self.quarters_alike(xs[qi], ys[ti], oi, params)
+        hits = [(xs[qi][keep], ys[ti][keep], oi[keep], di[keep].astype(np.int64))]
         smooth = self.smooth(params) & ~self.plain
         # the whole frame's tones, and the picture's inside plain margins and fill
         for hashes, ok in ((self.tone, self.tone_ok), (self.content, self.content_ok)):
@@ -1310,7 +1342,9 @@ class Index:
 
         smooth = self.smooth(params) & ~self.plain
         for x, y in ((i, j), (j, i)):
-            if close(self.phash, x, y, params.max_hamming).any():
+            near = np.flatnonzero(close(self.phash, x, y, params.max_hamming))
+            pair = np.full(len(near), x), np.full(len(near), y)
+            if self.quarters_alike(*pair, near, params).any():
                 return True
             for hashes, ok in ((self.tone, self.tone_ok), (self.content, self.content_ok)):
                 ok = ok & ~self.plain

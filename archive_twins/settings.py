@@ -16,6 +16,8 @@ def retrieval_params(matching: dict) -> RetrievalParams:
     """Candidate thresholds from the `matching:` section."""
     return RetrievalParams(
         max_hamming=int(matching["max_hamming"]),
+        max_quarter_hamming=int(matching["max_quarter_hamming"]),
+        min_quarters=int(matching["min_quarters"]),
         max_tone_hamming=int(matching["max_tone_hamming"]),
         tone_max_words=int(matching["tone_max_words"]),
         max_speck_hamming=int(matching["max_speck_hamming"]),

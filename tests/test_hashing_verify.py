@@ -17,10 +17,13 @@ from archive_twins.dihedral import (
     inverse,
 )
 from archive_twins.hashing import (
+    _pil_ops,
     dihedral_hashes,
     hamming_search,
     hashes_to_array,
+    quarter_hashes,
 )
+from archive_twins.retrieval import RetrievalParams
 from archive_twins.verify import VerifyParams, verify_dihedral
 
 
@@ -36,6 +39,65 @@ def test_hash_of_oriented_copy_matches_that_orientation(o):
     dists = [hd(upright_copy, h) for h in base]
     assert dists[o] <= 2
     assert sorted(dists)[1] > 12  # other orientations are far
+
+
+def test_quarter_hashes_are_imagehash_phashes_of_the_quarters_of_each_orientation():
+    import imagehash
+    from PIL import Image
+
+    arr = photo("chelsea")
+    got = quarter_hashes(arr)
+    grey = Image.fromarray(arr).convert("L").resize((64, 64), Image.Resampling.LANCZOS)
+    for o in range(8):
+        op = _pil_ops()[DIHEDRAL[o]]
+        view = grey if op is None else grey.transpose(op)
+        for q, (y, x) in enumerate(((0, 0), (0, 32), (32, 0), (32, 32))):
+            assert got[4 * o + q] == str(imagehash.phash(view.crop((x, y, x + 32, y + 32))))
+
+
+def _captioned(name: str) -> np.ndarray:
+    """A low-contrast photograph above a dark caption strip with the museum's name: the
+    strip dominates the whole frame's lowest frequencies."""
+    img = cv2.resize(photo(name), (640, 480), interpolation=cv2.INTER_AREA).astype(np.float32)
+    img = np.clip(128 + (img - img.mean()) * 0.15, 0, 255).astype(np.uint8)
+    img[360:] = 15
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    cv2.putText(img, "MUSEUM OF FINE ARTS  INV. 1234", (20, 430), font, 1.2, (240,) * 3, 3)
+    return img
+
+
+def _alike_quarters(a: list[str], b: list[str], o: int = 0) -> int:
+    """Quarters of `a` upright alike (max_quarter_hamming) to `b` seen in orientation o."""
+    limit = RetrievalParams().max_quarter_hamming
+    return sum(hd(a[q], b[4 * o + q]) <= limit for q in range(4))
+
+
+def test_a_shared_caption_brings_whole_frames_together_not_their_quarters():
+    params = RetrievalParams()
+    names = ("astronaut", "chelsea", "coffee", "rocket", "camera", "coins", "brick", "moon")
+    hashes = {n: (dihedral_hashes(img := _captioned(n))[0], quarter_hashes(img)) for n in names}
+    close = [
+        (a, b)
+        for i, a in enumerate(names)
+        for b in names[i + 1 :]
+        if hd(hashes[a][0][0], hashes[b][0][0]) <= params.max_hamming
+    ]
+    assert len(close) >= 3  # the strip alone makes them pHash candidates
+    for a, b in close:
+        assert _alike_quarters(hashes[a][1], hashes[b][1]) < params.min_quarters, (a, b)
+    # copies of a captioned photograph stay alike all over (x = o(source))
+    src = _captioned("rocket")
+    h, w = src.shape[:2]
+    _, buf = cv2.imencode(".jpg", src, [cv2.IMWRITE_JPEG_QUALITY, 30])
+    copies = [
+        (0, cv2.resize(src, (w // 3, h // 3), interpolation=cv2.INTER_AREA)),
+        (0, cv2.imdecode(buf, cv2.IMREAD_COLOR)),
+        (1, dihedral(src, 1)),
+        (4, dihedral(src, 4)),
+    ]
+    base = quarter_hashes(src)
+    for o, copy in copies:
+        assert _alike_quarters(quarter_hashes(copy), base, o) == 4, o
 
 
 @pytest.mark.parametrize("sat,hue", [(0.55, 0), (1.45, 0), (1.0, 20), (1.0, 50)])

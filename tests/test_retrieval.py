@@ -165,7 +165,10 @@ def test_hash_candidates_equal_brute_force(index_dir):
     def close(x: int, y: int, o: int) -> bool:
         """x upright looks like y in orientation o."""
         if np.bitwise_count(ph[x, 0] ^ ph[y, o]) <= params.max_hamming:
-            return True
+            # ... in at least min_quarters of its quarters
+            quarters = np.bitwise_count(index.quarters[x, 0] ^ index.quarters[y, o])
+            if (quarters <= params.max_quarter_hamming).sum() >= params.min_quarters:
+                return True
         tone_d = np.bitwise_count(tone[x, 0] ^ tone[y, o])
         return bool((smooth[x] or smooth[y]) and tone_d <= params.max_tone_hamming)
 
