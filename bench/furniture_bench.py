@@ -189,11 +189,28 @@ def build_mosaics(root: Path, n: int, seed: int = 6) -> dict:
         rel = f"pool/photo{i:02d}.jpg"
         save(img, root / rel, Q=90)
         truth["photo"][rel], truth["group"][rel] = rel, -1
+    truth["parts"] = {f"pool/photo{i:02d}.jpg": [[i, 0, 0, 800, 600]] for i in range(12)}
     for k in range(n):
         rel = f"mosaics/mosaic{k:05d}.jpg"
-        save(mosaic(rng, pool), root / rel, Q=90)
+        img, parts = mosaic(rng, pool)
+        save(img, root / rel, Q=90)
         truth["photo"][rel], truth["group"][rel] = rel, -1
+        truth["parts"][rel] = [list(p) for p in parts]
     return truth
+
+
+def share_a_part(a: list, b: list, min_share: float = 0.1) -> bool:
+    """Whether two images hold overlapping regions of one photograph (collage parts
+    `[photo, x, y, w, h]`): the overlap at least `min_share` of the smaller region."""
+    for i, xa, ya, wa, ha in a:
+        for j, xb, yb, wb, hb in b:
+            if i != j:
+                continue
+            ow = min(xa + wa, xb + wb) - max(xa, xb)
+            oh = min(ya + ha, yb + hb) - max(ya, yb)
+            if ow > 0 and oh > 0 and ow * oh >= min_share * min(wa * ha, wb * hb):
+                return True
+    return False
 
 
 def matching_cpu(results: Path) -> float:
@@ -249,9 +266,21 @@ def evaluate(results: Path, root: Path, truth: dict) -> dict:
         (rel(a), rel(b)) for a, b in con.execute("SELECT file_id1, file_id2 FROM related_pairs")
     ]
     wrong_copies = [p for p in copies if not same(*p)]
-    if truth.get("mosaic"):
-        wrong_copies = []  # a collage is a partial copy of its sources: counted apart
     wrong_related = [p for p in related if not same(*p) and not group(*p)]
+    if truth.get("mosaic"):
+        # a collage holds parts of its photographs: with one of them it is a (partial)
+        # copy or a related pair (the pixels outside the part differ); two collages
+        # holding parts of one region of a photograph are related (the same scene,
+        # shown in two images), never copies of each other
+        parts = truth["parts"]
+
+        def pool(a: str) -> bool:
+            return a.startswith("pool/")
+
+        wrong_copies = [
+            p for p in copies if not (pool(p[0]) != pool(p[1]) and share_a_part(*map(parts.get, p)))
+        ]
+        wrong_related = [p for p in related if not share_a_part(*map(parts.get, p))]
     found = {frozenset(p) for p in copies}
     planted = truth["planted"]
     hit = sum(frozenset(p) in found for p in planted)

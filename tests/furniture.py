@@ -206,13 +206,16 @@ def procedural_photo(seed: int, size: tuple[int, int] = (640, 480)) -> np.ndarra
 
 def mosaic(
     rng: np.random.Generator, photos: list[np.ndarray], size: tuple[int, int] = (640, 480)
-) -> np.ndarray:
+) -> tuple[np.ndarray, list[tuple[int, int, int, int, int]]]:
     """Four patches, each cut from one of `photos` (a quarter of the frame each):
-    a collage, a genuine partial copy of every photograph it takes from."""
+    a collage, a genuine partial copy of every photograph it takes from. Returns the
+    collage and its parts: (photograph, x, y, w, h of the region cut from it)."""
     w, h = size
     out = np.zeros((h, w, 3), np.uint8)
+    parts = []
     for k in range(4):
-        src = photos[int(rng.integers(0, len(photos)))]
+        i = int(rng.integers(0, len(photos)))
+        src = photos[i]
         sh, sw = src.shape[:2]
         pw, ph = w // 2, h // 2
         cw = int(min(sw, sh * pw / ph) * rng.uniform(0.4, 0.8))
@@ -221,4 +224,5 @@ def mosaic(
         patch = cv2.resize(src[y : y + chh, x : x + cw], (pw, ph), interpolation=cv2.INTER_AREA)
         r, c = divmod(k, 2)
         out[r * ph : (r + 1) * ph, c * pw : (c + 1) * pw] = patch
-    return out
+        parts.append((i, x, y, cw, chh))
+    return out, parts
