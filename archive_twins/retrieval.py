@@ -92,6 +92,9 @@ class RetrievalParams:
     # grid holding a speck; measured: rescans 0-4 of 64 bits, other versos >= 5),
     # with its tone hashes within max_tone_hamming in the same orientation
     max_speck_hamming: int = 4
+    # ... sharing at least this many of their speck cells (measured on 1,250 versos
+    # and 250 rescans: docs/furniture.md)
+    min_shared_specks: int = 2
     # the strongest keypoints of the querying raster whose words are looked up
     query_features: int = 150
     # consistent votes (shared words in the best orientation/scale bin)
@@ -1092,6 +1095,28 @@ class Index:
         alike = (d <= params.max_quarter_hamming).sum(axis=1) >= params.min_quarters
         return alike | ~(self.quarters_ok[xs] & self.quarters_ok[ys])
 
+    def _phash_evidence(
+        self, xs: np.ndarray, ys: np.ndarray, os_: np.ndarray, params: RetrievalParams
+    ) -> np.ndarray:
+        """Which pHash hits (x upright ~ y in orientation o) make candidates: alike in
+        enough quarters, and not two plain rasters (a verso's pHash is its paper's
+        tone and vignetting, any verso's: two plain scans are candidates by their
+        specks alone)."""
+        both_plain = self.plain[np.asarray(xs, np.int64)] & self.plain[np.asarray(ys, np.int64)]
+        return self.quarters_alike(xs, ys, os_, params) & ~both_plain
+
+    def _speck_evidence(
+        self, xs: np.ndarray, ys: np.ndarray, os_: np.ndarray, params: RetrievalParams
+    ) -> np.ndarray:
+        """Which speck hits (speck hashes within max_speck_hamming) make candidates:
+        at least `min_shared_specks` cells holding a speck in both (two versos with
+        few specks agree mostly where neither has one) and the tones alike in the
+        same orientation."""
+        xs, ys, os_ = (np.asarray(a, np.int64) for a in (xs, ys, os_))
+        shared = np.bitwise_count(np.asarray(self.speck[xs, 0]) & np.asarray(self.speck[ys, os_]))
+        tone_d = np.bitwise_count(np.asarray(self.tone[xs, 0]) ^ np.asarray(self.tone[ys, os_]))
+        return (shared >= params.min_shared_specks) & (tone_d <= params.max_tone_hamming)
+
     def _hash_hits(
         self, xs: np.ndarray, ys: np.ndarray, params: RetrievalParams
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -1102,7 +1127,7 @@ class Index:
         pair, whichever test found it)."""
         ph = self.phash
         qi, ti, oi, di = hamming_search(ph[xs, 0], ph[ys], params.max_hamming)
-        keep = self.quarters_alike(xs[qi], ys[ti], oi, params)
+        keep = self._phash_evidence(xs[qi], ys[ti], oi, params)
         hits = [(xs[qi][keep], ys[ti][keep], oi[keep], di[keep].astype(np.int64))]
         smooth = self.smooth(params) & ~self.plain
         # the whole frame's tones, and the picture's inside plain margins and fill
@@ -1124,8 +1149,7 @@ class Index:
                 self.speck[a, 0], self.speck[b], params.max_speck_hamming
             )
             x, y = a[qi], b[ti]
-            tone_d = np.bitwise_count(np.bitwise_xor(self.tone[x, 0], self.tone[y, oi]))
-            keep = tone_d <= params.max_tone_hamming
+            keep = self._speck_evidence(x, y, oi, params)
             x, y, oi = x[keep], y[keep], oi[keep]
             d = np.bitwise_count(np.bitwise_xor(ph[x, 0], ph[y, oi])).astype(np.int64)
             hits.append((x, y, oi, d))
@@ -1344,7 +1368,7 @@ class Index:
         for x, y in ((i, j), (j, i)):
             near = np.flatnonzero(close(self.phash, x, y, params.max_hamming))
             pair = np.full(len(near), x), np.full(len(near), y)
-            if self.quarters_alike(*pair, near, params).any():
+            if self._phash_evidence(*pair, near, params).any():
                 return True
             for hashes, ok in ((self.tone, self.tone_ok), (self.content, self.content_ok)):
                 ok = ok & ~self.plain
@@ -1352,8 +1376,9 @@ class Index:
                     if close(hashes, x, y, params.max_tone_hamming).any():
                         return True
             if self.speck_ok[x] and self.speck_ok[y] and self.tone_ok[x] and self.tone_ok[y]:
-                both = close(self.speck, x, y, params.max_speck_hamming)
-                if (both & close(self.tone, x, y, params.max_tone_hamming)).any():
+                near = np.flatnonzero(close(self.speck, x, y, params.max_speck_hamming))
+                pair = np.full(len(near), x), np.full(len(near), y)
+                if self._speck_evidence(*pair, near, params).any():
                     return True
         return False
 

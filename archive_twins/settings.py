@@ -21,6 +21,7 @@ def retrieval_params(matching: dict) -> RetrievalParams:
         max_tone_hamming=int(matching["max_tone_hamming"]),
         tone_max_words=int(matching["tone_max_words"]),
         max_speck_hamming=int(matching["max_speck_hamming"]),
+        min_shared_specks=int(matching["min_shared_specks"]),
         query_features=int(matching["query_features"]),
         min_votes=int(matching["min_votes"]),
         min_coverage=float(matching["min_coverage"]),

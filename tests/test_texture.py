@@ -10,6 +10,7 @@ import numpy as np
 from furniture import verso
 
 from archive_twins.dihedral import dihedral
+from archive_twins.retrieval import RetrievalParams
 from archive_twins.texture import is_plain, speck_hashes, texture_corr
 
 
@@ -26,6 +27,12 @@ def _dist(a: list[int], b: list[int]) -> int:
     return min(bin(a[0] ^ b[o]).count("1") for o in range(8))
 
 
+def _shared(a: list[int], b: list[int]) -> int:
+    """Cells holding a speck in both, in the orientation the hashes agree best."""
+    o = min(range(8), key=lambda o: bin(a[0] ^ b[o]).count("1"))
+    return bin(a[0] & b[o]).count("1")
+
+
 def test_a_verso_is_plain_and_a_photograph_is_not():
     from archive_twins.demo import photo
 
@@ -39,10 +46,24 @@ def test_speck_hashes_follow_a_rescan_and_tell_versos_apart():
     versos = [verso(rng) for _ in range(12)]
     hashes = [speck_hashes(v)[0] for v in versos]
     assert all(speck_hashes(v)[1] >= 3 for v in versos)
+    shared = RetrievalParams().min_shared_specks
     for v, h in zip(versos[:4], hashes[:4], strict=True):
         for o, half in ((0, True), (1, False), (6, True)):
             assert _dist(h, speck_hashes(_rescan(v, o, half))[0]) <= 4
+            # the same specks, not only the same empty cells
+            assert _shared(h, speck_hashes(_rescan(v, o, half))[0]) >= shared
     assert min(_dist(a, b) for a, b in itertools.combinations(hashes, 2)) > 4
+
+
+def test_versos_with_few_specks_agree_where_neither_has_one():
+    """Among 120 different versos a few pairs come within 4 bits of 64 cells, most
+    of those by cells empty in both: they are no candidates (`min_shared_specks`)."""
+    rng = np.random.default_rng(5)
+    hashes = [speck_hashes(verso(rng))[0] for _ in range(120)]
+    close = [(a, b) for a, b in itertools.combinations(hashes, 2) if _dist(a, b) <= 4]
+    assert len(close) >= 3
+    kept = [p for p in close if _shared(*p) >= RetrievalParams().min_shared_specks]
+    assert len(kept) <= len(close) // 2
 
 
 def test_only_a_rescans_grain_correlates():
