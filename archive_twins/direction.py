@@ -27,6 +27,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from .dihedral import DIHEDRAL, dihedral_homography, inverse, oriented_size
+from .homography import crop_box, decompose
 from .records import CopyRecord
 from .verify import homography_json
 
@@ -88,8 +89,6 @@ def _dihedral_of(c: CopyRecord, fwd: np.ndarray, size1: tuple, size2: tuple) -> 
 def reverse(c: CopyRecord, size1: tuple[int, int], size2: tuple[int, int]) -> CopyRecord:
     """The same relation seen from key2: key2 becomes the source and the transform,
     its parameters and the crop box (now in key2's pixels) are inverted."""
-    from .geometry import crop_box, decompose  # geometry ranks by content_rank, above
-
     fwd = np.array(json.loads(c.homography), float)
     hmat = np.linalg.inv(fwd)
     hmat = hmat / hmat[2, 2]

@@ -10,7 +10,6 @@ fits a homography, is still rejected.
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 from typing import NamedTuple
 
@@ -20,6 +19,7 @@ import numpy as np
 from .direction import content_basis
 from .features import mirror_descriptors, root_sift
 from .frame import FIND_SIDE, content_box, edge, fill_mask, reduced
+from .homography import FULL_COVER, coverage, crop_box, decompose
 from .util import fingerprint
 from .verify import (
     VerifyParams,
@@ -108,39 +108,6 @@ def _good_matches(da: np.ndarray, db: np.ndarray, ratio: float) -> list[tuple[in
     d2 = np.sqrt(np.maximum(2.0 - 2.0 * s2, 0.0))
     keep = d1 < ratio * d2
     return list(zip(rows[keep].tolist(), best[keep].tolist(), strict=True))
-
-
-def _frame(w: float, h: float) -> np.ndarray:
-    return np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float32)
-
-
-def _project(hmat: np.ndarray, pts: np.ndarray) -> np.ndarray:
-    return cv2.perspectiveTransform(pts.reshape(-1, 1, 2).astype(np.float64), hmat).reshape(-1, 2)
-
-
-def coverage(hmat: np.ndarray, wa: int, ha: int, wb: int, hb: int) -> float:
-    """Fraction of B's frame covered by A's frame mapped through hmat."""
-    quad = _project(hmat, _frame(wa, ha)).astype(np.float32)
-    if not cv2.isContourConvex(quad.reshape(-1, 1, 2)):
-        return 0.0
-    inter, _ = cv2.intersectConvexConvex(quad, _frame(wb, hb))
-    return inter / (wb * hb)
-
-
-def decompose(hmat: np.ndarray, wa: int, ha: int) -> tuple[float, float, bool]:
-    """Local scale, clockwise angle (degrees) and mirror flag of hmat at A's centre."""
-    cx, cy = wa / 2, ha / 2
-    d = 1.0
-    p = _project(hmat, np.array([[cx, cy], [cx + d, cy], [cx, cy + d]]))
-    jac = np.column_stack([p[1] - p[0], p[2] - p[0]]) / d
-    det = float(np.linalg.det(jac))
-    mirrored = det < 0
-    scale = math.sqrt(abs(det))
-    j = jac.copy()
-    if mirrored:
-        j[:, 0] = -j[:, 0]  # undo the left-right mirror that precedes the rotation
-    angle = math.degrees(math.atan2(j[1, 0], j[0, 0])) % 360  # y down: positive = clockwise
-    return scale, angle, mirrored
 
 
 def _well_conditioned(hmat: np.ndarray) -> bool:
@@ -377,19 +344,6 @@ def fill_outside(
     return _flat(thumb_b, outside, tol)
 
 
-def crop_box(hmat: np.ndarray, wa: int, ha: int, wb: int, hb: int) -> tuple[float, ...]:
-    """Bounding box, in A's pixels, of the part of A that appears in B."""
-    inv = np.linalg.inv(hmat)
-    quad = _project(inv, _frame(wb, hb)).astype(np.float32)
-    inter, poly = cv2.intersectConvexConvex(quad, _frame(wa, ha))
-    if poly is None or inter <= 0:
-        return 0.0, 0.0, float(wa), float(ha)
-    poly = poly.reshape(-1, 2)
-    x0, y0 = poly.min(axis=0)
-    x1, y1 = poly.max(axis=0)
-    return float(x0), float(y0), float(x1 - x0), float(y1 - y0)
-
-
 def _grey_small(thumb: np.ndarray, side: int) -> tuple[np.ndarray, float, float]:
     """Grey float32 image of at most `side` px, and its x and y scale factors."""
     h, w = thumb.shape[:2]
@@ -614,12 +568,12 @@ def verify_geometric(
         )
     scale, angle, mirrored = decompose(hmat, *size_a)
     border = 0
-    if cov_a >= 0.97 and cov_b < 0.97:  # B shows all of A and more
+    if cov_a >= FULL_COVER and cov_b < FULL_COVER:  # B shows all of A and more
         border = -1 if plain_margin(thumbs_a, thumbs_b, hmat, size_a, size_b) else 0
-    elif cov_b >= 0.97 and cov_a < 0.97:
+    elif cov_b >= FULL_COVER and cov_a < FULL_COVER:
         inv = np.linalg.inv(hmat)
         border = 1 if plain_margin(thumbs_b, thumbs_a, inv, size_b, size_a) else 0
-    elif cov_a < 0.97 and cov_b < 0.97:  # each shows part of the other: a filled warp?
+    elif cov_a < FULL_COVER and cov_b < FULL_COVER:  # each shows part of the other: a filled warp?
         fill_b = fill_outside(thumbs_a, thumbs_b, hmat, size_a, size_b)
         fill_a = fill_outside(thumbs_b, thumbs_a, np.linalg.inv(hmat), size_b, size_a)
         if fill_b is not None and fill_a is not None:
@@ -689,9 +643,9 @@ def source_first(
         return False, "resolution"
     if border:
         return border < 0, "border"
-    if cov_b >= 0.97 and cov_a < 0.97:
+    if cov_b >= FULL_COVER and cov_a < FULL_COVER:
         return True, "crop"
-    if cov_a >= 0.97 and cov_b < 0.97:
+    if cov_a >= FULL_COVER and cov_b < FULL_COVER:
         return False, "crop"
     if explained:
         return explained > 0, "colour"

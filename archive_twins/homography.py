@@ -1,0 +1,67 @@
+"""The homography helpers every stage shares: project points, a frame's corners,
+how much of one frame another covers, the scale/angle/mirror a homography applies at
+a frame's centre, and the part of one frame another shows.
+
+Takes 3x3 homographies and frame sizes in pixels; gives numbers and boxes. Low in
+the import graph (OpenCV and numpy only): `geometry` fits homographies, `direction`
+turns copies round, `families` composes relations, all with these.
+"""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+
+# a frame is "all" of itself inside another when this share of it is covered: a
+# homography fitted on thumbnails leaves the corners a pixel or so off
+FULL_COVER = 0.97
+
+
+def frame_corners(w: float, h: float) -> np.ndarray:
+    """The four corners of a w x h frame, clockwise from the origin."""
+    return np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float32)
+
+
+def project(hmat: np.ndarray, pts: np.ndarray) -> np.ndarray:
+    """Points (n x 2) mapped through a homography."""
+    return cv2.perspectiveTransform(pts.reshape(-1, 1, 2).astype(np.float64), hmat).reshape(-1, 2)
+
+
+def coverage(hmat: np.ndarray, wa: int, ha: int, wb: int, hb: int) -> float:
+    """Fraction of B's frame covered by A's frame mapped through hmat."""
+    quad = project(hmat, frame_corners(wa, ha)).astype(np.float32)
+    if not cv2.isContourConvex(quad.reshape(-1, 1, 2)):
+        return 0.0
+    inter, _ = cv2.intersectConvexConvex(quad, frame_corners(wb, hb))
+    return inter / (wb * hb)
+
+
+def decompose(hmat: np.ndarray, wa: int, ha: int) -> tuple[float, float, bool]:
+    """Local scale, clockwise angle (degrees) and mirror flag of hmat at A's centre."""
+    cx, cy = wa / 2, ha / 2
+    d = 1.0
+    p = project(hmat, np.array([[cx, cy], [cx + d, cy], [cx, cy + d]]))
+    jac = np.column_stack([p[1] - p[0], p[2] - p[0]]) / d
+    det = float(np.linalg.det(jac))
+    mirrored = det < 0
+    scale = math.sqrt(abs(det))
+    j = jac.copy()
+    if mirrored:
+        j[:, 0] = -j[:, 0]  # undo the left-right mirror that precedes the rotation
+    angle = math.degrees(math.atan2(j[1, 0], j[0, 0])) % 360  # y down: positive = clockwise
+    return scale, angle, mirrored
+
+
+def crop_box(hmat: np.ndarray, wa: int, ha: int, wb: int, hb: int) -> tuple[float, ...]:
+    """Bounding box, in A's pixels, of the part of A that appears in B."""
+    inv = np.linalg.inv(hmat)
+    quad = project(inv, frame_corners(wb, hb)).astype(np.float32)
+    inter, poly = cv2.intersectConvexConvex(quad, frame_corners(wa, ha))
+    if poly is None or inter <= 0:
+        return 0.0, 0.0, float(wa), float(ha)
+    poly = poly.reshape(-1, 2)
+    x0, y0 = poly.min(axis=0)
+    x1, y1 = poly.max(axis=0)
+    return float(x0), float(y0), float(x1 - x0), float(y1 - y0)
