@@ -41,7 +41,7 @@ from .features import load_raster
 from .frame import reduced
 from .geometry import GeoParams, verify_geometric
 from .progress import Progress
-from .records import CopyRecord
+from .records import CopyRecord, copy_kind
 from .retrieval import Index, Item, RetrievalParams
 from .store import load_thumbnail
 from .texture import texture_corr
@@ -164,12 +164,7 @@ def verify_candidate(
         src, dst, o = dst, src, inverse(o)
     k, mirrored = DIHEDRAL[o]
     ow, _ = oriented_size(src.width, src.height, o)
-    if colour or (k == 0 and mirrored):
-        kind = "other"
-    elif k:
-        kind = "rotate90i"
-    else:
-        kind = "resize"
+    kind = copy_kind(k, mirrored, colour)
     hom = dihedral_homography((src.width, src.height), (dst.width, dst.height), o)
     return CopyRecord(
         key1=src.key,
@@ -213,10 +208,7 @@ def geo_copy(g: dict, by_key: dict[str, Item]) -> dict:
             90 * k_near,
             (0.0, 0.0, float(src.width), float(src.height)),
         )
-        mirror_only = k_near == 0 and g["mirrored"]
-        kind = (
-            "other" if g["colour_change"] or mirror_only else ("rotate90i" if k_near else "resize")
-        )
+        kind = copy_kind(k_near, bool(g["mirrored"]), bool(g["colour_change"]))
     else:
         hom, scale, angle, crop = g["hmat"], g["scale"], g["angle"], g["crop"]
         kind = "related" if related else "other"

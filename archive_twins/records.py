@@ -202,6 +202,16 @@ def _flag(value: Any, _ids: Mapping[str, int]) -> int:
     return int(bool(value))
 
 
+def copy_kind(quarter_turns: int, mirrored: bool, colour_change: bool) -> str:
+    """The kind of a copy whose frame is its source's turned by `quarter_turns` x 90
+    degrees (and mirrored), at any scale: a colour change or a mirror alone makes it
+    'other', a turn 'rotate90i', else 'resize'. Every path that reports such a copy
+    (the hash stage, a fit that came out dihedral) names it here."""
+    if colour_change or (quarter_turns % 4 == 0 and mirrored):
+        return "other"
+    return "rotate90i" if quarter_turns % 4 else "resize"
+
+
 @dataclass(kw_only=True, slots=True)
 class CopyRecord:
     """A verified pair of rasters (by pixel hash `key1`/`key2`; key2 is key1

@@ -268,3 +268,13 @@ def test_thumbnail_paths_are_spelled_only_in_records():
                 if spelled.search(line):
                     found.append(f"{path.relative_to(REPO)}:{n}: {line.strip()}")
     assert found == []
+
+
+def test_copy_kind_names_each_dihedral_copy():
+    from archive_twins.records import copy_kind
+
+    assert copy_kind(0, False, False) == "resize"
+    assert [copy_kind(k, False, False) for k in (1, 2, 3)] == ["rotate90i"] * 3
+    assert [copy_kind(k, True, False) for k in (1, 2, 3)] == ["rotate90i"] * 3
+    assert copy_kind(0, True, False) == "other"  # a mirror alone
+    assert {copy_kind(k, m, True) for k in range(4) for m in (False, True)} == {"other"}
