@@ -133,11 +133,27 @@ def quarter_hashes(pixels: np.ndarray) -> list[str]:
     return [packed[o, q].tobytes().hex() for o in range(8) for q in range(4)]
 
 
+_NIBBLE = np.zeros(256, np.uint64)
+_NIBBLE[np.frombuffer(b"0123456789", np.uint8)] = np.arange(10, dtype=np.uint64)
+_NIBBLE[np.frombuffer(b"abcdef", np.uint8)] = np.arange(10, 16, dtype=np.uint64)
+_NIBBLE[np.frombuffer(b"ABCDEF", np.uint8)] = np.arange(10, 16, dtype=np.uint64)
+
+
+def hex64(hexes: np.ndarray) -> np.ndarray:
+    """Values of 16-digit hexadecimal byte strings (any shape), as uint64, at once."""
+    a = np.ascontiguousarray(hexes, dtype="S16")
+    if a.size and not (np.char.str_len(a) == 16).all():  # fewer digits: one by one
+        return np.array([int(x, 16) for x in a.ravel().tolist()], np.uint64).reshape(a.shape)
+    digits = _NIBBLE[a.view(np.uint8).reshape(*a.shape, 16)]
+    shifts = np.arange(60, -4, -4, dtype=np.uint64)
+    return np.bitwise_or.reduce(digits << shifts, axis=-1).astype(np.uint64)
+
+
 def hashes_to_array(hexes: list[list[str]]) -> np.ndarray:
     """n x 8 list of hex hashes -> (n, 8) uint64 array."""
     if not hexes:
         return np.zeros((0, 8), np.uint64)
-    return np.array([[int(h, 16) for h in row] for row in hexes], dtype=np.uint64)
+    return hex64(np.array(hexes, "S16"))
 
 
 def hamming_search(

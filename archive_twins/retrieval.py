@@ -53,7 +53,7 @@ from .arrays import (
 from .dihedral import inverse
 from .direction import content_rank
 from .features import BUNDLE_ARRAYS, N_WORDS, SIG_SCALARS
-from .hashing import hamming_search
+from .hashing import hamming_search, hex64
 from .texture import MIN_SPECKS
 from .util import atomic_dir, atomic_open, checked, fingerprint, read_jsonl, with_check
 from .wordsearch import (
@@ -200,7 +200,7 @@ def _hash_columns(
     ok = np.array([len(t) == size for t in hexes], bool)
     arr = np.zeros((len(rows), size), np.uint64)
     if ok.any():
-        arr[ok] = _hex64(np.array([t for t in hexes if len(t) == size], "S16")).reshape(-1, size)
+        arr[ok] = hex64(np.array([t for t in hexes if len(t) == size], "S16")).reshape(-1, size)
     return arr.reshape(len(rows), *shape), ok
 
 
@@ -219,7 +219,7 @@ def _item_rows(rows: list[dict]) -> dict[str, np.ndarray]:
         "bits": np.array([r["bits_per_sample"] or 0 for r in rows], np.int64),
         "format": np.array([r["format"] or "" for r in rows], "S8"),
         "blank": np.array([bool(r.get("blank")) for r in rows], bool),
-        "phash": _hex64(np.array([r["phash"] for r in rows], "S16")).reshape(-1, 8),
+        "phash": hex64(np.array([r["phash"] for r in rows], "S16")).reshape(-1, 8),
         "tone": tone,
         "tone_ok": tone_ok,
         "content": content,
@@ -1441,25 +1441,9 @@ def common_words(words: np.ndarray, start: np.ndarray, params: RetrievalParams) 
 def identity_of(keys: np.ndarray, shas: np.ndarray) -> np.ndarray:
     """64-bit digests of (pixel hash, sha256) pairs: the first 16 hex digits of each,
     combined (both are uniform hashes), compared as integers, not strings."""
-    k = _hex64(np.asarray(keys, dtype="S40").astype("S16"))
-    h = _hex64(np.asarray(shas, dtype="S64").astype("S16"))
+    k = hex64(np.asarray(keys, dtype="S40").astype("S16"))
+    h = hex64(np.asarray(shas, dtype="S64").astype("S16"))
     return k ^ (h * np.uint64(0x9E3779B97F4A7C15))
-
-
-_NIBBLE = np.zeros(256, np.uint64)
-_NIBBLE[np.frombuffer(b"0123456789", np.uint8)] = np.arange(10, dtype=np.uint64)
-_NIBBLE[np.frombuffer(b"abcdef", np.uint8)] = np.arange(10, 16, dtype=np.uint64)
-_NIBBLE[np.frombuffer(b"ABCDEF", np.uint8)] = np.arange(10, 16, dtype=np.uint64)
-
-
-def _hex64(hexes: np.ndarray) -> np.ndarray:
-    """Values of 16-digit hexadecimal byte strings (any shape), as uint64, at once."""
-    a = np.ascontiguousarray(hexes, dtype="S16")
-    if a.size and not (np.char.str_len(a) == 16).all():  # fewer digits: one by one
-        return np.array([int(x, 16) for x in a.ravel().tolist()], np.uint64).reshape(a.shape)
-    digits = _NIBBLE[a.view(np.uint8).reshape(*a.shape, 16)]
-    shifts = np.arange(60, -4, -4, dtype=np.uint64)
-    return np.bitwise_or.reduce(digits << shifts, axis=-1).astype(np.uint64)
 
 
 def _key_floor(prefix32: int) -> bytes:
