@@ -12,7 +12,8 @@ import json
 import logging
 import resource
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,6 +32,20 @@ def _cpu_seconds() -> float:
     the figure benchmarks compare, since wall time depends on who shares the cores."""
     ru = resource.getrusage(resource.RUSAGE_SELF)
     return round(ru.ru_utime + ru.ru_stime, 3)
+
+
+@contextmanager
+def _stats_line(logger: logging.Logger, label: str, cpu: bool = False) -> Iterator[dict]:
+    """The dict a job step fills with its figures, logged as one `LABEL {json}` line
+    (the benchmarks read them) with the step's seconds, and the job's CPU seconds
+    so far when `cpu`."""
+    out: dict = {}
+    t0 = time.perf_counter()
+    yield out
+    out["seconds"] = round(time.perf_counter() - t0, 3)
+    if cpu:
+        out["cpu_seconds"] = _cpu_seconds()
+    logger.info("%s %s", label, json.dumps(out, sort_keys=True))
 
 
 def _logging(logfile: str) -> logging.Logger:
@@ -87,26 +102,24 @@ def run_decode_shard(
     params = DecodeParams(
         thumb_size=int(thumb_size), thumb_quality=int(thumb_quality), max_pixels=int(max_pixels)
     )
-    t0 = time.perf_counter()
-    stats = process_shard(manifest, records, archive, store, params, full=bool(full))
-    summary = dict(vars(stats))
-    summary["seconds"] = round(time.perf_counter() - t0, 3)
-    logger.info("STATS %s", json.dumps(summary, sort_keys=True))
-    t1 = time.perf_counter()
+    with _stats_line(logger, "STATS") as summary:
+        stats = process_shard(manifest, records, archive, store, params, full=bool(full))
+        summary.update(vars(stats))
     fparams = FeatureParams(
         max_side=int(feature_max_side), n_features=int(n_features), thumbs=params.fingerprint()
     )
-    fstats = run_features_shard(
-        records,
-        features,
-        store,
-        fparams,
-        Path(features).parent,
-        enabled=bool(geometric),
-        repair=lambda sha: repair_content(Path(store).parent, archive, sha, params),
-    )
-    fstats["seconds"] = round(time.perf_counter() - t1, 3)
-    logger.info("FEATURES %s", json.dumps(fstats, sort_keys=True))
+    with _stats_line(logger, "FEATURES") as fstats:
+        fstats.update(
+            run_features_shard(
+                records,
+                features,
+                store,
+                fparams,
+                Path(features).parent,
+                enabled=bool(geometric),
+                repair=lambda sha: repair_content(Path(store).parent, archive, sha, params),
+            )
+        )
     record(stamp, [records, features])
 
 
@@ -175,13 +188,12 @@ def run_index(
     # the last good index, the base of the merge: hard links of the index's files
     base = Path(generations) / "base"
     drop_damaged(stamp, [base])
-    t0 = time.perf_counter()
-    stats = build_index(
-        list(records), list(signatures), index, retrieval_params(matching), generations
-    )
-    stats["seconds"] = round(time.perf_counter() - t0, 3)
-    stats["cpu_seconds"] = _cpu_seconds()
-    logger.info("STATS %s", json.dumps(stats, sort_keys=True))
+    with _stats_line(logger, "STATS", cpu=True) as stats:
+        stats.update(
+            build_index(
+                list(records), list(signatures), index, retrieval_params(matching), generations
+            )
+        )
     record(stamp, [index, base])
 
 
@@ -201,15 +213,36 @@ def run_match(
 ) -> None:
     """Rule match_chunk. A damaged thumbnail is rebuilt from a file holding its
     content, damaged features are extracted again (see ThumbCache, FeatureCache)."""
-    from .decode import DecodeParams
-    from .features import FeatureParams
     from .ledger import drop_damaged, record
-    from .match import run_match_chunk
-    from .settings import match_params
 
     logger = _logging(log)
     drop_damaged(stamp, [pairs])
-    t0 = time.perf_counter()
+    with _stats_line(logger, "STATS", cpu=True) as stats:
+        stats.update(
+            _match_chunk(
+                index, chunk, n_chunks, pairs, thumbs, features, matching, decode, feature_settings
+            )
+        )
+    record(stamp, [pairs])
+
+
+def _match_chunk(
+    index: str,
+    chunk: int,
+    n_chunks: int,
+    pairs: str,
+    thumbs: str,
+    features: str,
+    matching: dict,
+    decode: dict,
+    feature_settings: dict,
+) -> dict:
+    """One chunk's matching, its parameters built from the rule's settings."""
+    from .decode import DecodeParams
+    from .features import FeatureParams
+    from .match import run_match_chunk
+    from .settings import match_params
+
     dparams = DecodeParams(**{k: int(v) for k, v in dict(decode).items()})
     fparams = FeatureParams(
         max_side=int(feature_settings["max_side"]),
@@ -220,7 +253,7 @@ def run_match(
         matching, {"decode": dparams.fingerprint(), "features": fparams.fingerprint()}
     )
     repair, rebuild = _mending(thumbs, features, dparams, fparams)
-    stats = run_match_chunk(
+    return run_match_chunk(
         index,
         int(chunk),
         int(n_chunks),
@@ -232,10 +265,6 @@ def run_match(
         repair=repair,
         rebuild=rebuild,
     )
-    stats["seconds"] = round(time.perf_counter() - t0, 3)
-    stats["cpu_seconds"] = _cpu_seconds()
-    logger.info("STATS %s", json.dumps(stats, sort_keys=True))
-    record(stamp, [pairs])
 
 
 def _mending(
