@@ -26,7 +26,6 @@ ratio of matching CPU with furniture to without.
 from __future__ import annotations
 
 import argparse
-import csv
 import glob
 import json
 import shutil
@@ -214,16 +213,21 @@ def share_a_part(a: list, b: list, min_share: float = 0.1) -> bool:
 
 
 def matching_cpu(results: Path) -> float:
-    """CPU seconds of the index and match_chunk jobs (their benchmark files)."""
+    """CPU seconds of the index and match_chunk jobs: the `cpu_seconds` each job logs
+    from its own rusage at its end (start-up included), the last run's. Snakemake's
+    benchmark files sample CPU time and read short jobs +-30 % from run to run."""
     total = 0.0
-    files = [
-        results / "benchmarks" / "index.tsv",
-        *(results / "benchmarks" / "match_chunk").glob("*.tsv"),
+    logs = [
+        results / "logs" / "index" / "index.log",
+        *(results / "logs" / "match_chunk").glob("*.log"),
     ]
-    for f in files:
-        with open(f) as fh:
-            rows = list(csv.DictReader(fh, delimiter="\t"))
-        total += float(rows[-1]["cpu_time"])
+    for log in logs:
+        last = None
+        for line in log.read_text().splitlines():
+            if "STATS " in line:
+                last = json.loads(line.split("STATS ", 1)[1])
+        if last is not None:
+            total += float(last.get("cpu_seconds", 0.0))
     return total
 
 
@@ -268,18 +272,12 @@ def evaluate(results: Path, root: Path, truth: dict) -> dict:
     wrong_copies = [p for p in copies if not same(*p)]
     wrong_related = [p for p in related if not same(*p) and not group(*p)]
     if truth.get("mosaic"):
-        # a collage holds parts of its photographs: with one of them it is a (partial)
-        # copy or a related pair (the pixels outside the part differ); two collages
-        # holding parts of one region of a photograph are related (the same scene,
-        # shown in two images), never copies of each other
+        # a collage holds parts of its photographs: with one of them, or with another
+        # collage holding part of the same region of one, it is a partial copy (the
+        # crop box says which part) or a related pair (the pixels outside the part
+        # differ); with anything else it is wrong
         parts = truth["parts"]
-
-        def pool(a: str) -> bool:
-            return a.startswith("pool/")
-
-        wrong_copies = [
-            p for p in copies if not (pool(p[0]) != pool(p[1]) and share_a_part(*map(parts.get, p)))
-        ]
+        wrong_copies = [p for p in copies if not share_a_part(*map(parts.get, p))]
         wrong_related = [p for p in related if not share_a_part(*map(parts.get, p))]
     found = {frozenset(p) for p in copies}
     planted = truth["planted"]
