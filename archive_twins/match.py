@@ -17,7 +17,6 @@ import json
 import logging
 import os
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
@@ -243,7 +242,7 @@ def geo_copy(g: dict, by_key: dict[str, Item]) -> dict:
 class FeatureCache:
     """Full features of file contents, loaded on demand and kept for the most
     recently used `size` contents (with their RootSIFT arrays), so memory does not
-    grow with the archive."""
+    grow with the archive (the same LRU as ThumbCache)."""
 
     def __init__(
         self,
@@ -252,21 +251,15 @@ class FeatureCache:
         size: int = 512,
         rebuild: Callable[[str], dict | None] | None = None,
     ):
-        self.store, self.fp, self.size = store, fp, size
+        self.store, self.fp = store, fp
         self.rebuild = rebuild  # extracts lost or damaged features again
-        self.cache: OrderedDict[str, dict | None] = OrderedDict()
+        self.get = lru_cache(maxsize=size)(self._load)
 
-    def get(self, sha: str) -> dict | None:
+    def _load(self, sha: str) -> dict | None:
         """Features of a file content, or None if there are none to be had."""
-        if sha in self.cache:
-            self.cache.move_to_end(sha)
-            return self.cache[sha]
         f = load_raster(self.store, sha, self.fp, ("xy", "desc"))
         if f is None and self.rebuild is not None:
             f = self.rebuild(sha)
-        self.cache[sha] = f
-        if len(self.cache) > self.size:
-            self.cache.popitem(last=False)
         return f
 
 
