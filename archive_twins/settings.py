@@ -1,7 +1,8 @@
 """config.yaml's `matching:` section as the parameter records the code uses.
 
-The dataclass defaults are the documented defaults; `config.yaml` mirrors them
-(tests/test_config.py checks they agree), and every threshold is reachable there.
+The dataclass defaults are the documented defaults; `config.yaml` and the schema's
+defaults mirror them (tests/test_config.py checks they agree), and every field of
+the records is reachable there, or named in `INTERNAL` with the reason it is not.
 """
 
 from __future__ import annotations
@@ -10,6 +11,25 @@ from .geometry import GeoParams
 from .match import MatchParams
 from .retrieval import RetrievalParams
 from .verify import VerifyParams
+
+# Fields of MatchParams (dotted) that config.yaml does not set, and why: how a
+# method measures, not what it decides (tests/test_config.py checks that every other
+# field is set from config.yaml).
+INTERNAL = {
+    "inputs": "fingerprints of the thumbnails and features, set by the job",
+    "retrieval.angle_bins": "the word search's orientation bins: part of the method",
+    "retrieval.scale_bin": "the word search's scale bins: part of the method",
+    "retrieval.batch_votes": "memory of one query batch, not a decision",
+    "retrieval.batch_cells": "memory of one query batch, not a decision",
+    "verify.grid": "the pixel check's blocks: its thresholds were fitted with them",
+    "verify.noise_floor": "the pixel check's noise floor, fitted with its thresholds",
+    "geo.verify.grid": "as verify.grid",
+    "geo.verify.noise_floor": "as verify.noise_floor",
+    "geo.dense_sides": "the sizes the grey-level alignment works at",
+    "geo.dense_homography_gain": "when the grey-level alignment prefers a homography",
+    "geo.dense_good_corr": "when the grey-level alignment stops trying (a shortcut)",
+    "geo.dense_max_aspect_change": "the grey-level alignment's search range",
+}
 
 
 def retrieval_params(matching: dict) -> RetrievalParams:
@@ -65,6 +85,8 @@ def geo_params(matching: dict) -> GeoParams:
         related_min_inliers=int(g["related_min_inliers"]),
         related_min_hull=float(g["related_min_hull"]),
         related_min_area=float(g["related_min_area"]),
+        dense_min_corr=float(g["dense_min_corr"]),
+        dense_min_blocks=int(g["dense_min_blocks"]),
         verify=verify_params(matching),
     )
 
@@ -73,6 +95,8 @@ def match_params(matching: dict, inputs: dict | None = None) -> MatchParams:
     """Everything a match_chunk job decides with."""
     return MatchParams(
         retrieval=retrieval_params(matching),
+        max_orientations=int(matching["max_orientations"]),
+        min_tone_corr=float(matching["min_tone_corr"]),
         min_texture_corr=float(matching["min_texture_corr"]),
         verify=verify_params(matching),
         geo=geo_params(matching) if matching["geometric"] else None,
