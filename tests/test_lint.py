@@ -62,3 +62,29 @@ def test_config_schema_rejects_bad_values(tmp_path):
     )
     assert proc.returncode != 0
     assert "shards" in proc.stdout + proc.stderr
+
+
+def test_no_import_cycle():
+    """The package's runtime imports (TYPE_CHECKING ones aside) have a topological
+    order: docs/architecture.md lists it layer by layer."""
+    import ast
+    import graphlib
+
+    mods = {p.stem: p for p in (REPO / "archive_twins").glob("*.py")}
+    deps = {}
+    for name, path in mods.items():
+        tree = ast.parse(path.read_text())
+        typing_only = {
+            id(n)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+            for n in ast.walk(node)
+        }
+        found = set()
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.ImportFrom) or node.level != 1 or id(node) in typing_only:
+                continue
+            found |= {node.module.split(".")[0]} if node.module else {a.name for a in node.names}
+        deps[name] = found & set(mods) - {name}
+    order = list(graphlib.TopologicalSorter(deps).static_order())  # CycleError on a cycle
+    assert set(order) == set(mods)
