@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pyvips
 
+from . import versions
 from .hashing import content_hashes, dihedral_hashes, quarter_hashes
 from .records import FileRecord
 from .util import atomic_open, fingerprint
@@ -54,11 +55,9 @@ class DecodeParams:
     max_pixels: int = 1_000_000_000
 
     def fingerprint(self) -> str:
-        """Stored with cached results: changing a setting redoes them (v4: thumbnails
-        colour-managed through the embedded ICC profile; v5: tone hashes; v6: JPEG
-        quality; v7: its estimate leaves out clamped table entries; v8: content
-        hashes; v9: quarter pHashes)."""
-        return fingerprint("decode-v9", asdict(self))
+        """Stored with cached results: changing a setting or the code's version
+        (`versions.DECODE`) redoes them."""
+        return fingerprint(versions.DECODE, asdict(self))
 
 
 def _source(path: str, data: memoryview | None = None) -> pyvips.Source:

@@ -22,6 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from . import versions
 from .store import load_thumbnail
 from .texture import is_plain, speck_hashes
 from .util import atomic_open, fingerprint, read_jsonl
@@ -60,10 +61,9 @@ class FeatureParams:
     thumbs: str = ""
 
     def fingerprint(self) -> str:
-        """Changing these, the vocabulary or the thumbnails re-extracts every raster
-        (sift4: query ranks balanced over the frame; sift5: weak keypoints fill a
-        smooth raster's budget; sift6: each word's position in the frame)."""
-        return fingerprint("sift6", {**asdict(self), "vocabulary": VOCAB_PATH.name})
+        """Changing these, the vocabulary, the thumbnails or the code's version
+        (`versions.FEATURES`) re-extracts every raster."""
+        return fingerprint(versions.FEATURES, {**asdict(self), "vocabulary": VOCAB_PATH.name})
 
 
 def root_sift(desc: np.ndarray) -> np.ndarray:

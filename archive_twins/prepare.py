@@ -13,7 +13,7 @@ import json
 import os
 from pathlib import Path
 
-from . import generations, ledger, registry
+from . import generations, ledger, registry, versions
 from .decisions import resolve_path as resolve_decisions
 from .guard import check_shrink
 from .leftovers import remove_leftovers
@@ -126,6 +126,9 @@ def plan(
     real_archive = os.path.realpath(archive)
     decode = {k: config[k] for k in ("thumb_size", "thumb_quality", "max_pixels", "features")}
     decode["geometric"] = config["matching"]["geometric"]
+    # a new version of the per-file code reruns the shard jobs (which then redo the
+    # records and signatures whose fingerprints it changes, and only those)
+    decode["versions"] = [versions.DECODE, versions.FEATURES]
     jobs: dict[str, tuple[str, list[str]]] = {}
     dec = {}
     for s in shards:

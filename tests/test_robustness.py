@@ -439,3 +439,32 @@ def test_damaged_common_words_of_a_generation_are_not_trusted(index_dir, tmp_pat
     common.write_bytes(bytes(raw))
     # the next run opens the index again (an Index reads a generation's words once)
     assert Index(tmp_path / "index").common_change(stats["gen"]) is None
+
+
+def test_a_new_version_of_the_per_file_code_reruns_the_shard_jobs(tmp_path, monkeypatch):
+    """The ledger's digest of a decode_shard job holds the decode and feature code's
+    versions: a version bump (new hashes in the records) reruns every shard job once
+    with no setting changed, and the matching after it; the same code reruns nothing."""
+    import yaml
+
+    from archive_twins import prepare, versions
+
+    config = yaml.safe_load((Path(__file__).resolve().parents[1] / "config.yaml").read_text())
+    (tmp_path / "manifest").mkdir()
+    for s in ("0000", "0001"):
+        (tmp_path / "manifest" / f"shard-{s}.jsonl").write_text("{}\n")
+    (tmp_path / "manifest" / "skipped.jsonl").write_text("")
+
+    def jobs() -> dict:
+        plan = prepare.plan(tmp_path, str(tmp_path), config, ["0000", "0001"], ["0000"])
+        return {name: want for name, (want, _) in plan.items()}
+
+    decode = versions.DECODE
+    before = jobs()
+    assert jobs() == before
+    monkeypatch.setattr(versions, "DECODE", decode + "-next")
+    after = jobs()
+    assert all(after[j] != before[j] for j in before), "every job downstream reruns"
+    monkeypatch.setattr(versions, "DECODE", decode)
+    monkeypatch.setattr(versions, "FEATURES", versions.FEATURES + "-next")
+    assert jobs()["decode_shard-0000"] != before["decode_shard-0000"]
