@@ -65,7 +65,9 @@ def prepare(
         notes.append(f"{carried} files in folders that cannot be listed are kept as errors")
     counts = compare_scans(last_scan, scan.images)
     notes.append("files since the last run: " + ", ".join(f"{n} {k}" for k, n in counts.items()))
-    notes.append(work_estimate(counts["new"] + counts["changed"], cores, decode_history(res)))
+    todo = counts["new"] + counts["changed"]
+    estimate = work_estimate(todo, cores, decode_history(res))
+    notes.append(estimate)
     if reference is None and previous:
         reference = shape(ScanResult(images=previous))
     now = shape(scan)
@@ -96,6 +98,15 @@ def prepare(
     jobs = plan(res, archive, config, shards, chunks)
     ledger.remove_other_jobs(res, jobs)
     forced = ledger.check(res, jobs)
+    redo = sorted(j.removeprefix("decode_shard-") for j in forced if j.startswith("decode_shard-"))
+    if redo:
+        # shard jobs rerun for their settings, the per-file code's version or damaged
+        # outputs: their files count as work too (an upgrade decodes every file again)
+        files = sum(_entries(manifests / f"shard-{s}.jsonl") for s in redo)
+        notes[notes.index(estimate)] = (
+            work_estimate(max(todo, files), cores, decode_history(res))
+            + f"; {len(redo)} shard jobs run again (settings, code version or damaged outputs)"
+        )
     by_why: dict[str, list[str]] = {}
     for job, why in sorted(forced.items()):
         by_why.setdefault(why, []).append(job)
@@ -150,6 +161,15 @@ def plan(
     jobs["aggregate"] = (aggregate, ["staging/archive.sqlite", "staging/json", "staging/csv"])
     jobs["html"] = (ledger.digest(["html", aggregate, real_archive]), ["staging/html"])
     return jobs
+
+
+def _entries(manifest: Path) -> int:
+    """Files listed in a shard manifest (0 when it is gone)."""
+    try:
+        with open(manifest, encoding="ascii") as fh:
+            return sum(1 for line in fh if line.strip())
+    except OSError:
+        return 0
 
 
 def decode_history(results: Path) -> list[dict]:

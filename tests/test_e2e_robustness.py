@@ -462,6 +462,8 @@ def test_damage_that_gave_wrong_tables(tmp_path):
     (res / "state" / "file_ids.json").unlink()
     proc = run(archive, work)
     assert "file_id registry lost: rebuilt" in out(proc)
+    # the shard whose record was lost is decoded again, and the estimate says so
+    assert "1 shard jobs run again" in out(proc)
     assert (res / "state" / "file_ids.json").exists()
     assert files_of(res) == ids
     # a resize copy of the astronaut: found although its source's thumbnail was cut
