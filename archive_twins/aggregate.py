@@ -17,6 +17,7 @@ from pathlib import Path
 
 import duckdb
 
+from .chains import keep_one_capture
 from .csvexport import write_csv_exports
 from .decisions import (
     Decision,
@@ -209,7 +210,8 @@ def build_tables(
                WHERE status = 'ok' AND pixel_hash IS NOT NULL GROUP BY pixel_hash""",
         )
     )
-    copies, related = load_copies(pair_files)
+    fit: dict[frozenset, float] = {}
+    copies, related = load_copies(pair_files, fit)
     # rasters alike in content: which is the source follows from their files' facts
     ties = {k for c in copies if c.direction_by == "tie" for k in (c.key1, c.key2)}
     copies = resolve_ties(copies, raster_facts(con, ties))
@@ -217,6 +219,16 @@ def build_tables(
     done = apply_pair_decisions(
         copies, related, decisions, {s: p for s, (_, p) in present.items() if p}
     )
+    # copies chained across captures of one scene are cut where the related verdicts
+    # say the captures differ (chains.py); a copy a curator confirmed stays
+    kept = keep_one_capture(
+        [c for c in done.copies if c.key1 in rep and c.key2 in rep],
+        fit,
+        [r for r in done.related if r.key1 in rep and r.key2 in rep],
+    )
+    stay = {(c.key1, c.key2) for c in kept}
+    done.copies = kept + [c for c in done.copies if c.reviewed and (c.key1, c.key2) not in stay]
+    del fit, kept, stay
     t["related_pairs"] = related_table(
         different_captures(done.related, done.copies, rep, keep=done.curator_related), rep
     )
@@ -301,9 +313,12 @@ def raster_facts(con: duckdb.DuckDBPyConnection, keys: set[str]) -> dict[str, Ra
     return {r[0]: RasterFacts(*r[1:]) for r in rows}
 
 
-def load_copies(pair_files: Sequence[str]) -> tuple[list[CopyRecord], list[CopyRecord]]:
+def load_copies(
+    pair_files: Sequence[str], fit: dict[frozenset, float] | None = None
+) -> tuple[list[CopyRecord], list[CopyRecord]]:
     """Verified copies and related pairs (same object or scene, other photograph)
-    from the matching jobs, one per unordered pair of rasters."""
+    from the matching jobs, one per unordered pair of rasters; `fit`, if given,
+    receives each copy's worst block after the colour fit (chains.keep_one_capture)."""
     seen: dict[frozenset, CopyRecord] = {}
     related: dict[frozenset, CopyRecord] = {}
     for path in sorted(pair_files):
@@ -312,6 +327,8 @@ def load_copies(pair_files: Sequence[str]) -> tuple[list[CopyRecord], list[CopyR
             if c is not None and (key := frozenset((c["key1"], c["key2"]))) not in seen:
                 # the pixel check's metrics are no column (2 KB a copy, 1 GB at 1M files)
                 seen[key] = CopyRecord.from_dict({**c, "metrics": {}})
+                if fit is not None and "colour_block_ratio" in c.get("metrics", {}):
+                    fit[key] = float(c["metrics"]["colour_block_ratio"])
             r = verdict.get("related")
             if r is not None and (key := frozenset((r["key1"], r["key2"]))) not in related:
                 m = r.get("metrics", {})
