@@ -213,58 +213,40 @@ def run_match(
 ) -> None:
     """Rule match_chunk. A damaged thumbnail is rebuilt from a file holding its
     content, damaged features are extracted again (see ThumbCache, FeatureCache)."""
+    from .decode import DecodeParams
+    from .features import FeatureParams
     from .ledger import drop_damaged, record
+    from .match import run_match_chunk
+    from .settings import match_params
 
     logger = _logging(log)
     drop_damaged(stamp, [pairs])
     with _stats_line(logger, "STATS", cpu=True) as stats:
+        dparams = DecodeParams(**{k: int(v) for k, v in dict(decode).items()})
+        fparams = FeatureParams(
+            max_side=int(feature_settings["max_side"]),
+            n_features=int(feature_settings["n_features"]),
+            thumbs=dparams.fingerprint(),
+        )
+        params = match_params(
+            matching, {"decode": dparams.fingerprint(), "features": fparams.fingerprint()}
+        )
+        repair, rebuild = _mending(thumbs, features, dparams, fparams)
         stats.update(
-            _match_chunk(
-                index, chunk, n_chunks, pairs, thumbs, features, matching, decode, feature_settings
+            run_match_chunk(
+                index,
+                int(chunk),
+                int(n_chunks),
+                pairs,
+                thumbs,
+                features,
+                params,
+                fparams.fingerprint(),
+                repair=repair,
+                rebuild=rebuild,
             )
         )
     record(stamp, [pairs])
-
-
-def _match_chunk(
-    index: str,
-    chunk: int,
-    n_chunks: int,
-    pairs: str,
-    thumbs: str,
-    features: str,
-    matching: dict,
-    decode: dict,
-    feature_settings: dict,
-) -> dict:
-    """One chunk's matching, its parameters built from the rule's settings."""
-    from .decode import DecodeParams
-    from .features import FeatureParams
-    from .match import run_match_chunk
-    from .settings import match_params
-
-    dparams = DecodeParams(**{k: int(v) for k, v in dict(decode).items()})
-    fparams = FeatureParams(
-        max_side=int(feature_settings["max_side"]),
-        n_features=int(feature_settings["n_features"]),
-        thumbs=dparams.fingerprint(),
-    )
-    params = match_params(
-        matching, {"decode": dparams.fingerprint(), "features": fparams.fingerprint()}
-    )
-    repair, rebuild = _mending(thumbs, features, dparams, fparams)
-    return run_match_chunk(
-        index,
-        int(chunk),
-        int(n_chunks),
-        pairs,
-        thumbs,
-        features,
-        params,
-        fparams.fingerprint(),
-        repair=repair,
-        rebuild=rebuild,
-    )
 
 
 def _mending(

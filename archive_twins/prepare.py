@@ -66,7 +66,8 @@ def prepare(
     counts = compare_scans(last_scan, scan.images)
     notes.append("files since the last run: " + ", ".join(f"{n} {k}" for k, n in counts.items()))
     todo = counts["new"] + counts["changed"]
-    estimate = work_estimate(todo, cores, decode_history(res))
+    history = decode_history(res)  # every decode log's last STATS line: read once
+    estimate = work_estimate(todo, cores, history)
     notes.append(estimate)
     if reference is None and previous:
         reference = shape(ScanResult(images=previous))
@@ -104,7 +105,7 @@ def prepare(
         # outputs: their files count as work too (an upgrade decodes every file again)
         files = sum(_entries(manifests / f"shard-{s}.jsonl") for s in redo)
         notes[notes.index(estimate)] = (
-            work_estimate(max(todo, files), cores, decode_history(res))
+            work_estimate(max(todo, files), cores, history)
             + f"; {len(redo)} shard jobs run again (settings, code version or damaged outputs)"
         )
     by_why: dict[str, list[str]] = {}
