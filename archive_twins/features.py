@@ -24,7 +24,7 @@ import numpy as np
 
 from . import versions
 from .store import load_thumbnail
-from .texture import is_plain, speck_hashes
+from .texture import SPECK_MAX, is_plain, speck_cells
 from .util import atomic_open, fingerprint, read_jsonl
 
 log = logging.getLogger("archive_twins.features")
@@ -130,10 +130,8 @@ def describe(thumb_rgb: np.ndarray, full_wh: tuple[int, int], params: FeaturePar
     signature retrieval indexes (see `signature`) and its texture (`texture.py`)."""
     f = extract(thumb_rgb, full_wh, params)
     f.update(signature(f, full_wh))
-    specks, n_specks = speck_hashes(thumb_rgb)
     f["plain"] = np.array(is_plain(thumb_rgb), np.int8)
-    f["nspeck"] = np.array(n_specks, np.int32)
-    f["speck"] = np.array(specks, np.uint64)
+    f["specks"] = speck_cells(thumb_rgb)
     return f
 
 
@@ -259,11 +257,10 @@ SIG_DTYPES = {
     "pos": np.uint8,
     "rank": np.uint16,
 }
-# one value per raster: distinct words of its strong keypoints
 # one value per raster: distinct words of its strong keypoints; whether it is plain,
-# its speck hashes and how many cells hold a speck (texture.py)
-SIG_SCALARS = {"nstrong": (np.int32, ()), "plain": (np.int8, ()), "nspeck": (np.int32, ())}
-SIG_SCALARS["speck"] = (np.uint64, (8,))
+# and where its specks lie (texture.py)
+SIG_SCALARS = {"nstrong": (np.int32, ()), "plain": (np.int8, ())}
+SIG_SCALARS["specks"] = (np.uint16, (SPECK_MAX,))
 SIG_KEYS = (*SIG_FIELDS, *SIG_SCALARS)
 RASTER_FIELDS = ("xy", "desc", "angle", "size", "strong", *SIG_KEYS)
 # what a shard bundle of the current format holds besides its signature arrays

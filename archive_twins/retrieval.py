@@ -1,7 +1,7 @@
 """Candidate retrieval over the whole archive: one index per run, queried by chunks.
 
 The `index` job gathers, from every shard, one item per distinct page-0 raster (its
-size, rank facts, 8 dihedral pHashes, tone and speck hashes) and an inverted file of
+size, rank facts, 8 dihedral pHashes, tone hashes, speck cells) and an inverted file of
 fine visual words (each posting: raster, keypoint orientation, scale and place).
 `match_chunk` jobs then ask it, for the rasters of their chunk, which others may be
 copies:
@@ -9,7 +9,7 @@ copies:
 - **hash candidates**: exact Hamming search of the upright pHash against the 8
   orientations of every other raster, both ways (pHash is only approximately
   equivariant under resampling); smooth rasters by their tone hashes too, plain
-  scans (versos) by their speck hashes instead (`texture.py`);
+  scans (versos) by where their specks lie instead (`specksearch.py`);
 - **word candidates**: shared fine words that agree on one rotation and one scale
   change (weak geometric consistency, Jégou et al. 2008) and cover the querying
   raster's frame, searched from both rasters (`wordsearch.py`).
@@ -42,6 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import specksearch
 from .arrays import (
     finish,
     gather_lists,
@@ -54,7 +55,7 @@ from .dihedral import inverse
 from .direction import content_rank
 from .features import BUNDLE_ARRAYS, N_WORDS, SIG_SCALARS
 from .hashing import hamming_search, hex64
-from .texture import MIN_SPECKS
+from .texture import MIN_SPECKS, NO_SPECK, SPECK_MAX
 from .util import atomic_dir, atomic_open, checked, fingerprint, read_jsonl, with_check
 from .wordsearch import (
     CELLS,
@@ -88,13 +89,13 @@ class RetrievalParams:
     max_tone_hamming: int = 4
     tone_max_words: int = 150
     # a pair of plain rasters (texture.is_plain: versos, empty sheets), whose tones
-    # are any paper's, is a candidate by its speck hashes instead (cells of an 8x8
-    # grid holding a speck; measured: rescans 0-4 of 64 bits, other versos >= 5),
-    # with its tone hashes within max_tone_hamming in the same orientation
-    max_speck_hamming: int = 4
-    # ... sharing at least this many of their speck cells (measured on 1,250 versos
-    # and 250 rescans: docs/furniture.md)
-    min_shared_specks: int = 2
+    # are any paper's, is a candidate by its specks instead: at least this many of
+    # one's specks within a cell (of 128x128) of the other's, and this share of the
+    # fewer specks of the two (measured on 1,435 plain rasters: every rescan passes,
+    # 6 of 1,028,531 pairs of different versos; docs/furniture.md), with its tone
+    # hashes within max_tone_hamming in the same orientation
+    min_shared_specks: int = 3
+    min_speck_share: float = 0.5
     # the strongest keypoints of the querying raster whose words are looked up
     query_features: int = 150
     # consistent votes (shared words in the best orientation/scale bin)
@@ -282,7 +283,7 @@ INVERTED = {"": "a"}
 WORD_ARRAYS = ("post_words", "post_start")
 POSTING_ARRAYS = ("post_id", "post_ang", "post_lsc", "post_pos")
 INVERTED_ARRAYS = (*WORD_ARRAYS, *POSTING_ARRAYS)
-INDEX_FORMAT = 9
+INDEX_FORMAT = 10
 # An index is merged into the previous one while at most this share of its rasters
 # is new (else rebuilt), and the candidates of the new rasters are searched once, by
 # the index job, while at most this share is new (else each chunk searches its own).
@@ -513,7 +514,7 @@ def _write_word_lists(
     plan = []
     sizes = {fam: np.zeros(n, np.int64) for fam in FAMILIES}
     # per raster: distinct words of its strong keypoints (`Index.smooth`), whether
-    # it is plain, its speck hashes (`Index.plain`)
+    # it is plain, its speck cells (`Index.plain`)
     per_raster = {
         name: np.zeros((n, *shape), dtype) for name, (dtype, shape) in SIG_SCALARS.items()
     }
@@ -923,10 +924,10 @@ class Index:
         # of the last `word_search`: rasters found per query, and queries capped
         self.found_counts: Counter = Counter()
         self.capped: set[int] = set()
-        # plain rasters and the speck hashes of those with enough specks (texture.py)
+        # plain rasters and the speck cells of those with enough specks (texture.py)
         self.plain = self._optional("plain", np.zeros(self.n, np.int8)).astype(bool)
-        self.speck = self._optional("speck", np.zeros((self.n, 8), np.uint64))
-        self.speck_ok = self.plain & (self._optional("nspeck", np.zeros(self.n)) >= MIN_SPECKS)
+        self.specks = self._optional("specks", np.full((self.n, SPECK_MAX), NO_SPECK, np.uint16))
+        self.speck_ok = self.plain & (specksearch.count(self.specks) >= MIN_SPECKS)
         self._common: np.ndarray | None = None
         self._before: dict[str, np.ndarray | None] = {}
 
@@ -1108,14 +1109,11 @@ class Index:
     def _speck_evidence(
         self, xs: np.ndarray, ys: np.ndarray, os_: np.ndarray, params: RetrievalParams
     ) -> np.ndarray:
-        """Which speck hits (speck hashes within max_speck_hamming) make candidates:
-        at least `min_shared_specks` cells holding a speck in both (two versos with
-        few specks agree mostly where neither has one) and the tones alike in the
-        same orientation."""
+        """Which speck hits (enough specks shared, `specksearch`) make candidates:
+        those whose tones are alike in the same orientation too."""
         xs, ys, os_ = (np.asarray(a, np.int64) for a in (xs, ys, os_))
-        shared = np.bitwise_count(np.asarray(self.speck[xs, 0]) & np.asarray(self.speck[ys, os_]))
         tone_d = np.bitwise_count(np.asarray(self.tone[xs, 0]) ^ np.asarray(self.tone[ys, os_]))
-        return (shared >= params.min_shared_specks) & (tone_d <= params.max_tone_hamming)
+        return tone_d <= params.max_tone_hamming
 
     def _hash_hits(
         self, xs: np.ndarray, ys: np.ndarray, params: RetrievalParams
@@ -1145,8 +1143,8 @@ class Index:
         ok = self.speck_ok & self.tone_ok
         a, b = xs[ok[xs]], ys[ok[ys]]
         if len(a) and len(b):
-            qi, ti, oi, _ = hamming_search(
-                self.speck[a, 0], self.speck[b], params.max_speck_hamming
+            qi, ti, oi = specksearch.search(
+                self.specks[a], self.specks[b], params.min_shared_specks, params.min_speck_share
             )
             x, y = a[qi], b[ti]
             keep = self._speck_evidence(x, y, oi, params)
@@ -1376,7 +1374,16 @@ class Index:
                     if close(hashes, x, y, params.max_tone_hamming).any():
                         return True
             if self.speck_ok[x] and self.speck_ok[y] and self.tone_ok[x] and self.tone_ok[y]:
-                near = np.flatnonzero(close(self.speck, x, y, params.max_speck_hamming))
+                n_x, n_y = specksearch.count(self.specks[[x, y]])
+                need = specksearch.need(n_x, n_y, params.min_shared_specks, params.min_speck_share)
+                near = np.array(
+                    [
+                        o
+                        for o in range(8)
+                        if specksearch.shared(self.specks[x], self.specks[y], o) >= need
+                    ],
+                    np.int64,
+                )
                 pair = np.full(len(near), x), np.full(len(near), y)
                 if self._speck_evidence(*pair, near, params).any():
                     return True

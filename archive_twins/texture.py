@@ -1,9 +1,10 @@
 """Plain scans told apart by their fine texture: versos, empty sheets, paper tones.
 
 Takes a thumbnail (RGB uint8); gives whether it is *plain* (nothing but a tone,
-its vignetting and its grain: the back of a print, an empty page), a hash of where
-its specks lie (`speck_hashes`, 8 orientations), and, for two aligned thumbnails,
-how well their fine texture agrees (`texture_corr`).
+its vignetting and its grain: the back of a print, an empty page), where its
+specks lie (`speck_cells`: cells of a fine grid of the frame, searched by
+`specksearch`), and, for two aligned thumbnails, how well their fine texture
+agrees (`texture_corr`).
 
 Two plain scans look alike to every whole-frame hash: their tones are one paper's
 and their low frequencies one vignetting (measured: half of 40 different versos lie
@@ -18,8 +19,6 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .dihedral import dihedral
-
 # plain: the 0.5-99.5 percentile range of every channel at 64 px is below this
 # (versos 12-32 levels; a sky 61, defocused photographs 105-250); blank images
 # (below 12, decode.BLANK_RANGE) are never matched at all
@@ -29,8 +28,13 @@ PLAIN_RANGE = 40
 SPECK_SIDE = 256
 SPECK_SIGMA = 3.0
 SPECK_SIGMAS = 6.0
-SPECK_GRID = 8
-# a speck hash with fewer specks says too little to search by
+# speck positions are kept as cells of this grid of the frame (2 px at SPECK_SIDE:
+# a rescan's specks stay within one cell; docs/furniture.md), the strongest
+# SPECK_MAX of them, padded with NO_SPECK
+SPECK_GRID = 128
+SPECK_MAX = 32
+NO_SPECK = 0xFFFF
+# a raster with fewer specks says too little to search by
 MIN_SPECKS = 3
 
 
@@ -58,9 +62,11 @@ def is_plain(pixels: np.ndarray) -> bool:
     return bool((hi - lo).max() < PLAIN_RANGE)
 
 
-def speck_map(pixels: np.ndarray) -> np.ndarray:
-    """Which cells of an 8 x 8 grid of the frame hold a speck: a local extreme of the
-    detail (the image less its blur) standing out from the grain."""
+def speck_cells(pixels: np.ndarray) -> np.ndarray:
+    """Where the specks lie: the cells of a SPECK_GRID x SPECK_GRID grid of the frame
+    (row * SPECK_GRID + column) holding the strongest SPECK_MAX local extremes of the
+    detail (the image less its blur) that stand out from the grain, strongest first,
+    each cell once, padded with NO_SPECK."""
     g = _grey(pixels, SPECK_SIDE)
     detail = g - cv2.GaussianBlur(g, (0, 0), SPECK_SIGMA)
     dev = np.abs(detail)
@@ -68,21 +74,14 @@ def speck_map(pixels: np.ndarray) -> np.ndarray:
     peaks = (dev >= cv2.dilate(dev, np.ones((5, 5), np.uint8))) & (dev > SPECK_SIGMAS * grain)
     ys, xs = np.nonzero(peaks)
     h, w = dev.shape
-    cells = np.zeros((SPECK_GRID, SPECK_GRID), bool)
-    cells[ys * SPECK_GRID // h, xs * SPECK_GRID // w] = True
-    return cells
-
-
-def speck_hashes(pixels: np.ndarray) -> tuple[list[int], int]:
-    """The speck map of the 8 orientations as 64-bit integers (orientation o: the
-    map of the image turned by `dihedral(., o)`, which permutes the grid's cells),
-    and how many cells hold a speck."""
-    cells = speck_map(pixels)
-    out = []
-    for o in range(8):
-        bits = np.packbits(dihedral(cells, o).reshape(-1).astype(np.uint8))
-        out.append(int.from_bytes(bits.tobytes(), "big"))
-    return out, int(cells.sum())
+    order = np.argsort(-dev[ys, xs], kind="stable")
+    cells = (ys * SPECK_GRID // h) * SPECK_GRID + xs * SPECK_GRID // w
+    cells = cells[order]
+    _, first = np.unique(cells, return_index=True)
+    cells = cells[np.sort(first)][:SPECK_MAX]
+    out = np.full(SPECK_MAX, NO_SPECK, np.uint16)
+    out[: len(cells)] = cells
+    return out
 
 
 def texture_corr(a: np.ndarray, b: np.ndarray, sigma: float = 2.0) -> float:

@@ -15,5 +15,6 @@ from __future__ import annotations
 # hashes; v9: quarter pHashes
 DECODE = "decode-v9"
 # sift4: query ranks balanced over the frame; sift5: weak keypoints fill a smooth
-# raster's budget; sift6: each word's position in the frame
-FEATURES = "sift6"
+# raster's budget; sift6: each word's position in the frame; sift7: speck cells of
+# a fine grid instead of an 8x8 speck hash
+FEATURES = "sift7"

@@ -1,4 +1,4 @@
-"""Plain scans: speck hashes follow a verso through its rescans and orientations,
+"""Plain scans: speck cells follow a verso through its rescans and orientations,
 and only a rescan's grain correlates with the verso's."""
 
 from __future__ import annotations
@@ -9,9 +9,18 @@ import cv2
 import numpy as np
 from furniture import verso
 
-from archive_twins.dihedral import dihedral
+from archive_twins import specksearch
+from archive_twins.dihedral import dihedral, inverse
 from archive_twins.retrieval import RetrievalParams
-from archive_twins.texture import is_plain, speck_hashes, texture_corr
+from archive_twins.texture import (
+    MIN_SPECKS,
+    NO_SPECK,
+    SPECK_GRID,
+    SPECK_MAX,
+    is_plain,
+    speck_cells,
+    texture_corr,
+)
 
 
 def _rescan(img: np.ndarray, o: int, half: bool) -> np.ndarray:
@@ -23,14 +32,12 @@ def _rescan(img: np.ndarray, o: int, half: bool) -> np.ndarray:
     return cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
 
 
-def _dist(a: list[int], b: list[int]) -> int:
-    return min(bin(a[0] ^ b[o]).count("1") for o in range(8))
-
-
-def _shared(a: list[int], b: list[int]) -> int:
-    """Cells holding a speck in both, in the orientation the hashes agree best."""
-    o = min(range(8), key=lambda o: bin(a[0] ^ b[o]).count("1"))
-    return bin(a[0] & b[o]).count("1")
+def _best(a: np.ndarray, b: np.ndarray) -> tuple[int, int]:
+    """(most specks of a shared with b in one orientation, what the pair needs)."""
+    n_a, n_b = specksearch.count(np.stack([a, b]))
+    p = RetrievalParams()
+    need = int(specksearch.need(n_a, n_b, p.min_shared_specks, p.min_speck_share))
+    return max(specksearch.shared(a, b, o) for o in range(8)), need
 
 
 def test_a_verso_is_plain_and_a_photograph_is_not():
@@ -41,29 +48,65 @@ def test_a_verso_is_plain_and_a_photograph_is_not():
     assert not any(is_plain(photo(n)) for n in ("astronaut", "moon", "brick"))
 
 
-def test_speck_hashes_follow_a_rescan_and_tell_versos_apart():
+def test_speck_cells_follow_a_rescan_and_tell_versos_apart():
     rng = np.random.default_rng(2)
     versos = [verso(rng) for _ in range(12)]
-    hashes = [speck_hashes(v)[0] for v in versos]
-    assert all(speck_hashes(v)[1] >= 3 for v in versos)
-    shared = RetrievalParams().min_shared_specks
-    for v, h in zip(versos[:4], hashes[:4], strict=True):
+    cells = [speck_cells(v) for v in versos]
+    assert all(specksearch.count(c) >= MIN_SPECKS for c in cells)
+    for v, c in zip(versos[:4], cells[:4], strict=True):
         for o, half in ((0, True), (1, False), (6, True)):
-            assert _dist(h, speck_hashes(_rescan(v, o, half))[0]) <= 4
-            # the same specks, not only the same empty cells
-            assert _shared(h, speck_hashes(_rescan(v, o, half))[0]) >= shared
-    assert min(_dist(a, b) for a, b in itertools.combinations(hashes, 2)) > 4
+            scan = speck_cells(_rescan(v, o, half))
+            # the rescan seen turned back lies on the verso's specks
+            back = inverse(o)
+            n, need = specksearch.shared(c, scan, back), _best(c, scan)[1]
+            assert n >= need, (o, half, n, need)
+    for a, b in itertools.combinations(cells, 2):
+        found, need = _best(a, b)
+        assert found < need
 
 
-def test_versos_with_few_specks_agree_where_neither_has_one():
-    """Among 120 different versos a few pairs come within 4 bits of 64 cells, most
-    of those by cells empty in both: they are no candidates (`min_shared_specks`)."""
+def test_different_versos_almost_never_share_their_specks():
+    """Among 150 different versos (11,175 pairs, 8 orientations each) at most one
+    pair shares enough specks by chance (measured: 6 in a million)."""
     rng = np.random.default_rng(5)
-    hashes = [speck_hashes(verso(rng))[0] for _ in range(120)]
-    close = [(a, b) for a, b in itertools.combinations(hashes, 2) if _dist(a, b) <= 4]
-    assert len(close) >= 3
-    kept = [p for p in close if _shared(*p) >= RetrievalParams().min_shared_specks]
-    assert len(kept) <= len(close) // 2
+    cells = [speck_cells(verso(rng)) for _ in range(150)]
+    passing = [1 for a, b in itertools.combinations(cells, 2) if _best(a, b)[0] >= _best(a, b)[1]]
+    assert len(passing) <= 1
+
+
+def test_the_speck_search_finds_exactly_the_pairs_its_test_accepts():
+    """`specksearch.search` (postings) returns exactly the triples `shared` accepts,
+    also where specks crowd (several in neighbouring cells) and at the frame's edge."""
+    rng = np.random.default_rng(7)
+    versos = [verso(rng) for _ in range(10)]
+    cells = [speck_cells(v) for v in versos]
+    cells += [
+        speck_cells(_rescan(v, o, True)) for v, o in zip(versos[:5], (1, 3, 4, 6, 0), strict=True)
+    ]
+    g = SPECK_GRID
+    for _ in range(10):  # crowded: specks in a few neighbouring cells, some on the edge
+        r = rng.integers(0, 3, 12) + rng.choice([0, g - 3])
+        c = rng.integers(0, 4, 12) + rng.integers(0, g - 4)
+        row = np.full(SPECK_MAX, NO_SPECK, np.uint16)
+        u = np.unique(r * g + c)
+        row[: len(u)] = u
+        cells.append(row)
+    cells = np.stack(cells)
+    p = RetrievalParams()
+    qi, ti, oi = specksearch.search(cells, cells, p.min_shared_specks, p.min_speck_share)
+    got = set(zip(qi.tolist(), ti.tolist(), oi.tolist(), strict=True))
+    n = specksearch.count(cells)
+    want = {
+        (i, j, o)
+        for i in range(len(cells))
+        for j in range(len(cells))
+        for o in range(8)
+        if specksearch.shared(cells[i], cells[j], o)
+        >= specksearch.need(n[i], n[j], p.min_shared_specks, p.min_speck_share)
+    }
+    assert got == want
+    # the rescans are found, and not every pair
+    assert any(i < 10 <= j for i, j, _ in want) and len(want) < len(cells) ** 2
 
 
 def test_only_a_rescans_grain_correlates():
