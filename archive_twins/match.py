@@ -41,7 +41,7 @@ from .frame import reduced
 from .geometry import GeoParams, verify_geometric
 from .progress import Progress
 from .records import CopyRecord, copy_kind
-from .retrieval import Index, Item, RetrievalParams
+from .retrieval import Index, Item, RetrievalParams, cap_hash
 from .store import load_thumbnail
 from .texture import texture_corr
 from .util import fingerprint, read_jsonl, write_jsonl
@@ -529,7 +529,8 @@ def chunk_candidates(
     """The hash and word candidates of the pairs a chunk owns, and what the search
     counted (`counts`: among them `found`, per raster key the rasters its word
     search found when more than a few, `capped`, the rasters it capped, and `dirs`,
-    what its word searches found, kept for the next run).
+    what its word searches found, kept for the next run; `hash_capped`, the rasters
+    whose hash candidates `max_hash_candidates` capped).
 
     With `old` (which items are unchanged since the chunk's previous run and hold no
     word that stopped being common) and that run's rows, only pairs involving a new
@@ -541,7 +542,8 @@ def chunk_candidates(
     a word lets cover fewer cells is searched again. Both candidate
     criteria are functions of the pair, so this equals a full search; so does the
     cap: a raster it may bite now (its earlier count, kept in the rows' meta, plus
-    its new finds above `max_candidates`) is searched again in full.
+    its new finds above `max_candidates`) is searched again in full, and a raster
+    whose hash candidates were capped has them searched again in full too.
     """
     rp = params.retrieval
     geo = params.geo is not None
@@ -600,11 +602,22 @@ def chunk_candidates(
             if heavy:
                 dirs = _search_again(index, np.array(heavy, np.int64), dirs, rp)
                 found[np.array(heavy) - lo] = [index.found_counts.get(k, 0) for k in heavy]
+        # a raster whose hash candidates were capped kept only some: all of them again
+        was_capped = set(before.get("hash_capped", ()))
+        again = [k for k in range(lo, hi) if old[k] and index.key(k) in was_capped]
+        if again:
+            hash_c = {p: ev for p, ev in hash_c.items() if p[0] not in set(again)}
+            hash_c.update(index.hash_candidates(np.array(again, np.int64), rp))
+    # the pairs' own tests (ownership, the word evidence of a hash pair) see every
+    # hash candidate; only the capped ones are verified as such
+    hash_all = hash_c
+    hash_c, bitten = cap_hash(hash_all, rp.max_hash_candidates)
+    counts["hash_capped"] = [index.key(i) for i in bitten]
     word_c: dict[tuple[int, int], tuple[int, bool]] = {}
     if geo:
         word_c = {p: ev[:2] for p, ev in index.owned(dirs, rp).items()}
         # a hash candidate this chunk owns that only the other raster's search found
-        word_c.update(index.reverse_words(hash_c, word_c, rp))
+        word_c.update(index.reverse_words(hash_all, word_c, rp))
         # a plain scan's keypoints are its grain: it is matched by its texture alone
         word_c = {(i, j): v for (i, j), v in word_c.items() if not (plain[i] or plain[j])}
     counts["dirs"] = dirs
@@ -715,7 +728,17 @@ def run_match_chunk(
     hash_c, word_c, counts = chunk_candidates(index, lo, hi, params, old, prev_rows, since, gained)
     # kept for the next run's searches and cap (chunk_candidates), logged when it bites
     meta["found"], meta["capped"] = counts.pop("found"), counts.pop("capped")
+    meta["hash_capped"] = counts.pop("hash_capped")
     meta["dirs"] = dirs_meta(index, counts.pop("dirs"))
+    if meta["hash_capped"]:
+        log.warning(
+            "%d rasters have more than %d hash candidates among the later rasters; the "
+            "%d nearest by pHash were kept for each: %s",
+            len(meta["hash_capped"]),
+            params.retrieval.max_hash_candidates,
+            params.retrieval.max_hash_candidates,
+            ", ".join(meta["hash_capped"][:5]),
+        )
     if meta["capped"]:
         log.warning(
             "%d rasters have more than %d word candidates; the %d with the most votes were "
@@ -727,6 +750,7 @@ def run_match_chunk(
         )
     job.stats.update(
         capped=len(meta["capped"]),
+        hash_capped=len(meta["hash_capped"]),
         retrieval_s=round(time.perf_counter() - t0, 3),
         items=index.n,
         chunk_items=hi - lo,

@@ -119,6 +119,10 @@ class RetrievalParams:
     # it bites: with common words out, only an image copied hundreds of times fills
     # it; no archive makes the search quadratic)
     max_candidates: int = 500
+    # at most this many later rasters are hash candidates of one raster: the nearest
+    # by pHash, then the first in the index (logged when it bites: only an image with
+    # hundreds of near-copies fills it; `cap_hash`)
+    max_hash_candidates: int = 500
     # orientation bins over 360 degrees and scale bin width in quarter octaves
     angle_bins: int = 16
     scale_bin: int = 2
@@ -1420,6 +1424,21 @@ class Index:
             if (i, j) not in word_c and (ev := self.pair_word(j, i, params)) is not None:
                 out[(i, j)] = ev
         return out
+
+
+def cap_hash(hash_c: dict, cap: int) -> tuple[dict, list[int]]:
+    """Hash candidates (i, j), j > i, with at most `cap` for each i: the nearest by
+    pHash (over the orientations found), then the first j. A function of i's
+    candidates among the later rasters, so of the archive, not of the split; gives
+    the kept candidates and the rasters it bit."""
+    per: dict[int, list] = {}
+    for (i, j), ev in hash_c.items():
+        per.setdefault(i, []).append((min(ev.values()), j))
+    bitten = sorted(i for i, found in per.items() if len(found) > cap)
+    if not bitten:
+        return hash_c, []
+    drop = {(i, j) for i in bitten for _, j in sorted(per[i])[cap:]}
+    return {p: ev for p, ev in hash_c.items() if p not in drop}, bitten
 
 
 def common_bound(postings: int, params: RetrievalParams) -> int:

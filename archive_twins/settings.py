@@ -49,6 +49,7 @@ def retrieval_params(matching: dict) -> RetrievalParams:
         common_df=int(matching["common_df"]),
         common_ratio=float(matching["common_ratio"]),
         max_candidates=int(matching["max_candidates"]),
+        max_hash_candidates=int(matching["max_hash_candidates"]),
     )
 
 

@@ -61,9 +61,36 @@ def _images() -> dict[str, np.ndarray]:
 @pytest.fixture(scope="module")
 def index_dir(tmp_path_factory):
     """Records and signatures of the images in 3 shards, and the index over them."""
-    root = tmp_path_factory.mktemp("index")
+    return _index_of(tmp_path_factory.mktemp("index"), _images())
+
+
+def _jpeg(img: np.ndarray, quality: int) -> np.ndarray:
+    ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    return cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+
+
+@pytest.fixture(scope="module")
+def family_index(tmp_path_factory):
+    """An index of three photographs with several near-copies each (resized,
+    re-encoded, turned, mirrored): rasters with many hash candidates."""
+    images = {}
+    for name in ("astronaut", "chelsea", "rocket"):
+        img = photo(name)
+        h, w = img.shape[:2]
+        images |= {
+            name: img,
+            f"{name}_small": cv2.resize(img, (w // 2, h // 2), interpolation=cv2.INTER_AREA),
+            f"{name}_smaller": cv2.resize(img, (w // 3, h // 3), interpolation=cv2.INTER_AREA),
+            f"{name}_q30": _jpeg(img, 30),
+            f"{name}_rot90": dihedral(img, 1),
+            f"{name}_mirror": dihedral(img, 4),
+        }
+    return _index_of(tmp_path_factory.mktemp("family"), images)
+
+
+def _index_of(root, images: dict[str, np.ndarray]):
     sigs, recs = {}, []
-    for name, img in _images().items():
+    for name, img in images.items():
         key = hashlib.blake2b(name.encode(), digest_size=20).hexdigest()
         sha = hashlib.sha256(name.encode()).hexdigest()
         h, w = img.shape[:2]
@@ -350,6 +377,7 @@ def _rows(index: Index, hash_c: dict, word_c: dict, counts: dict) -> list[dict]:
     meta = {
         "found": counts["found"],
         "capped": counts["capped"],
+        "hash_capped": counts["hash_capped"],
         "dirs": dirs_meta(index, counts["dirs"]),
     }
     return (
@@ -555,6 +583,62 @@ def test_the_cap_keeps_the_best_and_reruns_equal_a_fresh_search(
         assert again[:2] == full[:2]
         assert again[2]["capped"] == full[2]["capped"]
     assert capped
+
+
+@pytest.mark.parametrize("stored", [False, True])
+def test_the_hash_cap_keeps_the_nearest_and_reruns_equal_a_fresh_search(
+    family_index, tmp_path, monkeypatch, stored
+):
+    """At most `max_hash_candidates` later rasters are hash candidates of one raster
+    (the nearest by pHash); any chunking gives the same pairs, the rasters it bites
+    are named, and a rerun after files come and go equals a fresh search."""
+    from dataclasses import replace
+
+    from archive_twins import retrieval
+    from archive_twins.match import MatchParams, chunk_candidates
+
+    monkeypatch.setattr(retrieval, "DELTA_MAX_FRACTION", 1.0 if stored else 0.0)
+    params = MatchParams()
+    params = replace(params, retrieval=replace(params.retrieval, max_hash_candidates=1))
+    path, _, _ = family_index
+    index = Index(path)
+    uncapped = index.hash_candidates(np.arange(index.n), RetrievalParams())
+    per: dict[int, list] = {}
+    for (i, j), ev in uncapped.items():
+        per.setdefault(i, []).append((min(ev.values()), j))
+    assert any(len(v) > 1 for v in per.values())
+    want = {(i, min(v)[1]) for i, v in per.items()}
+    for n_chunks in (1, 3, 5):
+        got, bitten = set(), []
+        for c in range(n_chunks):
+            hash_c, _, counts = chunk_candidates(index, *index.chunk_range(c, n_chunks), params)
+            assert all(len(ev) for ev in hash_c.values())
+            got |= set(hash_c)
+            bitten += counts["hash_capped"]
+        assert got == want
+        assert sorted(bitten) == sorted(index.key(i) for i, v in per.items() if len(v) > 1)
+    # the nearest of a capped raster's later rasters come (added) and go (removed)
+    dropped = {"astronaut_small", "astronaut_q30", "chelsea_mirror", "rocket_rot90"}
+    records, earlier, signatures = _history(family_index, tmp_path, dropped)
+    rp = params.retrieval
+    for step, (first, then) in enumerate(((earlier, records), (records, earlier))):
+        gens = tmp_path / f"gens-{step}"
+        build_index(first, signatures, tmp_path / f"index-{step}", rp, gens)
+        old_index = Index(tmp_path / f"index-{step}")
+        old_gen = old_index.meta["gen"]
+        rows_of = _chunk_rows(old_index, params, 3)
+        assert any(r[0]["meta"]["hash_capped"] for r in rows_of.values())
+        build_index(then, signatures, tmp_path / f"index-{step}", rp, gens)
+        index = Index(tmp_path / f"index-{step}")
+        gained, lost = index.common_change(old_gen)
+        old = index.unchanged_since(old_gen) & ~(gained | lost)
+        for c in range(3):
+            lo, hi = index.chunk_range(c, 3)
+            full = chunk_candidates(index, lo, hi, params)
+            again = chunk_candidates(index, lo, hi, params, old, rows_of[c], old_gen)
+            assert again[2]["stored_delta"] == (stored and step == 0)
+            assert again[:2] == full[:2]
+            assert again[2]["hash_capped"] == full[2]["hash_capped"]
 
 
 def test_a_raster_needing_fewer_cells_is_searched_again(index_dir, tmp_path):
