@@ -260,7 +260,7 @@ SIG_DTYPES = {
 # one value per raster: distinct words of its strong keypoints; whether it is plain,
 # and where its specks lie (texture.py)
 SIG_SCALARS = {"nstrong": (np.int32, ()), "plain": (np.int8, ())}
-SIG_SCALARS["specks"] = (np.uint16, (SPECK_MAX,))
+SIG_SCALARS["specks"] = (np.uint32, (SPECK_MAX,))
 SIG_KEYS = (*SIG_FIELDS, *SIG_SCALARS)
 RASTER_FIELDS = ("xy", "desc", "angle", "size", "strong", *SIG_KEYS)
 # what a shard bundle of the current format holds besides its signature arrays

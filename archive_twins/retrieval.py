@@ -90,10 +90,10 @@ class RetrievalParams:
     tone_max_words: int = 150
     # a pair of plain rasters (texture.is_plain: versos, empty sheets), whose tones
     # are any paper's, is a candidate by its specks instead: at least this many of
-    # one's specks within a cell (of 128x128) of the other's, and this share of the
-    # fewer specks of the two (measured on 1,435 plain rasters: every rescan passes,
-    # 6 of 1,028,531 pairs of different versos; docs/furniture.md), with its tone
-    # hashes within max_tone_hamming in the same orientation
+    # one's specks within a cell (of 256x256) of the other's, and this share of the
+    # fewer specks of the two (measured on 1,435 plain rasters: 362 of 364 rescan
+    # pairs pass, none of 1,028,531 pairs of different versos; docs/furniture.md),
+    # with its tone hashes within max_tone_hamming in the same orientation
     min_shared_specks: int = 3
     min_speck_share: float = 0.5
     # the strongest keypoints of the querying raster whose words are looked up
@@ -930,7 +930,7 @@ class Index:
         self.capped: set[int] = set()
         # plain rasters and the speck cells of those with enough specks (texture.py)
         self.plain = self._optional("plain", np.zeros(self.n, np.int8)).astype(bool)
-        self.specks = self._optional("specks", np.full((self.n, SPECK_MAX), NO_SPECK, np.uint16))
+        self.specks = self._optional("specks", np.full((self.n, SPECK_MAX), NO_SPECK, np.uint32))
         self.speck_ok = self.plain & (specksearch.count(self.specks) >= MIN_SPECKS)
         self._common: np.ndarray | None = None
         self._before: dict[str, np.ndarray | None] = {}

@@ -6,7 +6,8 @@ seen in orientation o share enough specks: at least `min_shared_specks` of x's
 specks have one of y's within one cell, and at least `min_speck_share` of the fewer
 specks of the two. A rescan of a verso keeps its specks in their places; two
 different versos share a few cells by chance only (measured on 1,435 plain rasters:
-6 of 1,028,531 pairs of different versos pass, every rescan does; docs/furniture.md).
+none of 1,028,531 pairs of different versos passes, 362 of 364 rescan pairs do;
+docs/furniture.md).
 
 Searched like words: postings from cell to (raster, orientation), each of the
 query's specks looking up its cell and the eight around it, so the cost is the
@@ -20,12 +21,14 @@ from functools import cache
 
 import numpy as np
 
-from .arrays import ranges
+from .arrays import batches, ranges
 from .dihedral import dihedral
 from .texture import NO_SPECK, SPECK_GRID
 
-# a block of query rasters searched at once (bounds the rows of one join)
+# query rasters searched at once, and the postings one such batch may read (the
+# rows of its join: 4M rows hold ~100 MB while counted)
 QUERY_BLOCK = 512
+ROW_BUDGET = 1 << 22
 
 
 @cache
@@ -118,9 +121,13 @@ def search(
     p_keys, p_vals = _postings(t_cells)
     n_t = count(t_cells)
     k_max = q_cells.shape[1]
+    # postings each query reads, to batch the queries by rows
+    nb, qrow, _ = _neighbourhoods(q_cells)
+    reads = np.searchsorted(p_keys, nb, "right") - np.searchsorted(p_keys, nb, "left")
+    per_query = np.bincount(qrow, weights=reads, minlength=len(q_cells)).astype(np.int64)
     found = []
-    for q0 in range(0, len(q_cells), QUERY_BLOCK):
-        block = q_cells[q0 : q0 + QUERY_BLOCK]
+    for q0, q1 in batches(per_query, QUERY_BLOCK, ROW_BUDGET):
+        block = q_cells[q0:q1]
         nb, qrow, spk = _neighbourhoods(block)
         lo, hi = np.searchsorted(p_keys, nb, "left"), np.searchsorted(p_keys, nb, "right")
         take = ranges(lo, hi)

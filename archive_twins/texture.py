@@ -28,12 +28,13 @@ PLAIN_RANGE = 40
 SPECK_SIDE = 256
 SPECK_SIGMA = 3.0
 SPECK_SIGMAS = 6.0
-# speck positions are kept as cells of this grid of the frame (2 px at SPECK_SIDE:
-# a rescan's specks stay within one cell; docs/furniture.md), the strongest
-# SPECK_MAX of them, padded with NO_SPECK
-SPECK_GRID = 128
+# speck positions are kept as cells of this grid of the frame (a pixel at
+# SPECK_SIDE: a rescan's specks stay within one cell of their place, two versos'
+# specks meet by chance once in millions of pairs; docs/furniture.md), the
+# strongest SPECK_MAX of them, padded with NO_SPECK
+SPECK_GRID = 256
 SPECK_MAX = 32
-NO_SPECK = 0xFFFF
+NO_SPECK = 0xFFFFFFFF
 # a raster with fewer specks says too little to search by
 MIN_SPECKS = 3
 
@@ -79,7 +80,7 @@ def speck_cells(pixels: np.ndarray) -> np.ndarray:
     cells = cells[order]
     _, first = np.unique(cells, return_index=True)
     cells = cells[np.sort(first)][:SPECK_MAX]
-    out = np.full(SPECK_MAX, NO_SPECK, np.uint16)
+    out = np.full(SPECK_MAX, NO_SPECK, np.uint32)
     out[: len(cells)] = cells
     return out
 

@@ -386,7 +386,7 @@ def _synthetic_records(
             sig[prefix + "rank"] = first.astype(np.uint16)
         # textured like the real photographs they stand for: every word strong
         sig["nstrong"] = np.array(len(sig["words"]), np.int32)
-        sig.update(plain=np.int8(0), specks=np.full(32, 0xFFFF, np.uint16))
+        sig.update(plain=np.int8(0), specks=np.full(32, 0xFFFFFFFF, np.uint32))
         sigs[sha] = sig
         recs.append(_record(key, sha, p["width"], p["height"], phash, tone, p["sha"]))
     return recs, sigs

@@ -87,7 +87,7 @@ def test_the_speck_search_finds_exactly_the_pairs_its_test_accepts():
     for _ in range(10):  # crowded: specks in a few neighbouring cells, some on the edge
         r = rng.integers(0, 3, 12) + rng.choice([0, g - 3])
         c = rng.integers(0, 4, 12) + rng.integers(0, g - 4)
-        row = np.full(SPECK_MAX, NO_SPECK, np.uint16)
+        row = np.full(SPECK_MAX, NO_SPECK, np.uint32)
         u = np.unique(r * g + c)
         row[: len(u)] = u
         cells.append(row)
