@@ -35,6 +35,11 @@ MIN_BLOCKS = 4
 # A fitted scale within 5% of 1 is the same resolution: resampling and rounding move
 # a same-size copy's scale a little, a resized copy's by more (`source_first`).
 SAME_RESOLUTION = 0.95
+# A part of a thumbnail with at least this share of its pixels within PLAIN_TOL grey
+# levels of its median colour is plain, one colour: an added border or fill
+# (`plain_margin`, `_flatter`; measured there).
+FLAT_SHARE = 0.8
+PLAIN_TOL = 8.0
 
 
 @dataclass(frozen=True)
@@ -280,7 +285,7 @@ def plain_margin(
     hmat: np.ndarray,
     size_a: tuple[int, int],
     size_b: tuple[int, int],
-    tol: float = 8.0,
+    tol: float = PLAIN_TOL,
     ring: int = 4,
 ) -> bool:
     """Whether what B shows around all of A is an added border: then B is A with a
@@ -307,7 +312,7 @@ def plain_margin(
     if outer.sum() < 16 or inner.sum() < 16:
         return False
     out_flat = _flat(thumb_b, outer, tol)
-    if out_flat < 0.8:
+    if out_flat < FLAT_SHARE:
         return False
     if _flatter(out_flat, _flat(thumb_b, inner, tol)):
         return True
@@ -326,7 +331,7 @@ def _flat(thumb: np.ndarray, sel: np.ndarray, tol: float) -> float:
 def _flatter(flat: float, other: float) -> bool:
     """Whether a part `flat` plain (see `_flat`) is filled in one colour where the
     other part (`other` plain) is picture: the added border or fill of a copy."""
-    return flat >= 0.8 and other <= flat - 0.35
+    return flat >= FLAT_SHARE and other <= flat - 0.35
 
 
 def fill_outside(
@@ -335,7 +340,7 @@ def fill_outside(
     hmat: np.ndarray,
     size_a: tuple[int, int],
     size_b: tuple[int, int],
-    tol: float = 8.0,
+    tol: float = PLAIN_TOL,
 ) -> float | None:
     """How flat B is where it shows nothing of A (share of those pixels within `tol`
     of their median colour), or None when that part is too small to tell.

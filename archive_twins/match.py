@@ -55,6 +55,12 @@ from .verify import (
 
 log = logging.getLogger("archive_twins.match")
 
+# A geometric fit this close to a dihedral map (its frame corners within 1% of the
+# copy's larger side, nearest_dihedral) over nearly all of the source (the crop's
+# share of its area) is a resize or quarter turn: reported with exact parameters.
+NEAR_DIHEDRAL_ERR = 0.01
+NEAR_DIHEDRAL_AREA = 0.98
+
 
 @dataclass(frozen=True)
 class MatchParams:
@@ -197,7 +203,7 @@ def geo_copy(g: GeoVerdict, by_key: dict[str, Item]) -> dict:
     o, err = nearest_dihedral(g.hmat, src_wh, dst_wh, g.angle, bool(g.mirrored))
     k_near = DIHEDRAL[o][0]
     dihedral_h = dihedral_homography(src_wh, dst_wh, o)
-    near_dihedral = err < 0.01 and g.area_fraction > 0.98
+    near_dihedral = err < NEAR_DIHEDRAL_ERR and g.area_fraction > NEAR_DIHEDRAL_AREA
     related = g.accepted_by is None
     if near_dihedral and not related:
         ow, _ = oriented_size(src.width, src.height, o)
