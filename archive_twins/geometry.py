@@ -10,6 +10,7 @@ fits a homography, is still rejected.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import NamedTuple
 
@@ -28,6 +29,17 @@ from .verify import (
     explains,
     photometric_change,
 )
+
+# Fewer compared blocks than this say nothing about the pixels (a sliver of overlap).
+MIN_BLOCKS = 4
+# A fitted scale within 5% of 1 is the same resolution: resampling and rounding move
+# a same-size copy's scale a little, a resized copy's by more (`source_first`).
+SAME_RESOLUTION = 0.95
+# A part of a thumbnail with at least this share of its pixels within PLAIN_TOL grey
+# levels of its median colour is plain, one colour: an added border or fill
+# (`plain_margin`, `_flatter`; measured there).
+FLAT_SHARE = 0.8
+PLAIN_TOL = 8.0
 
 
 @dataclass(frozen=True)
@@ -273,7 +285,7 @@ def plain_margin(
     hmat: np.ndarray,
     size_a: tuple[int, int],
     size_b: tuple[int, int],
-    tol: float = 8.0,
+    tol: float = PLAIN_TOL,
     ring: int = 4,
 ) -> bool:
     """Whether what B shows around all of A is an added border: then B is A with a
@@ -300,7 +312,7 @@ def plain_margin(
     if outer.sum() < 16 or inner.sum() < 16:
         return False
     out_flat = _flat(thumb_b, outer, tol)
-    if out_flat < 0.8:
+    if out_flat < FLAT_SHARE:
         return False
     if _flatter(out_flat, _flat(thumb_b, inner, tol)):
         return True
@@ -319,7 +331,7 @@ def _flat(thumb: np.ndarray, sel: np.ndarray, tol: float) -> float:
 def _flatter(flat: float, other: float) -> bool:
     """Whether a part `flat` plain (see `_flat`) is filled in one colour where the
     other part (`other` plain) is picture: the added border or fill of a copy."""
-    return flat >= 0.8 and other <= flat - 0.35
+    return flat >= FLAT_SHARE and other <= flat - 0.35
 
 
 def fill_outside(
@@ -328,7 +340,7 @@ def fill_outside(
     hmat: np.ndarray,
     size_a: tuple[int, int],
     size_b: tuple[int, int],
-    tol: float = 8.0,
+    tol: float = PLAIN_TOL,
 ) -> float | None:
     """How flat B is where it shows nothing of A (share of those pixels within `tol`
     of their median colour), or None when that part is too small to tell.
@@ -472,6 +484,68 @@ def dense_fit(
     return hmat / hmat[2, 2]
 
 
+# eq=False: a generated == would compare `hmat` arrays element-wise (and hash them)
+@dataclass(frozen=True, eq=False)
+class GeoVerdict:
+    """A geometric verdict, oriented source first (file1 = `key1`, see `source_first`).
+
+    `hmat` maps key1's full-resolution coordinates to key2's (normalised, [2, 2] = 1);
+    `scale`, `angle` and `mirrored` are read off it at key1's centre (`decompose`);
+    `crop` is the box of key1 that key2 shows (x, y, w, h in key1's pixels) and
+    `area_fraction` its share of key1's frame. `inliers` of `matches` ratio-test
+    matches (both 0 for a pair aligned on its grey levels) and `score` their share.
+    `colour_change`: a colour, greyscale or tone change was measured.
+    `accepted_by` says what made it a copy ("pixels", "geometry"); None marks a
+    related pair (the geometry fits, the pixels differ), and `reason` then says why
+    it is no copy. `direction_by`: what decided which is the source. `aligned`:
+    "keypoints" or "grey levels" (`dense_fit`), which decides the record's method.
+    `metrics`: the pixel check that decided (`verify.compare`, plus the inliers'
+    `hull`). `coverage`: the share of each frame the other covers (key1's, key2's);
+    `hull`: the share of that overlap the inliers span in each frame, rounded, in
+    the order the pair was asked (a, b), not swapped with the source. Neither goes
+    into the records: they are there to look at when tuning.
+    """
+
+    key1: str
+    key2: str
+    hmat: np.ndarray
+    scale: float
+    angle: float
+    mirrored: int
+    crop: tuple[float, ...]
+    area_fraction: float
+    inliers: int
+    matches: int
+    score: float
+    colour_change: bool
+    accepted_by: str | None
+    reason: str | None
+    direction_by: str
+    aligned: str
+    metrics: dict
+    coverage: tuple[float, float]
+    hull: tuple[float, float]
+
+
+class _Overlap(NamedTuple):
+    """How two frames overlap under a fit A->B (`_overlap`)."""
+
+    cov_a: float  # share of A's frame that B's covers
+    cov_b: float  # share of B's frame that A's covers
+    hull_a: float  # share of the overlap the inliers span in A's frame (`hull_share`)
+    hull_b: float  # ... in B's
+
+
+class _Judgement(NamedTuple):
+    """What the pixels say of a fit (`_judge`)."""
+
+    metrics: dict  # the pixel check that decided, with the inliers' hull
+    explained: int  # whose colours explain the other's (`verify.explains`), 0: no colour change
+    colour: bool  # a colour/tone change was measured
+    accepted_by: str | None  # "pixels", "geometry", or None: a related pair
+    reason: str | None  # why a related pair is no copy
+
+
 def verify_geometric(
     a: dict,
     b: dict,
@@ -480,7 +554,7 @@ def verify_geometric(
     params: GeoParams,
     mirror_first: bool = False,
     dense: tuple | None = None,
-) -> dict | None:
+) -> GeoVerdict | None:
     """Full verification of a shortlisted pair. `a`/`b` carry key, size, rank, features.
 
     Returns the relation with file1 = the source (see `source_first`), or None;
@@ -488,51 +562,125 @@ def verify_geometric(
     `dense` (a smooth pair: loaders of both full-size thumbnails), a pair the
     keypoints cannot place is aligned on its grey levels (`dense_fit`) and accepted
     on its pixels alone.
+
+    The steps: fit (`_fit_pair`), overlap (`_overlap`), what the pixels say
+    (`_judge`), whether one is the other with a border or fill (`_border`), which way
+    round (`_orient`).
     """
     size_a, size_b = (a["width"], a["height"]), (b["width"], b["height"])
-    found = fit(a["feat"], b["feat"], size_a, size_b, mirror_first, params)
+    found = _fit_pair(a["feat"], b["feat"], size_a, size_b, mirror_first, params, dense)
+    if found is None:
+        return None
+    over = _overlap(found, size_a, size_b, params)
+    if over is None:
+        return None
+    # thumbnails may be given as loaders: most candidates never get this far
+    thumb_a, thumb_b = _loaded(thumbs_a), _loaded(thumbs_b)
+    judged = _judge(found, over, thumb_a, thumb_b, size_a, size_b, params)
+    if judged is None:
+        return None
+    border = _border(thumb_a, thumb_b, found.hmat, size_a, size_b, over)
+    return _orient(a, b, found, over, judged, border)
+
+
+def _loaded(thumbs: np.ndarray | Callable[[], np.ndarray]) -> np.ndarray:
+    """A thumbnail, or what its loader gives."""
+    return thumbs() if callable(thumbs) else thumbs
+
+
+def _fit_pair(
+    feat_a: dict,
+    feat_b: dict,
+    size_a: tuple[int, int],
+    size_b: tuple[int, int],
+    mirrored: bool,
+    params: GeoParams,
+    dense: tuple | None,
+) -> Fit | None:
+    """The keypoint fit A->B (`fit`); failing that, with `dense` (loaders or arrays of
+    both full-size thumbnails), the grey-level alignment (`dense_fit`) as a Fit with
+    no inliers and no matches. None when neither places the pair."""
+    found = fit(feat_a, feat_b, size_a, size_b, mirrored, params)
     if found is None and dense is not None:
-        full_a, full_b = (t() if callable(t) else t for t in dense)
-        hmat = dense_fit(full_a, full_b, size_a, size_b, mirror_first, params)
+        full_a, full_b = (_loaded(t) for t in dense)
+        hmat = dense_fit(full_a, full_b, size_a, size_b, mirrored, params)
         if hmat is not None:
             none = np.zeros((0, 2))
             found = Fit(hmat, 0, 0, none, none)
-    if found is None:
-        return None
-    hmat, inliers, matches = found.hmat, found.inliers, found.matches
-    aligned = "grey levels" if matches == 0 else "keypoints"
-    # A's frame must land as a convex quadrilateral covering enough of B
-    cov_b = coverage(hmat, *size_a, *size_b)
-    cov_a = coverage(np.linalg.inv(hmat), *size_b, *size_a)
+    return found
+
+
+def _overlap(
+    found: Fit, size_a: tuple[int, int], size_b: tuple[int, int], params: GeoParams
+) -> _Overlap | None:
+    """How much of each frame the other covers under the fit, and how much of that
+    overlap the fit's inliers span in each frame; None when A's frame does not land
+    as a convex quadrilateral covering enough of B (or B's of A:
+    `params.min_overlap`)."""
+    cov_b = coverage(found.hmat, *size_a, *size_b)
+    cov_a = coverage(np.linalg.inv(found.hmat), *size_b, *size_a)
     if min(cov_a, cov_b) < params.min_overlap:
         return None
     # how much of the overlap the inliers span, in each frame
     hull_a = hull_share(found.pa, cov_a, size_a)
     hull_b = hull_share(found.pb, cov_b, size_b)
-    area = min(hull_a * cov_a, hull_b * cov_b)  # of the whole frames
-    # thumbnails may be given as loaders: most candidates never get this far
-    if callable(thumbs_a):
-        thumbs_a = thumbs_a()
-    if callable(thumbs_b):
-        thumbs_b = thumbs_b()
-    m = warp_check(thumbs_a, thumbs_b, hmat, size_a, size_b, params)
-    m["hull"] = max(hull_a, hull_b)
+    return _Overlap(cov_a, cov_b, hull_a, hull_b)
+
+
+def _pixel_check(
+    thumb_a: np.ndarray,
+    thumb_b: np.ndarray,
+    hmat: np.ndarray,
+    size_a: tuple[int, int],
+    size_b: tuple[int, int],
+    params: GeoParams,
+    hull: float,
+) -> tuple[dict, int]:
+    """A warped onto B and compared (`warp_check`); when that fails, B onto A, kept
+    if it passes. Gives the metrics kept (with `hull`, the inliers' larger share of
+    the overlap) and whose colours explain the other's (`verify.explains`, seen
+    from A)."""
+    m = warp_check(thumb_a, thumb_b, hmat, size_a, size_b, params)
+    m["hull"] = hull
     explained = explains(m, params.verify)
-    if m["blocks"] >= 4 and not accepted(m, params.verify, params.max_block_ratio):
+    if m["blocks"] >= MIN_BLOCKS and not accepted(m, params.verify, params.max_block_ratio):
         # the other way round: what each frame holds outside the other's (fill of a
         # warp, a border) then stays out of the comparison
-        back = warp_check(thumbs_b, thumbs_a, np.linalg.inv(hmat), size_b, size_a, params)
-        if back["blocks"] >= 4 and accepted(back, params.verify, params.max_block_ratio):
+        back = warp_check(thumb_b, thumb_a, np.linalg.inv(hmat), size_b, size_a, params)
+        if back["blocks"] >= MIN_BLOCKS and accepted(back, params.verify, params.max_block_ratio):
             m, explained = back, -explains(back, params.verify)
-            m["hull"] = max(hull_a, hull_b)
+            m["hull"] = hull
+    return m, explained
+
+
+def _judge(
+    found: Fit,
+    over: _Overlap,
+    thumb_a: np.ndarray,
+    thumb_b: np.ndarray,
+    size_a: tuple[int, int],
+    size_b: tuple[int, int],
+    params: GeoParams,
+) -> _Judgement | None:
+    """What the pixels say of a fit A->B whose frames overlap as `over` says
+    (`_overlap`): the pixel check both ways (`_pixel_check`), whether the colours
+    changed, and the acceptance: a copy (by its pixels, or by its geometry when
+    `params.accept_on_geometry`), a related pair (accepted_by None, with the
+    reason), or None: neither."""
+    hull_a, hull_b = over.hull_a, over.hull_b
+    area = min(hull_a * over.cov_a, hull_b * over.cov_b)  # of the whole frames
+    m, explained = _pixel_check(
+        thumb_a, thumb_b, found.hmat, size_a, size_b, params, max(hull_a, hull_b)
+    )
     colour = photometric_change(m, params.verify)
     if not colour:
         # without a colour change measured, a one-way colour fit is resampling and
         # re-encoding, not a derivation (it turned three small rotations round)
         explained = 0
-    if m["blocks"] < 4:
+    if m["blocks"] < MIN_BLOCKS:
         return None
-    if aligned == "grey levels":
+    inliers, matches = found.inliers, found.matches
+    if matches == 0:  # aligned on its grey levels (`_fit_pair`)
         # nothing but the pixels speaks for a pair aligned on its grey levels
         if not (accepted(m, params.verify, params.max_block_ratio)
                 and m["corr"] >= params.dense_min_corr
@@ -552,7 +700,7 @@ def verify_geometric(
         inliers >= params.related_min_inliers
         and min(hull_a, hull_b) >= params.related_min_hull
         and area >= params.related_min_area
-        and _in_content(found, thumbs_a, thumbs_b, size_a, size_b) >= params.related_min_inliers
+        and _in_content(found, thumb_a, thumb_b, size_a, size_b) >= params.related_min_inliers
     ):
         # the same scene or object, but not the same capture: a related pair
         accepted_by = None
@@ -566,23 +714,54 @@ def verify_geometric(
             f"{params.max_block_ratio}), {m['colour_block_ratio']:.2f} after the colour "
             f"fit (<= {params.verify.max_colour_ratio})"
         )
-    scale, angle, mirrored = decompose(hmat, *size_a)
+    return _Judgement(m, explained, colour, accepted_by, reason)
+
+
+def _border(
+    thumb_a: np.ndarray,
+    thumb_b: np.ndarray,
+    hmat: np.ndarray,
+    size_a: tuple[int, int],
+    size_b: tuple[int, int],
+    over: _Overlap,
+) -> int:
+    """Whether one frame is the other with a plain border or fill (`source_first`'s
+    `border`): -1 B is A with a border (or B is filled where A is cut off), 1 the
+    other way round, 0 neither or cannot tell. One frame showing all of the other
+    and more: `plain_margin` around the smaller; each showing part of the other (a
+    small rotation or warp kept at its size): `fill_outside` in both."""
+    cov_a, cov_b = over.cov_a, over.cov_b
     border = 0
     if cov_a >= FULL_COVER and cov_b < FULL_COVER:  # B shows all of A and more
-        border = -1 if plain_margin(thumbs_a, thumbs_b, hmat, size_a, size_b) else 0
+        border = -1 if plain_margin(thumb_a, thumb_b, hmat, size_a, size_b) else 0
     elif cov_b >= FULL_COVER and cov_a < FULL_COVER:
         inv = np.linalg.inv(hmat)
-        border = 1 if plain_margin(thumbs_b, thumbs_a, inv, size_b, size_a) else 0
+        border = 1 if plain_margin(thumb_b, thumb_a, inv, size_b, size_a) else 0
     elif cov_a < FULL_COVER and cov_b < FULL_COVER:  # each shows part of the other: a filled warp?
-        fill_b = fill_outside(thumbs_a, thumbs_b, hmat, size_a, size_b)
-        fill_a = fill_outside(thumbs_b, thumbs_a, np.linalg.inv(hmat), size_b, size_a)
+        fill_b = fill_outside(thumb_a, thumb_b, hmat, size_a, size_b)
+        fill_a = fill_outside(thumb_b, thumb_a, np.linalg.inv(hmat), size_b, size_a)
         if fill_b is not None and fill_a is not None:
             if _flatter(fill_b, fill_a):
                 border = -1
             elif _flatter(fill_a, fill_b):
                 border = 1
+    return border
+
+
+def _orient(
+    a: dict, b: dict, found: Fit, over: _Overlap, judged: _Judgement, border: int
+) -> GeoVerdict:
+    """The verdict with the source first: `source_first` decides from the scale,
+    the coverage (`over`), the ranks of `a` and `b`, the `border` (`_border`) and whose
+    colours explain the other's; when B is the source the fit is inverted. Then the
+    transform as the records give it: scale, angle, mirror and crop box of the
+    source."""
+    size_a, size_b = (a["width"], a["height"]), (b["width"], b["height"])
+    hmat = found.hmat
+    cov_a, cov_b = over.cov_a, over.cov_b
+    scale, angle, mirrored = decompose(hmat, *size_a)
     src_is_a, direction_by = source_first(
-        scale, cov_a, cov_b, a["rank"], b["rank"], border, explained
+        scale, cov_a, cov_b, a["rank"], b["rank"], border, judged.explained
     )
     if not src_is_a:
         a, b, size_a, size_b = b, a, size_b, size_a
@@ -591,27 +770,27 @@ def verify_geometric(
         cov_a, cov_b = cov_b, cov_a
     hmat = hmat / hmat[2, 2]
     box = crop_box(hmat, *size_a, *size_b)
-    return {
-        "key1": a["key"],
-        "key2": b["key"],
-        "hmat": hmat,
-        "scale": scale,
-        "angle": angle,
-        "mirrored": int(mirrored),
-        "crop": box,
-        "area_fraction": box[2] * box[3] / (size_a[0] * size_a[1]),
-        "inliers": inliers,
-        "matches": matches,
-        "score": inliers / max(1, matches),
-        "colour_change": colour,
-        "accepted_by": accepted_by,
-        "reason": reason,
-        "direction_by": direction_by,
-        "aligned": aligned,
-        "metrics": m,
-        "coverage": (cov_a, cov_b),
-        "hull": (round(hull_a, 4), round(hull_b, 4)),
-    }
+    return GeoVerdict(
+        key1=a["key"],
+        key2=b["key"],
+        hmat=hmat,
+        scale=scale,
+        angle=angle,
+        mirrored=int(mirrored),
+        crop=box,
+        area_fraction=box[2] * box[3] / (size_a[0] * size_a[1]),
+        inliers=found.inliers,
+        matches=found.matches,
+        score=found.inliers / max(1, found.matches),
+        colour_change=judged.colour,
+        accepted_by=judged.accepted_by,
+        reason=judged.reason,
+        direction_by=direction_by,
+        aligned="grey levels" if found.matches == 0 else "keypoints",
+        metrics=judged.metrics,
+        coverage=(cov_a, cov_b),
+        hull=(round(over.hull_a, 4), round(over.hull_b, 4)),
+    )
 
 
 def source_first(
@@ -637,9 +816,9 @@ def source_first(
     4. Otherwise: more pixels, deeper, lossless (the hash stage's rank); when those
        tie too, 'tie', for the aggregation to resolve (direction.resolve_ties).
     """
-    if scale < 0.95:
+    if scale < SAME_RESOLUTION:
         return True, "resolution"
-    if scale > 1 / 0.95:
+    if scale > 1 / SAME_RESOLUTION:
         return False, "resolution"
     if border:
         return border < 0, "border"

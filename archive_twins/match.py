@@ -38,7 +38,7 @@ from .dihedral import (
 from .direction import content_basis
 from .features import load_raster
 from .frame import reduced
-from .geometry import GeoParams, verify_geometric
+from .geometry import GeoParams, GeoVerdict, verify_geometric
 from .progress import Progress
 from .records import CopyRecord, copy_kind
 from .retrieval import Index, Item, RetrievalParams, cap_hash
@@ -54,6 +54,12 @@ from .verify import (
 )
 
 log = logging.getLogger("archive_twins.match")
+
+# A geometric fit this close to a dihedral map (its frame corners within 1% of the
+# copy's larger side, nearest_dihedral) over nearly all of the source (the crop's
+# share of its area) is a resize or quarter turn: reported with exact parameters.
+NEAR_DIHEDRAL_ERR = 0.01
+NEAR_DIHEDRAL_AREA = 0.98
 
 
 @dataclass(frozen=True)
@@ -189,16 +195,16 @@ def verify_candidate(
     ).to_dict()
 
 
-def geo_copy(g: dict, by_key: dict[str, Item]) -> dict:
+def geo_copy(g: GeoVerdict, by_key: dict[str, Item]) -> dict:
     """A geometric verdict as a CopyRecord (JSON form); dihedral-looking fits are
     reported as resize/rotate90i with their exact parameters."""
-    src, dst = by_key[g["key1"]], by_key[g["key2"]]
+    src, dst = by_key[g.key1], by_key[g.key2]
     src_wh, dst_wh = (src.width, src.height), (dst.width, dst.height)
-    o, err = nearest_dihedral(g["hmat"], src_wh, dst_wh, g["angle"], bool(g["mirrored"]))
+    o, err = nearest_dihedral(g.hmat, src_wh, dst_wh, g.angle, bool(g.mirrored))
     k_near = DIHEDRAL[o][0]
     dihedral_h = dihedral_homography(src_wh, dst_wh, o)
-    near_dihedral = err < 0.01 and g["area_fraction"] > 0.98
-    related = g["accepted_by"] is None
+    near_dihedral = err < NEAR_DIHEDRAL_ERR and g.area_fraction > NEAR_DIHEDRAL_AREA
+    related = g.accepted_by is None
     if near_dihedral and not related:
         ow, _ = oriented_size(src.width, src.height, o)
         hom, scale, angle, crop = (
@@ -207,9 +213,9 @@ def geo_copy(g: dict, by_key: dict[str, Item]) -> dict:
             90 * k_near,
             (0.0, 0.0, float(src.width), float(src.height)),
         )
-        kind = copy_kind(k_near, bool(g["mirrored"]), bool(g["colour_change"]))
+        kind = copy_kind(k_near, bool(g.mirrored), bool(g.colour_change))
     else:
-        hom, scale, angle, crop = g["hmat"], g["scale"], g["angle"], g["crop"]
+        hom, scale, angle, crop = g.hmat, g.scale, g.angle, g.crop
         kind = "related" if related else "other"
     return CopyRecord(
         key1=src.key,
@@ -217,25 +223,25 @@ def geo_copy(g: dict, by_key: dict[str, Item]) -> dict:
         kind=kind,
         scale=round(float(scale), 6),
         angle=round(float(angle), 3) % 360,
-        mirrored=int(g["mirrored"]),
+        mirrored=int(g.mirrored),
         crop_x=round(crop[0], 2),
         crop_y=round(crop[1], 2),
         crop_w=round(crop[2], 2),
         crop_h=round(crop[3], 2),
         homography=homography_json(hom),
-        inliers=g["inliers"],
-        score=round(g["score"], 4),
+        inliers=g.inliers,
+        score=round(g.score, 4),
         method=(
             "grey-alignment"
-            if g.get("aligned") == "grey levels"
-            else {"pixels": "sift", "geometry": "sift-geometry"}.get(g["accepted_by"], "related")
+            if g.aligned == "grey levels"
+            else {"pixels": "sift", "geometry": "sift-geometry"}.get(g.accepted_by, "related")
         ),
         hamming=None,
-        colour_change=bool(g["colour_change"]),
+        colour_change=bool(g.colour_change),
         area_fraction=round(crop[2] * crop[3] / (src.width * src.height), 4),
-        metrics={name: round(float(v), 4) for name, v in g["metrics"].items()},
-        reason=g.get("reason"),
-        direction_by=g["direction_by"],
+        metrics={name: round(float(v), 4) for name, v in g.metrics.items()},
+        reason=g.reason,
+        direction_by=g.direction_by,
     ).to_dict()
 
 
@@ -456,7 +462,7 @@ def _verify_geo(
     if g is None:
         return None, None
     record = geo_copy(g, {x.key: x, y.key: y})
-    return (None, record) if g["accepted_by"] is None else (record, None)
+    return (None, record) if g.accepted_by is None else (record, None)
 
 
 def _carried(index: Index, rows: list[dict], old: np.ndarray) -> dict:

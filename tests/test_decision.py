@@ -13,7 +13,7 @@ from archive_twins.aggregate import different_captures
 from archive_twins.demo import photo
 from archive_twins.dihedral import dihedral
 from archive_twins.features import FeatureParams, balanced_order, describe
-from archive_twins.geometry import GeoParams, plain_margin, verify_geometric
+from archive_twins.geometry import GeoParams, GeoVerdict, plain_margin, verify_geometric
 from archive_twins.records import CopyRecord
 from archive_twins.verify import VerifyParams, compare, explains, photometric_change
 
@@ -41,7 +41,7 @@ def side(arr: np.ndarray, key: str, rank: tuple = (0,)) -> dict:
     }
 
 
-def decide(a: np.ndarray, b: np.ndarray, mirrored: bool = False) -> dict | None:
+def decide(a: np.ndarray, b: np.ndarray, mirrored: bool = False) -> GeoVerdict | None:
     """The geometric stage's verdict, A ranked above B by file facts."""
     return verify_geometric(side(a, "a", (1,)), side(b, "b", (0,)), a, b, GeoParams(), mirrored)
 
@@ -73,8 +73,8 @@ def test_a_crop_of_a_mirror_image_is_a_copy_of_it():
     mirrored = jpeg(dihedral(a, 4))
     crop = jpeg(a[100:500, 0:380])
     g = decide(mirrored, crop, mirrored=True)
-    assert g is not None and g["accepted_by"] == "pixels"
-    assert g["metrics"]["max_block_ratio"] < 0.6
+    assert g is not None and g.accepted_by == "pixels"
+    assert g.metrics["max_block_ratio"] < 0.6
 
 
 @pytest.mark.parametrize("name", ["astronaut", "coffee", "chelsea"])
@@ -94,10 +94,10 @@ def test_a_bordered_copy_with_a_caption_is_the_copy_not_the_source(name):
             second,
             GeoParams(),
         )
-        assert g is not None and g["accepted_by"] == "pixels"
+        assert g is not None and g.accepted_by == "pixels"
         src = "first" if first is a else "second"
-        assert g["key1"] == src  # whichever way round it was asked
-        assert g["crop"] == pytest.approx((0, 0, w, h), abs=0.02 * w)
+        assert g.key1 == src  # whichever way round it was asked
+        assert g.crop == pytest.approx((0, 0, w, h), abs=0.02 * w)
 
 
 @pytest.mark.parametrize(
@@ -116,9 +116,9 @@ def test_a_small_rotation_filled_at_its_corners_is_the_copy_not_the_source(name,
         g = verify_geometric(
             side(first, "first", (1,)), side(second, "second", (0,)), first, second, GeoParams()
         )
-        assert g is not None and g["accepted_by"] == "pixels"
-        assert g["key1"] == ("first" if first is a else "second")
-        assert g["angle"] == pytest.approx(-deg % 360, abs=1)
+        assert g is not None and g.accepted_by == "pixels"
+        assert g.key1 == ("first" if first is a else "second")
+        assert g.angle == pytest.approx(-deg % 360, abs=1)
 
 
 @pytest.mark.parametrize(("colour", "frame"), [(0, 230), (255, 0), (200, 255)])
@@ -160,8 +160,8 @@ def test_a_greyscale_copy_is_the_copy_even_when_its_file_ranks_higher():
     g = verify_geometric(
         side(grey_copy, "grey", (1,)), side(colour, "colour", (0,)), grey_copy, colour, GeoParams()
     )
-    assert g is not None and g["accepted_by"] == "pixels"
-    assert g["key1"] == "colour" and g["colour_change"]
+    assert g is not None and g.accepted_by == "pixels"
+    assert g.key1 == "colour" and g.colour_change
 
 
 @pytest.mark.parametrize(
@@ -214,8 +214,8 @@ def test_a_colour_change_of_a_grey_photograph_is_none():
 def test_the_stereo_pair_is_related_not_a_copy():
     left, right = photo("motorcycle_left"), photo("motorcycle_right")
     g = decide(left, right)
-    assert g is not None and g["accepted_by"] is None
-    assert "pixels differ" in g["reason"]
+    assert g is not None and g.accepted_by is None
+    assert "pixels differ" in g.reason
 
 
 def test_viewpoints_of_one_development_group_are_never_copies():
@@ -227,7 +227,7 @@ def test_viewpoints_of_one_development_group_are_never_copies():
             for j in range(i + 1, 4):
                 for mirrored in (False, True):
                     g = decide(photos[i], photos[j], mirrored)
-                    assert g is None or g["accepted_by"] is None, (group, i, j)
+                    assert g is None or g.accepted_by is None, (group, i, j)
 
 
 def pair(key1: str, key2: str) -> CopyRecord:
@@ -290,4 +290,4 @@ def test_two_photographs_sharing_a_watermark_are_not_related():
     squirrel, monkey = ukbench(1352), ukbench(995)
     for mirrored in (False, True):
         g = decide(squirrel, monkey, mirrored)
-        assert g is None, g["reason"]
+        assert g is None, g.reason

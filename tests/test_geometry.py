@@ -139,9 +139,9 @@ def test_mirrored_crop_is_found_with_its_box():
     mirror_hint = mirrored_votes > plain_votes
     res = verify_geometric(sa, sb, a, crop, GeoParams(), mirror_hint)
     assert res is not None
-    assert res["key1"] == "a" and res["mirrored"] == 1
-    assert res["crop"] == pytest.approx((100, 50, 300, 200), abs=4)
-    assert res["area_fraction"] == pytest.approx(300 * 200 / (451 * 300), abs=0.02)
+    assert res.key1 == "a" and res.mirrored == 1
+    assert res.crop == pytest.approx((100, 50, 300, 200), abs=4)
+    assert res.area_fraction == pytest.approx(300 * 200 / (451 * 300), abs=0.02)
 
 
 def test_different_photographs_are_not_fitted():
@@ -156,10 +156,10 @@ def test_stereo_pair_fits_a_homography_but_is_a_related_pair_not_a_copy():
     )
     assert found is not None and found[1] >= 40  # the background plane fits
     res = verify_geometric(side(left, "l"), side(right, "r"), left, right, GeoParams())
-    assert res is not None and res["accepted_by"] is None  # related, never a copy
-    assert "pixels differ" in res["reason"]
-    assert res["metrics"]["max_block_ratio"] > 0.8
-    assert res["metrics"]["colour_block_ratio"] > 0.4
+    assert res is not None and res.accepted_by is None  # related, never a copy
+    assert "pixels differ" in res.reason
+    assert res.metrics["max_block_ratio"] > 0.8
+    assert res.metrics["colour_block_ratio"] > 0.4
     # a weaker fit whose pixels differ is neither a copy nor related
     strict = GeoParams(related_min_inliers=10_000)
     assert verify_geometric(side(left, "l"), side(right, "r"), left, right, strict) is None
@@ -200,11 +200,11 @@ def test_colours_tell_the_source_only_of_a_colour_change(monkeypatch, changed):
     rank = (60000, 8, 0)
     res = verify_geometric(side(pic, "a", (*rank, "a")), side(again, "b", (*rank, "b")),
                            pic, again, GeoParams())  # fmt: skip
-    assert res is not None and res["accepted_by"] == "pixels"
+    assert res is not None and res.accepted_by == "pixels"
     if changed:
-        assert (res["key1"], res["direction_by"]) == ("a", "colour")
+        assert (res.key1, res.direction_by) == ("a", "colour")
     else:  # ranks alike: the pixel hash orders them, for the aggregation to decide
-        assert (res["key1"], res["direction_by"]) == ("b", "tie")
+        assert (res.key1, res.direction_by) == ("b", "tie")
 
 
 def _small(arr: np.ndarray) -> np.ndarray:
@@ -244,13 +244,13 @@ def test_a_framed_smooth_picture_is_aligned_on_its_grey_levels(monkeypatch, orig
     a = {**side(sky, "a", (1, 8, 2, "a")), "width": 220 * original, "height": 480 * original}
     b = side(framed, "b", (2, 8, 0, "b"))
     res = verify_geometric(a, b, _small(sky), _small(framed), GeoParams(), dense=(sky, framed))
-    assert res is not None and res["aligned"] == "grey levels"
-    assert res["accepted_by"] == "pixels" and res["key1"] == "a"
+    assert res is not None and res.aligned == "grey levels"
+    assert res.accepted_by == "pixels" and res.key1 == "a"
     # the sky sits at (20, 20) in the frame (within 5 px: a gradient pins a picture
     # least along itself), at the frame's scale
-    corner = res["hmat"] @ np.array([0.0, 0.0, 1.0])
+    corner = res.hmat @ np.array([0.0, 0.0, 1.0])
     assert corner[:2] / corner[2] == pytest.approx((20 * shrink, 20 * shrink), abs=5 * shrink)
-    assert res["scale"] == pytest.approx(shrink / original, rel=0.03)
+    assert res.scale == pytest.approx(shrink / original, rel=0.03)
 
 
 def test_another_sky_of_the_same_proportions_is_not_aligned(monkeypatch):
