@@ -28,6 +28,8 @@ from .decisions import (
 )
 from .direction import RasterFacts, resolve_ties
 from .families import FAMILY_ORDER, build_families, rank_files
+from .ingest.registry import load_or_rebuild
+from .ingest.registry import save as save_registry
 from .records import (
     COPY_PAIRS_COLUMNS,
     FILES_SELECT,
@@ -41,8 +43,6 @@ from .records import (
     thumb_relpath,
 )
 from .redundant import redundant_query, write_redundant_rows
-from .registry import load_or_rebuild
-from .registry import save as save_registry
 from .schema import COPY_KINDS, INDEXES, REJECTED_PAIRS_COLUMNS, TABLES, columns
 from .util import atomic_dir, display_name, file_mode, iter_jsonl, read_jsonl
 

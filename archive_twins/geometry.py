@@ -18,9 +18,9 @@ import cv2
 import numpy as np
 
 from .direction import content_basis
-from .features import mirror_descriptors, root_sift
-from .frame import FIND_SIDE, content_box, edge, fill_mask, reduced
 from .homography import FULL_COVER, coverage, crop_box, decompose
+from .ingest.features import mirror_descriptors, root_sift
+from .ingest.frame import FIND_SIDE, content_box, edge, fill_mask, reduced
 from .util import fingerprint
 from .verify import (
     VerifyParams,

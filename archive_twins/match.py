@@ -36,14 +36,14 @@ from .dihedral import (
     oriented_size,
 )
 from .direction import content_basis
-from .features import load_raster
-from .frame import reduced
 from .geometry import GeoParams, GeoVerdict, verify_geometric
+from .ingest.features import load_raster
+from .ingest.frame import reduced
+from .ingest.store import load_thumbnail
+from .ingest.texture import texture_corr
 from .progress import Progress
 from .records import CopyRecord, copy_kind
 from .retrieval import Index, Item, RetrievalParams, cap_hash
-from .store import load_thumbnail
-from .texture import texture_corr
 from .util import fingerprint, read_jsonl, write_jsonl
 from .verify import (
     VerifyParams,

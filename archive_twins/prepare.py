@@ -13,12 +13,12 @@ import json
 import os
 from pathlib import Path
 
-from . import generations, ledger, registry, versions
+from . import generations, ledger, versions
 from .decisions import resolve_path as resolve_decisions
-from .guard import check_shrink
-from .leftovers import remove_leftovers
-from .progress import parse_stats, work_estimate
-from .scan import (
+from .ingest import registry
+from .ingest.guard import check_shrink
+from .ingest.leftovers import remove_leftovers
+from .ingest.scan import (
     UNLISTABLE,
     ScanResult,
     carry_unlistable,
@@ -29,6 +29,7 @@ from .scan import (
     write_manifests,
     write_rerun_token,
 )
+from .progress import parse_stats, work_estimate
 from .util import DELIVERABLES, write_text_if_changed
 
 SHAPE = "state/shape.json"

@@ -53,9 +53,9 @@ from .arrays import (
 )
 from .dihedral import inverse
 from .direction import content_rank
-from .features import BUNDLE_ARRAYS, N_WORDS, SIG_SCALARS
-from .hashing import hamming_search, hex64
-from .texture import MIN_SPECKS, NO_SPECK, SPECK_MAX
+from .ingest.features import BUNDLE_ARRAYS, N_WORDS, SIG_SCALARS
+from .ingest.hashing import hamming_search, hex64
+from .ingest.texture import MIN_SPECKS, NO_SPECK, SPECK_MAX
 from .util import atomic_dir, atomic_open, checked, fingerprint, read_jsonl, with_check
 from .wordsearch import (
     CELLS,

@@ -183,8 +183,8 @@ def _wrap_steps() -> dict[str, list[float]]:
 def child_job(repo: Path, work: Path, kind: str) -> dict:
     sys.path.insert(0, str(repo))
     import archive_twins.cli as cli
-    import archive_twins.features  # noqa: F401  (wrapped below)
-    import archive_twins.shard  # noqa: F401
+    import archive_twins.ingest.features  # noqa: F401  (wrapped below)
+    import archive_twins.ingest.shard  # noqa: F401
 
     totals = _wrap_steps()
     out = work / "out" / kind

@@ -19,7 +19,7 @@ from conftest import read_json_tables, run_workflow
 
 from archive_twins.capture import moved, residual_motion
 from archive_twins.demo import opencv_sample, save, video_frames
-from archive_twins.frame import reduced
+from archive_twins.ingest.frame import reduced
 from archive_twins.verify import VerifyParams
 
 FRAMES = (100, 101, 105)

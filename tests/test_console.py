@@ -186,8 +186,8 @@ def test_summary_block_lists_errors_and_skips_empty_families(tmp_path):
 
 
 def test_start_of_run_counts_and_estimate():
+    from archive_twins.ingest.scan import compare_scans
     from archive_twins.progress import work_estimate
-    from archive_twins.scan import compare_scans
 
     before = [
         {"path": "a.jpg", "size": 1, "mtime_ns": 5},

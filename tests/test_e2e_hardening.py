@@ -157,7 +157,7 @@ def test_failed_shard_job_is_redone(tmp_path, monkeypatch):
     work = tmp_path / "work"
     run_workflow(archive, work, shards=1)
     save(photo("chelsea")[::4, ::4], archive / "c.jpg")
-    inject(tmp_path, monkeypatch, "archive_twins.shard", "process_shard")
+    inject(tmp_path, monkeypatch, "archive_twins.ingest.shard", "process_shard")
     proc = run_workflow(archive, work, shards=1, check=False)
     assert proc.returncode != 0 and "injected" in proc.stderr + proc.stdout
     monkeypatch.delenv("PYTHONPATH")

@@ -10,15 +10,6 @@ import pytest
 from archives import smooth_picture
 
 from archive_twins.demo import photo
-from archive_twins.features import (
-    HALF_WORDS,
-    FeatureParams,
-    describe,
-    extract,
-    quantise,
-    vocabulary,
-)
-from archive_twins.frame import reduced
 from archive_twins.geometry import (
     GeoParams,
     crop_box,
@@ -28,6 +19,15 @@ from archive_twins.geometry import (
     source_first,
     verify_geometric,
 )
+from archive_twins.ingest.features import (
+    HALF_WORDS,
+    FeatureParams,
+    describe,
+    extract,
+    quantise,
+    vocabulary,
+)
+from archive_twins.ingest.frame import reduced
 from archive_twins.retrieval import RetrievalParams
 from archive_twins.wordsearch import pair_votes
 

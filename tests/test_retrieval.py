@@ -14,8 +14,8 @@ from archives import colour_change, smooth_picture
 from archive_twins.arrays import read_runs
 from archive_twins.demo import photo
 from archive_twins.dihedral import dihedral, inverse
-from archive_twins.features import FeatureParams, describe, save_signatures
-from archive_twins.hashing import dihedral_hashes
+from archive_twins.ingest.features import FeatureParams, describe, save_signatures
+from archive_twins.ingest.hashing import dihedral_hashes
 from archive_twins.retrieval import (
     FAMILIES,
     INVERTED,

@@ -18,15 +18,16 @@ import pytest
 from test_retrieval import index_dir  # noqa: F401 (fixture)
 from test_shard import Shard, picture
 
-from archive_twins import generations, ledger, registry
-from archive_twins.features import FeatureParams, describe, load_raster, load_signatures
-from archive_twins.guard import GuardError, check_shrink
-from archive_twins.leftovers import hold_job_lock, mark_run, remove_leftovers
+from archive_twins import generations, ledger
+from archive_twins.ingest import registry
+from archive_twins.ingest.features import FeatureParams, describe, load_raster, load_signatures
+from archive_twins.ingest.guard import GuardError, check_shrink
+from archive_twins.ingest.leftovers import hold_job_lock, mark_run, remove_leftovers
+from archive_twins.ingest.scan import ScanResult, carry_unlistable, scan_archive, shape
+from archive_twins.ingest.shard import Refused, open_pinned
+from archive_twins.ingest.store import load_thumbnail
 from archive_twins.match import FeatureCache
 from archive_twins.retrieval import Index, RetrievalParams, build_index
-from archive_twins.scan import ScanResult, carry_unlistable, scan_archive, shape
-from archive_twins.shard import Refused, open_pinned
-from archive_twins.store import load_thumbnail
 from archive_twins.util import write_jsonl
 
 # ---- the ledger: stamps and records ---------------------------------------------------
@@ -217,7 +218,7 @@ def test_leftovers_removed_unless_a_job_is_running(tmp_path):
             sys.executable,
             "-c",
             "import sys; sys.path.insert(0, sys.argv[1])\n"
-            "from archive_twins.leftovers import hold_job_lock\n"
+            "from archive_twins.ingest.leftovers import hold_job_lock\n"
             "hold_job_lock(sys.argv[2]); print('held', flush=True); sys.stdin.read()",
             str(Path(__file__).resolve().parents[1]),
             str(res),
@@ -353,7 +354,7 @@ def test_damaged_thumbnail_is_rebuilt_from_its_file(tmp_path):
     thumb.write_bytes(good[: len(good) // 2])
     with pytest.raises(FileNotFoundError):
         load_thumbnail(shard.store, sha)
-    from archive_twins.shard import repair_content
+    from archive_twins.ingest.shard import repair_content
 
     calls = []
 
@@ -373,7 +374,7 @@ def test_damaged_thumbnail_is_rebuilt_from_its_file(tmp_path):
 
 def test_damaged_features_read_as_missing_and_are_rebuilt(tmp_path):
     rgb = np.random.default_rng(0).integers(0, 255, (120, 160, 3), np.uint8)
-    from archive_twins.features import extract_raster, raster_path, save_signatures
+    from archive_twins.ingest.features import extract_raster, raster_path, save_signatures
 
     fp = FeatureParams()
     sha = "ab" * 32

@@ -11,8 +11,7 @@ from furniture import verso
 
 from archive_twins import specksearch
 from archive_twins.dihedral import dihedral, inverse
-from archive_twins.retrieval import RetrievalParams
-from archive_twins.texture import (
+from archive_twins.ingest.texture import (
     MIN_SPECKS,
     NO_SPECK,
     SPECK_GRID,
@@ -21,6 +20,7 @@ from archive_twins.texture import (
     speck_cells,
     texture_corr,
 )
+from archive_twins.retrieval import RetrievalParams
 
 
 def _rescan(img: np.ndarray, o: int, half: bool) -> np.ndarray:

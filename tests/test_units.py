@@ -130,9 +130,9 @@ def test_every_cache_key_uses_one_fingerprint_form():
     changing any of its fields changes it (so no setting can be left out of a key)."""
     import dataclasses
 
-    from archive_twins.decode import DecodeParams
-    from archive_twins.features import FeatureParams
     from archive_twins.geometry import GeoParams
+    from archive_twins.ingest.decode import DecodeParams
+    from archive_twins.ingest.features import FeatureParams
     from archive_twins.match import MatchParams
     from archive_twins.retrieval import RetrievalParams
 

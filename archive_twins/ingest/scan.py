@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .util import inside, shard_assignment, write_text_if_changed
+from ..util import inside, shard_assignment, write_text_if_changed
 
 IMAGE_EXT = re.compile(r"\.(tiff?|jpe?g|png)$", re.IGNORECASE)
 

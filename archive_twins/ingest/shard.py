@@ -22,14 +22,14 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..ledger import file_crc
+from ..progress import Progress
+from ..records import DECODE_KEYS, FileRecord
+from ..util import atomic_open, display_name, inside, raw_name, read_jsonl, write_jsonl
 from .decode import DecodeParams, analyse, exif_orientation, read_hashed
-from .ledger import file_crc
-from .progress import Progress
-from .records import DECODE_KEYS, FileRecord
 from .store import content_paths, read_facts, thumb_intact
-from .util import atomic_open, display_name, inside, raw_name, read_jsonl, write_jsonl
 
-log = logging.getLogger("archive_twins.shard")
+log = logging.getLogger("archive_twins.ingest.shard")
 
 # Stand-in for the file in cached decode errors: the cache is shared by every byte
 # copy of a content, so the record's own relative name is put in when it is used.

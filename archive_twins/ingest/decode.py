@@ -14,10 +14,10 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pyvips
 
-from . import versions
+from .. import versions
+from ..records import FileRecord
+from ..util import atomic_open, fingerprint
 from .hashing import content_hashes, dihedral_hashes, quarter_hashes
-from .records import FileRecord
-from .util import atomic_open, fingerprint
 
 # libvips keeps recently used images in a cache; with 100 MB TIFFs that only costs memory.
 pyvips.cache_set_max(0)

@@ -20,10 +20,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .ledger import file_crc
-from .records import thumb_path
+from ..ledger import file_crc
+from ..records import thumb_path
 
-log = logging.getLogger("archive_twins.store")
+log = logging.getLogger("archive_twins.ingest.store")
 
 
 def content_paths(store: str | os.PathLike, sha: str) -> tuple[Path, Path]:

@@ -29,9 +29,9 @@ import time
 from pathlib import Path
 from typing import IO
 
-from .util import atomic_open, remove_path
+from ..util import atomic_open, remove_path
 
-log = logging.getLogger("archive_twins.leftovers")
+log = logging.getLogger("archive_twins.ingest.leftovers")
 
 JOBS_LOCK = ".jobs.lock"
 RUN_STATE = "state/run.json"

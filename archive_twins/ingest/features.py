@@ -22,16 +22,16 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from . import versions
+from .. import versions
+from ..util import atomic_open, fingerprint, read_jsonl
 from .store import load_thumbnail
 from .texture import SPECK_MAX, is_plain, speck_cells
-from .util import atomic_open, fingerprint, read_jsonl
 
-log = logging.getLogger("archive_twins.features")
+log = logging.getLogger("archive_twins.ingest.features")
 # what reading a truncated or damaged .npz raises
 _DAMAGED = (zipfile.BadZipFile, ValueError, OSError, KeyError, EOFError)
 
-VOCAB_PATH = Path(__file__).parent / "data" / "imi-2x2048.npy"
+VOCAB_PATH = Path(__file__).parents[1] / "data" / "imi-2x2048.npy"
 HALF_WORDS = 2048
 N_WORDS = HALF_WORDS * HALF_WORDS
 
@@ -271,7 +271,7 @@ def build_vocabulary(k: int = HALF_WORDS, seed: int = 0) -> np.ndarray:
     """Two k-means codebooks (one per descriptor half) on RootSIFT descriptors of the
     photographs bundled with scikit-image, at three scales and mirrored (run once,
     shipped). Neither the test nor the development photographs are used."""
-    from .demo import PHOTOS, photo
+    from ..demo import PHOTOS, photo
 
     rng = np.random.default_rng(seed)
     descs = []

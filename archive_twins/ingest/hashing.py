@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .dihedral import DIHEDRAL, dihedral
+from ..dihedral import DIHEDRAL, dihedral
 
 if TYPE_CHECKING:
     from PIL import Image

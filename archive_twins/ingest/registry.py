@@ -20,9 +20,9 @@ import logging
 import os
 from pathlib import Path
 
-from .util import atomic_open, checked, with_check
+from ..util import atomic_open, checked, with_check
 
-log = logging.getLogger("archive_twins.registry")
+log = logging.getLogger("archive_twins.ingest.registry")
 
 
 class Damaged(ValueError):

@@ -17,7 +17,7 @@ import os
 from pathlib import Path
 from typing import IO
 
-from .util import atomic_open, display_name, inside
+from ..util import atomic_open, display_name, inside
 
 # Locks taken by this process, by results directory: a second parse in the same
 # process (Snakemake may parse again) must not lock itself out.
