@@ -37,13 +37,13 @@ from .dihedral import (
 )
 from .direction import content_basis
 from .geometry import GeoParams, GeoVerdict, verify_geometric
+from .index.retrieval import Index, Item, RetrievalParams, cap_hash
 from .ingest.features import load_raster
 from .ingest.frame import reduced
 from .ingest.store import load_thumbnail
 from .ingest.texture import texture_corr
 from .progress import Progress
 from .records import CopyRecord, copy_kind
-from .retrieval import Index, Item, RetrievalParams, cap_hash
 from .util import fingerprint, read_jsonl, write_jsonl
 from .verify import (
     VerifyParams,

@@ -8,8 +8,8 @@ the records is reachable there, or named in `INTERNAL` with the reason it is not
 from __future__ import annotations
 
 from .geometry import GeoParams
+from .index.retrieval import RetrievalParams
 from .match import MatchParams
-from .retrieval import RetrievalParams
 from .verify import VerifyParams
 
 # Fields of MatchParams (dotted) that config.yaml does not set, and why: how a

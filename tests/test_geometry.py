@@ -19,6 +19,8 @@ from archive_twins.geometry import (
     source_first,
     verify_geometric,
 )
+from archive_twins.index.retrieval import RetrievalParams
+from archive_twins.index.wordsearch import pair_votes
 from archive_twins.ingest.features import (
     HALF_WORDS,
     FeatureParams,
@@ -28,8 +30,6 @@ from archive_twins.ingest.features import (
     vocabulary,
 )
 from archive_twins.ingest.frame import reduced
-from archive_twins.retrieval import RetrievalParams
-from archive_twins.wordsearch import pair_votes
 
 
 def feats(arr):

@@ -16,6 +16,7 @@ from archive_twins.dihedral import (
     dihedral_homography,
     inverse,
 )
+from archive_twins.index.retrieval import RetrievalParams
 from archive_twins.ingest.hashing import (
     _pil_ops,
     dihedral_hashes,
@@ -23,7 +24,6 @@ from archive_twins.ingest.hashing import (
     hashes_to_array,
     quarter_hashes,
 )
-from archive_twins.retrieval import RetrievalParams
 from archive_twins.verify import VerifyParams, verify_dihedral
 
 

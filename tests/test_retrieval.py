@@ -11,12 +11,10 @@ import numpy as np
 import pytest
 from archives import colour_change, smooth_picture
 
-from archive_twins.arrays import read_runs
 from archive_twins.demo import photo
 from archive_twins.dihedral import dihedral, inverse
-from archive_twins.ingest.features import FeatureParams, describe, save_signatures
-from archive_twins.ingest.hashing import dihedral_hashes
-from archive_twins.retrieval import (
+from archive_twins.index.arrays import read_runs
+from archive_twins.index.retrieval import (
     FAMILIES,
     INVERTED,
     Index,
@@ -27,8 +25,10 @@ from archive_twins.retrieval import (
     dense_indptr,
     generation_common,
 )
+from archive_twins.index.wordsearch import pair_votes
+from archive_twins.ingest.features import FeatureParams, describe, save_signatures
+from archive_twins.ingest.hashing import dihedral_hashes
 from archive_twins.util import write_jsonl
-from archive_twins.wordsearch import pair_votes
 
 
 def _images() -> dict[str, np.ndarray]:
@@ -326,7 +326,7 @@ def test_stored_delta_equals_a_full_search(index_dir, tmp_path, monkeypatch, n_c
     """The candidates of the new rasters searched once by the index job (new rasters'
     query words against everything, and all their words against the earlier rasters'
     query words) are exactly those of a full search, chunk by chunk."""
-    from archive_twins import retrieval
+    from archive_twins.index import retrieval
     from archive_twins.match import MatchParams, chunk_candidates
 
     monkeypatch.setattr(retrieval, "DELTA_MAX_FRACTION", 1.0)
@@ -467,7 +467,7 @@ def test_reruns_follow_words_becoming_common(index_dir, tmp_path, monkeypatch, s
     them."""
     from dataclasses import replace
 
-    from archive_twins import retrieval
+    from archive_twins.index import retrieval
     from archive_twins.match import MatchParams, _unchanged, chunk_candidates
 
     monkeypatch.setattr(retrieval, "DELTA_MAX_FRACTION", 1.0 if stored else 0.0)
@@ -515,7 +515,7 @@ def test_common_words_neither_vote_nor_count(index_dir):
     common_df=2) are no longer candidates."""
     from dataclasses import replace
 
-    from archive_twins.wordsearch import FIELDS, pair_query
+    from archive_twins.index.wordsearch import FIELDS, pair_query
 
     path, truth, sigs = index_dir
     index = Index(path)
@@ -547,7 +547,7 @@ def test_the_cap_keeps_the_best_and_reruns_equal_a_fresh_search(
     searches again a raster the cap may bite now, equals a fresh search."""
     from dataclasses import replace
 
-    from archive_twins import retrieval
+    from archive_twins.index import retrieval
     from archive_twins.match import MatchParams, chunk_candidates
 
     monkeypatch.setattr(retrieval, "DELTA_MAX_FRACTION", 1.0 if stored else 0.0)
@@ -594,7 +594,7 @@ def test_the_hash_cap_keeps_the_nearest_and_reruns_equal_a_fresh_search(
     are named, and a rerun after files come and go equals a fresh search."""
     from dataclasses import replace
 
-    from archive_twins import retrieval
+    from archive_twins.index import retrieval
     from archive_twins.match import MatchParams, chunk_candidates
 
     monkeypatch.setattr(retrieval, "DELTA_MAX_FRACTION", 1.0 if stored else 0.0)

@@ -19,6 +19,7 @@ from test_retrieval import index_dir  # noqa: F401 (fixture)
 from test_shard import Shard, picture
 
 from archive_twins import generations, ledger
+from archive_twins.index.retrieval import Index, RetrievalParams, build_index
 from archive_twins.ingest import registry
 from archive_twins.ingest.features import FeatureParams, describe, load_raster, load_signatures
 from archive_twins.ingest.guard import GuardError, check_shrink
@@ -27,7 +28,6 @@ from archive_twins.ingest.scan import ScanResult, carry_unlistable, scan_archive
 from archive_twins.ingest.shard import Refused, open_pinned
 from archive_twins.ingest.store import load_thumbnail
 from archive_twins.match import FeatureCache
-from archive_twins.retrieval import Index, RetrievalParams, build_index
 from archive_twins.util import write_jsonl
 
 # ---- the ledger: stamps and records ---------------------------------------------------

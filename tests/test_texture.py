@@ -9,8 +9,9 @@ import cv2
 import numpy as np
 from furniture import verso
 
-from archive_twins import specksearch
 from archive_twins.dihedral import dihedral, inverse
+from archive_twins.index import specksearch
+from archive_twins.index.retrieval import RetrievalParams
 from archive_twins.ingest.texture import (
     MIN_SPECKS,
     NO_SPECK,
@@ -20,7 +21,6 @@ from archive_twins.ingest.texture import (
     speck_cells,
     texture_corr,
 )
-from archive_twins.retrieval import RetrievalParams
 
 
 def _rescan(img: np.ndarray, o: int, half: bool) -> np.ndarray:

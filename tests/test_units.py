@@ -15,9 +15,9 @@ from archive_twins.dihedral import (
     dihedral_homography,
     nearest_dihedral,
 )
+from archive_twins.index.retrieval import Item, chunk_of
 from archive_twins.match import MatchParams, verdict_key
 from archive_twins.records import CopyRecord
-from archive_twins.retrieval import Item, chunk_of
 from archive_twins.util import write_jsonl
 
 
@@ -131,10 +131,10 @@ def test_every_cache_key_uses_one_fingerprint_form():
     import dataclasses
 
     from archive_twins.geometry import GeoParams
+    from archive_twins.index.retrieval import RetrievalParams
     from archive_twins.ingest.decode import DecodeParams
     from archive_twins.ingest.features import FeatureParams
     from archive_twins.match import MatchParams
-    from archive_twins.retrieval import RetrievalParams
 
     for cls in (DecodeParams, FeatureParams, GeoParams, RetrievalParams, MatchParams):
         base = cls()

@@ -42,6 +42,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ..dihedral import inverse
+from ..direction import content_rank
+from ..ingest.features import BUNDLE_ARRAYS, N_WORDS, SIG_SCALARS
+from ..ingest.hashing import hamming_search, hex64
+from ..ingest.texture import MIN_SPECKS, NO_SPECK, SPECK_MAX
+from ..util import atomic_dir, atomic_open, checked, fingerprint, read_jsonl, with_check
 from . import specksearch
 from .arrays import (
     finish,
@@ -51,12 +57,6 @@ from .arrays import (
     release,
     segment_sums,
 )
-from .dihedral import inverse
-from .direction import content_rank
-from .ingest.features import BUNDLE_ARRAYS, N_WORDS, SIG_SCALARS
-from .ingest.hashing import hamming_search, hex64
-from .ingest.texture import MIN_SPECKS, NO_SPECK, SPECK_MAX
-from .util import atomic_dir, atomic_open, checked, fingerprint, read_jsonl, with_check
 from .wordsearch import (
     CELLS,
     FIELDS,

@@ -21,9 +21,9 @@ from functools import cache
 
 import numpy as np
 
+from ..dihedral import dihedral
+from ..ingest.texture import NO_SPECK, SPECK_GRID
 from .arrays import batches, ranges
-from .dihedral import dihedral
-from .ingest.texture import NO_SPECK, SPECK_GRID
 
 # query rasters searched at once, and the postings one such batch may read (the
 # rows of its join: 4M rows hold ~100 MB while counted)
