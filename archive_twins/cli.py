@@ -180,7 +180,7 @@ def run_index(
     stamp: str | None = None,
 ) -> None:
     """Rule index: one item per distinct raster and the inverted file of words."""
-    from .index.retrieval import build_index
+    from .index.build import build_index
     from .ledger import drop_damaged, record
     from .settings import retrieval_params
 

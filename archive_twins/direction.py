@@ -13,6 +13,9 @@ files' own facts, in this order:
    of its files); a derivative is written after what it is made from.
 3. `bytes`: the larger file; 4. `name`: the pixel hash, so the answer is fixed.
 
+The content rank the matching jobs compare (pixels, depth, format: `content_rank`,
+`content_basis`) lives with the item table (`index.items`), which orders by it.
+
 The tie is resolved at aggregation, not in the matching jobs, because the dates of
 files change without their content (a touch, a copy): the verdicts stay cached and
 every run decides from the current dates, the same as a fresh run would.
@@ -22,7 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -33,22 +36,6 @@ from .verify import homography_json
 
 # JPEG qualities (estimated, 1-100) closer than this are the same setting
 QUALITY_STEP = 5
-
-FORMAT_RANK = {"tiff": 3, "png": 2, "webp": 1, "jp2k": 1, "jpeg": 0, "gif": 0}
-
-
-def content_rank(pixels: int, bits: int | None, fmt: str | None) -> tuple[int, int, int]:
-    """What a raster's own content says about being a source: more pixels, more bits
-    per sample, a lossless format (compared in this order)."""
-    return pixels, bits or 0, FORMAT_RANK.get(fmt or "", 0)
-
-
-def content_basis(rank_a: Sequence, rank_b: Sequence) -> str:
-    """Name of the first `content_rank` entry that differs, or 'tie'."""
-    for name, a, b in zip(("resolution", "depth", "format"), rank_a, rank_b, strict=False):
-        if a != b:
-            return name
-    return "tie"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -25,7 +25,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from .dihedral import DIHEDRAL, nearest_dihedral
-from .direction import FORMAT_RANK
+from .index.items import FORMAT_RANK
 from .records import TRANSFORM_PARAMETER, duck_type
 
 # The master rules, in order: which file of a family (or of an identical or

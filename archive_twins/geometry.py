@@ -1,6 +1,6 @@
 """Verification of copies under crops, small rotations, perspective and colour changes.
 
-Candidates come from the word index (retrieval.py). Verification: ratio-test
+Candidates come from the word index (`index.query`). Verification: ratio-test
 descriptor matches, a RANSAC homography (rotations by any angle, including
 90/180/270, come out of SIFT's rotation invariance; mirrors from
 mirrored descriptors), then the pixel check of the hash stage on the overlap, so a
@@ -17,8 +17,8 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
-from .direction import content_basis
 from .homography import FULL_COVER, coverage, crop_box, decompose
+from .index.items import content_basis
 from .ingest.features import mirror_descriptors, root_sift
 from .ingest.frame import FIND_SIDE, content_box, edge, fill_mask, reduced
 from .util import fingerprint

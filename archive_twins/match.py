@@ -35,9 +35,10 @@ from .dihedral import (
     nearest_dihedral,
     oriented_size,
 )
-from .direction import content_basis
 from .geometry import GeoParams, GeoVerdict, verify_geometric
-from .index.retrieval import Index, Item, RetrievalParams, cap_hash
+from .index.items import Item, content_basis
+from .index.params import RetrievalParams
+from .index.query import Index, cap_hash
 from .ingest.features import load_raster
 from .ingest.frame import reduced
 from .ingest.store import load_thumbnail

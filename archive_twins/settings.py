@@ -8,7 +8,7 @@ the records is reachable there, or named in `INTERNAL` with the reason it is not
 from __future__ import annotations
 
 from .geometry import GeoParams
-from .index.retrieval import RetrievalParams
+from .index.params import RetrievalParams
 from .match import MatchParams
 from .verify import VerifyParams
 

@@ -469,7 +469,8 @@ def write_archive(
 
 
 def job_index(work: Path) -> dict:
-    from archive_twins.index.retrieval import RetrievalParams, build_index
+    from archive_twins.index.build import build_index
+    from archive_twins.index.params import RetrievalParams
 
     recs = sorted(str(p) for p in (work / "shards").glob("*.jsonl"))
     sigs = sorted(str(p) for p in (work / "shards").glob("*.npz"))
@@ -567,7 +568,7 @@ def one_size(
     if len(chunks) == n_chunks:
         recall_pairs = pairs
     else:  # only pairs owned by the sampled chunks were searched
-        from archive_twins.index.retrieval import chunk_of
+        from archive_twins.index.items import chunk_of
 
         mine = set(chunks)
         recall_pairs = [p for p in pairs if chunk_of(min(p[0], p[1]), n_chunks) in mine]

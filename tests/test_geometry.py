@@ -19,7 +19,7 @@ from archive_twins.geometry import (
     source_first,
     verify_geometric,
 )
-from archive_twins.index.retrieval import RetrievalParams
+from archive_twins.index.params import RetrievalParams
 from archive_twins.index.wordsearch import pair_votes
 from archive_twins.ingest.features import (
     HALF_WORDS,

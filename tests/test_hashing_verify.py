@@ -16,7 +16,7 @@ from archive_twins.dihedral import (
     dihedral_homography,
     inverse,
 )
-from archive_twins.index.retrieval import RetrievalParams
+from archive_twins.index.params import RetrievalParams
 from archive_twins.ingest.hashing import (
     _pil_ops,
     dihedral_hashes,

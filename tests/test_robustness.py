@@ -19,7 +19,9 @@ from test_retrieval import index_dir  # noqa: F401 (fixture)
 from test_shard import Shard, picture
 
 from archive_twins import generations, ledger
-from archive_twins.index.retrieval import Index, RetrievalParams, build_index
+from archive_twins.index.build import build_index
+from archive_twins.index.params import RetrievalParams
+from archive_twins.index.query import Index
 from archive_twins.ingest import registry
 from archive_twins.ingest.features import FeatureParams, describe, load_raster, load_signatures
 from archive_twins.ingest.guard import GuardError, check_shrink

@@ -11,7 +11,7 @@ from furniture import verso
 
 from archive_twins.dihedral import dihedral, inverse
 from archive_twins.index import specksearch
-from archive_twins.index.retrieval import RetrievalParams
+from archive_twins.index.params import RetrievalParams
 from archive_twins.ingest.texture import (
     MIN_SPECKS,
     NO_SPECK,

@@ -15,7 +15,7 @@ from archive_twins.dihedral import (
     dihedral_homography,
     nearest_dihedral,
 )
-from archive_twins.index.retrieval import Item, chunk_of
+from archive_twins.index.items import Item, chunk_of
 from archive_twins.match import MatchParams, verdict_key
 from archive_twins.records import CopyRecord
 from archive_twins.util import write_jsonl
@@ -131,7 +131,7 @@ def test_every_cache_key_uses_one_fingerprint_form():
     import dataclasses
 
     from archive_twins.geometry import GeoParams
-    from archive_twins.index.retrieval import RetrievalParams
+    from archive_twins.index.params import RetrievalParams
     from archive_twins.ingest.decode import DecodeParams
     from archive_twins.ingest.features import FeatureParams
     from archive_twins.match import MatchParams

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from archive_twins.index.retrieval import RetrievalParams
+from archive_twins.index.params import RetrievalParams
 from archive_twins.index.wordsearch import FIELDS, cells_needed, coverage_cell, pair_query
 
 

@@ -2,7 +2,7 @@
 
 Takes numpy arrays (often memory-mapped index files) and offsets; gives runs,
 segments and bisections over them, and keeps a job's resident set to what it is
-working on (`release`). Shared by the index build (`retrieval`) and the word
+working on (`release`). Shared by the index build (`build`, `invert`) and the word
 search (`wordsearch`).
 """
 

@@ -39,7 +39,7 @@ import numpy as np
 from .arrays import batches, first_after, list_parts, ranges, read_runs, release, segment_sums
 
 if TYPE_CHECKING:
-    from .retrieval import RetrievalParams
+    from .params import RetrievalParams
 
 # a word list's fields: word, orientation, scale and position codes
 FIELDS = ("words", "ang", "lsc", "pos")
