@@ -26,7 +26,6 @@ from .decisions import (
     file_decisions_table,
     read_decisions,
 )
-from .direction import RasterFacts, resolve_ties
 from .families import FAMILY_ORDER, build_families, rank_files
 from .ingest.registry import load_or_rebuild
 from .ingest.registry import save as save_registry
@@ -45,6 +44,7 @@ from .records import (
 from .redundant import redundant_query, write_redundant_rows
 from .schema import COPY_KINDS, INDEXES, REJECTED_PAIRS_COLUMNS, TABLES, columns
 from .util import atomic_dir, display_name, file_mode, iter_jsonl, read_jsonl
+from .verify.direction import RasterFacts, resolve_ties
 
 
 def assign_file_ids(

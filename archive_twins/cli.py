@@ -216,8 +216,8 @@ def run_match(
     from .ingest.decode import DecodeParams
     from .ingest.features import FeatureParams
     from .ledger import drop_damaged, record
-    from .match import run_match_chunk
     from .settings import match_params
+    from .verify.match import run_match_chunk
 
     logger = _logging(log)
     drop_damaged(stamp, [pairs])

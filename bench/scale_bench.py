@@ -481,7 +481,7 @@ def job_index(work: Path) -> dict:
 
 def job_chunk(work: Path, chunk: int, n_chunks: int) -> dict:
     from archive_twins.ingest.features import FeatureParams
-    from archive_twins.match import MatchParams, run_match_chunk
+    from archive_twins.verify.match import MatchParams, run_match_chunk
 
     out = work / "pairs" / f"chunk-{chunk:04d}.jsonl"
     t0 = time.perf_counter()

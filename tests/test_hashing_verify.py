@@ -24,7 +24,7 @@ from archive_twins.ingest.hashing import (
     hashes_to_array,
     quarter_hashes,
 )
-from archive_twins.verify import VerifyParams, verify_dihedral
+from archive_twins.verify.pixels import VerifyParams, verify_dihedral
 
 
 def hd(a: str, b: str) -> int:

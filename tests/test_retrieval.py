@@ -243,8 +243,8 @@ def test_a_pairs_own_tests_agree_with_the_search(index_dir):
 def test_delta_search_equals_a_full_search(index_dir, tmp_path, n_chunks):
     """A chunk rerun that searches only pairs involving added rasters, carrying the
     rest from its previous rows, finds exactly the candidates of a full search."""
-    from archive_twins.match import MatchParams, chunk_candidates
     from archive_twins.util import read_jsonl
+    from archive_twins.verify.match import MatchParams, chunk_candidates
 
     path, truth, _ = index_dir
     full = Index(path)
@@ -323,7 +323,7 @@ def test_stored_delta_equals_a_full_search(index_dir, tmp_path, monkeypatch, n_c
     query words against everything, and all their words against the earlier rasters'
     query words) are exactly those of a full search, chunk by chunk."""
     from archive_twins.index import build
-    from archive_twins.match import MatchParams, chunk_candidates
+    from archive_twins.verify.match import MatchParams, chunk_candidates
 
     monkeypatch.setattr(build, "DELTA_MAX_FRACTION", 1.0)
     dropped = {"astronaut_crop", "chelsea", "rocket_small", "moon", "brick"}
@@ -356,7 +356,7 @@ def test_stored_delta_equals_a_full_search(index_dir, tmp_path, monkeypatch, n_c
 
 def _chunk_rows(index: Index, params, n_chunks: int) -> dict[int, list[dict]]:
     """Each chunk's output rows of a full search (`_rows`), by chunk."""
-    from archive_twins.match import chunk_candidates
+    from archive_twins.verify.match import chunk_candidates
 
     rows_of = {}
     for c in range(n_chunks):
@@ -368,7 +368,7 @@ def _chunk_rows(index: Index, params, n_chunks: int) -> dict[int, list[dict]]:
 def _rows(index: Index, hash_c: dict, word_c: dict, counts: dict) -> list[dict]:
     """A chunk's output rows carrying these candidates (`chunk_candidates`'s
     result), with the meta `run_match_chunk` keeps for the next run."""
-    from archive_twins.match import dirs_meta
+    from archive_twins.verify.match import dirs_meta
 
     meta = {
         "found": counts["found"],
@@ -464,7 +464,7 @@ def test_reruns_follow_words_becoming_common(index_dir, tmp_path, monkeypatch, s
     from dataclasses import replace
 
     from archive_twins.index import build
-    from archive_twins.match import MatchParams, _unchanged, chunk_candidates
+    from archive_twins.verify.match import MatchParams, _unchanged, chunk_candidates
 
     monkeypatch.setattr(build, "DELTA_MAX_FRACTION", 1.0 if stored else 0.0)
     dropped = {"astronaut_crop", "astronaut_rot90", "chelsea_rot12", "rocket_small"}
@@ -544,7 +544,7 @@ def test_the_cap_keeps_the_best_and_reruns_equal_a_fresh_search(
     from dataclasses import replace
 
     from archive_twins.index import build
-    from archive_twins.match import MatchParams, chunk_candidates
+    from archive_twins.verify.match import MatchParams, chunk_candidates
 
     monkeypatch.setattr(build, "DELTA_MAX_FRACTION", 1.0 if stored else 0.0)
     params = MatchParams()
@@ -591,7 +591,7 @@ def test_the_hash_cap_keeps_the_nearest_and_reruns_equal_a_fresh_search(
     from dataclasses import replace
 
     from archive_twins.index import build
-    from archive_twins.match import MatchParams, chunk_candidates
+    from archive_twins.verify.match import MatchParams, chunk_candidates
 
     monkeypatch.setattr(build, "DELTA_MAX_FRACTION", 1.0 if stored else 0.0)
     params = MatchParams()
@@ -643,7 +643,7 @@ def test_a_raster_needing_fewer_cells_is_searched_again(index_dir, tmp_path):
     candidate (a photograph and its crop, seen from the photograph's side, once the
     photograph's words outside the crop are common). The rerun searches that raster
     again (`Index.need_dropped`) and equals a fresh search."""
-    from archive_twins.match import MatchParams, _unchanged, chunk_candidates
+    from archive_twins.verify.match import MatchParams, _unchanged, chunk_candidates
 
     path, _, _ = index_dir
     records = sorted(str(p) for p in path.parent.glob("shard-*.jsonl"))

@@ -29,8 +29,8 @@ from archive_twins.ingest.leftovers import hold_job_lock, mark_run, remove_lefto
 from archive_twins.ingest.scan import ScanResult, carry_unlistable, scan_archive, shape
 from archive_twins.ingest.shard import Refused, open_pinned
 from archive_twins.ingest.store import load_thumbnail
-from archive_twins.match import FeatureCache
 from archive_twins.util import write_jsonl
+from archive_twins.verify.match import FeatureCache
 
 # ---- the ledger: stamps and records ---------------------------------------------------
 

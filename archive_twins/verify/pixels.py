@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .dihedral import dihedral
+from ..dihedral import dihedral
 
 
 @dataclass(frozen=True)

@@ -17,12 +17,12 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
+from ..index.items import content_basis
+from ..ingest.features import mirror_descriptors, root_sift
+from ..ingest.frame import FIND_SIDE, content_box, edge, fill_mask, reduced
+from ..util import fingerprint
 from .homography import FULL_COVER, coverage, crop_box, decompose
-from .index.items import content_basis
-from .ingest.features import mirror_descriptors, root_sift
-from .ingest.frame import FIND_SIDE, content_box, edge, fill_mask, reduced
-from .util import fingerprint
-from .verify import (
+from .pixels import (
     VerifyParams,
     accepted,
     compare,

@@ -25,8 +25,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .capture import moved, residual_motion
-from .dihedral import (
+from ..dihedral import (
     DIHEDRAL,
     aspect_matches,
     dihedral,
@@ -35,18 +34,19 @@ from .dihedral import (
     nearest_dihedral,
     oriented_size,
 )
+from ..index.items import Item, content_basis
+from ..index.params import RetrievalParams
+from ..index.query import Index, cap_hash
+from ..ingest.features import load_raster
+from ..ingest.frame import reduced
+from ..ingest.store import load_thumbnail
+from ..ingest.texture import texture_corr
+from ..progress import Progress
+from ..records import CopyRecord, copy_kind
+from ..util import fingerprint, read_jsonl, write_jsonl
+from .capture import moved, residual_motion
 from .geometry import GeoParams, GeoVerdict, verify_geometric
-from .index.items import Item, content_basis
-from .index.params import RetrievalParams
-from .index.query import Index, cap_hash
-from .ingest.features import load_raster
-from .ingest.frame import reduced
-from .ingest.store import load_thumbnail
-from .ingest.texture import texture_corr
-from .progress import Progress
-from .records import CopyRecord, copy_kind
-from .util import fingerprint, read_jsonl, write_jsonl
-from .verify import (
+from .pixels import (
     VerifyParams,
     explains,
     homography_json,
@@ -54,7 +54,7 @@ from .verify import (
     verify_dihedral,
 )
 
-log = logging.getLogger("archive_twins.match")
+log = logging.getLogger("archive_twins.verify.match")
 
 # A geometric fit this close to a dihedral map (its frame corners within 1% of the
 # copy's larger side, nearest_dihedral) over nearly all of the source (the crop's

@@ -29,10 +29,10 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from .dihedral import DIHEDRAL, dihedral_homography, inverse, oriented_size
+from ..dihedral import DIHEDRAL, dihedral_homography, inverse, oriented_size
+from ..records import CopyRecord
 from .homography import crop_box, decompose
-from .records import CopyRecord
-from .verify import homography_json
+from .pixels import homography_json
 
 # JPEG qualities (estimated, 1-100) closer than this are the same setting
 QUALITY_STEP = 5

@@ -20,9 +20,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from ..ingest.frame import edge, fill_mask
 from .geometry import _thumb_homography
-from .ingest.frame import edge, fill_mask
-from .verify import _block_sums, block_grid, colour_fit
+from .pixels import _block_sums, block_grid, colour_fit
 
 
 def _scaled(img: np.ndarray, f: float) -> np.ndarray:
