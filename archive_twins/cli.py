@@ -140,7 +140,7 @@ def run_aggregate(
     stamp: str | None = None,
 ) -> None:
     """Rule aggregate."""
-    from .aggregate import aggregate
+    from .deliver.aggregate import aggregate
     from .ledger import record
 
     logger = _logging(log)
@@ -285,7 +285,7 @@ def run_publish(*, log: str, sqlite: str, marker: str) -> None:
     """Rule publish: staged archive.sqlite, json/ and html/ become the published
     generation, in one step; the generation and the marker record what was
     published (the `want`s of the jobs that built it, see ledger.py)."""
-    from .generations import publish
+    from .deliver.publish import publish
     from .ledger import built
     from .util import DELIVERABLES, atomic_open
 
@@ -308,7 +308,7 @@ def run_publish(*, log: str, sqlite: str, marker: str) -> None:
 
 def run_html(*, log: str, json_dir: str, html: str, archive: str, stamp: str | None = None) -> None:
     """Rule html."""
-    from .html import build_html
+    from .deliver.html import build_html
     from .ledger import record
 
     logger = _logging(log)
@@ -320,7 +320,7 @@ def run_html(*, log: str, json_dir: str, html: str, archive: str, stamp: str | N
 
 def run_summary(*, log: str, json_dir: str, tsv: str) -> None:
     """Rule summary."""
-    from .report import write_summary
+    from .deliver.report import write_summary
 
     logger = _logging(log)
     n = write_summary(json_dir, tsv)
@@ -329,7 +329,7 @@ def run_summary(*, log: str, json_dir: str, tsv: str) -> None:
 
 def run_report_pages(*, log: str, html: str, thumbs: str, pages: str) -> None:
     """Rule report_pages: the review pages with their thumbnails, for the report."""
-    from .reportpages import build_report_pages
+    from .deliver.reportpages import build_report_pages
 
     logger = _logging(log)
     counts = build_report_pages(html, thumbs, pages)

@@ -21,8 +21,8 @@ import webbrowser
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .deliver.report import summary_block
 from .progress import format_eta, parse_progress, parse_stats
-from .report import summary_block
 
 PROFILES = ("local", "slurm")
 OVERVIEW = "html/index.html"

@@ -13,8 +13,9 @@ import json
 import os
 from pathlib import Path
 
-from . import generations, ledger, versions
-from .decisions import resolve_path as resolve_decisions
+from . import ledger, versions
+from .deliver import publish
+from .deliver.decisions import resolve_path as resolve_decisions
 from .ingest import registry
 from .ingest.guard import check_shrink
 from .ingest.leftovers import remove_leftovers
@@ -116,7 +117,7 @@ def prepare(
         more = f" and {len(names) - 4} more" if len(names) > 4 else ""
         notes.append(f"rerun {', '.join(names[:4])}{more}: {why}")
     built_from = {k: jobs[k][0] for k in ("aggregate", "html")}
-    record = generations.current_record(res) or {}
+    record = publish.current_record(res) or {}
     if {k: record.get(k) for k in built_from} != built_from and marker.exists():
         notes.append("the published results were built from other inputs: publish again")
         marker.unlink()

@@ -169,7 +169,7 @@ def test_open_and_status_say_what_to_do(tmp_path, capsys):
 
 
 def test_summary_block_lists_errors_and_skips_empty_families(tmp_path):
-    from archive_twins.report import summary_block
+    from archive_twins.deliver.report import summary_block
 
     (tmp_path / "report").mkdir()
     (tmp_path / "report" / "summary.tsv").write_text(

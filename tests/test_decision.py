@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from archive_twins.aggregate import different_captures
+from archive_twins.deliver.aggregate import different_captures
 from archive_twins.demo import photo
 from archive_twins.dihedral import dihedral
 from archive_twins.ingest.features import FeatureParams, balanced_order, describe

@@ -133,8 +133,8 @@ def test_failed_rerun_keeps_previous_results(tmp_path, monkeypatch, stage):
     res = work / "results"
     before = deliverables(res)
     module, func = {
-        "aggregate": ("archive_twins.aggregate", "build_tables"),
-        "html": ("archive_twins.html", "build_html"),
+        "aggregate": ("archive_twins.deliver.aggregate", "build_tables"),
+        "html": ("archive_twins.deliver.html", "build_html"),
     }[stage]
     inject(tmp_path, monkeypatch, module, func)
     save(photo("chelsea")[::4, ::4], archive / "c.jpg")

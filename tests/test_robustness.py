@@ -18,7 +18,8 @@ import pytest
 from test_retrieval import index_dir  # noqa: F401 (fixture)
 from test_shard import Shard, picture
 
-from archive_twins import generations, ledger
+from archive_twins import ledger
+from archive_twins.deliver import publish
 from archive_twins.index.build import build_index
 from archive_twins.index.params import RetrievalParams
 from archive_twins.index.query import Index
@@ -178,9 +179,9 @@ def test_generations_switch_at_once_and_keep_the_one_before(tmp_path):
             if f.is_file():
                 f.unlink()
         _stage(staging, f"set {k}")
-        gen = generations.publish(staging, res, NAMES, {"aggregate": f"w{k}"})
+        gen = publish.publish(staging, res, NAMES, {"aggregate": f"w{k}"})
         assert _seen(res) == {f"set {k}"}
-        assert generations.current_record(res)["aggregate"] == f"w{k}"
+        assert publish.current_record(res)["aggregate"] == f"w{k}"
         assert os.readlink(res / "json") == os.path.join("current", "json")
         assert (gen / "thumbs").resolve() == (res / "thumbs").resolve()
     assert sorted(p.name for p in (res / "generations").iterdir()) == ["g-2", "g-3"]
@@ -190,7 +191,7 @@ def test_results_of_an_older_version_are_adopted_without_a_gap(tmp_path):
     res, staging = tmp_path / "results", tmp_path / "results" / "staging"
     _stage(res, "old")  # real files where the links go
     _stage(staging, "new")
-    generations.publish(staging, res, NAMES, {})
+    publish.publish(staging, res, NAMES, {})
     assert all((res / n).is_symlink() for n in NAMES)
     assert _seen(res) == {"new"}
     assert not [p for p in res.iterdir() if p.name.startswith(".")]

@@ -7,7 +7,7 @@ import duckdb
 import numpy as np
 import pytest
 
-from archive_twins.aggregate import copy_tables, load_copies, related_table
+from archive_twins.deliver.aggregate import copy_tables, load_copies, related_table
 from archive_twins.dihedral import (
     COMPOSE,
     INVERSE,

@@ -18,11 +18,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
-from .records import THUMB_DIR, THUMB_LAYOUT, THUMB_SPLIT, TRANSFORM_PARAMETER
+from ..records import THUMB_DIR, THUMB_LAYOUT, THUMB_SPLIT, TRANSFORM_PARAMETER
+from ..util import atomic_dir, json_table
 from .schema import columns
-from .util import atomic_dir, json_table
 
-WEB = Path(__file__).parent / "web"
+WEB = Path(__file__).parents[1] / "web"
 
 # The page data holds files and items as arrays; their column names go with them
 # (data "fields"), and app.js reads every value by name.

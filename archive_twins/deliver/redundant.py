@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING
 
 import duckdb
 
+from ..util import atomic_dir
 from .families import MASTER_RULES
-from .util import atomic_dir
 
 if TYPE_CHECKING:
     from .aggregate import Rows

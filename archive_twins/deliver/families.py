@@ -24,9 +24,9 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from .dihedral import DIHEDRAL, nearest_dihedral
-from .index.items import FORMAT_RANK
-from .records import TRANSFORM_PARAMETER, duck_type
+from ..dihedral import DIHEDRAL, nearest_dihedral
+from ..index.items import FORMAT_RANK
+from ..records import TRANSFORM_PARAMETER, duck_type
 
 # The master rules, in order: which file of a family (or of an identical or
 # same-pixel set, or of a raster's files) is kept. Each is a column of `frank`
@@ -157,7 +157,7 @@ def _derived(kind: np.ndarray, hom: np.ndarray, size1: np.ndarray, size2: np.nda
     """Per copy (`kind`: index into KINDS): is it derived from its source, i.e. does
     the source's picture fill its frame (FILLS)? A resize or a rotation by 90
     degrees always does."""
-    from .verify.homography import coverage  # OpenCV: only for copies of kind 'other'
+    from ..verify.homography import coverage  # OpenCV: only for copies of kind 'other'
 
     out = np.ones(len(kind), bool)
     for i in np.flatnonzero(kind == KINDS.index("other")):
@@ -203,7 +203,7 @@ def relations(
     as geometry.decompose and crop_box give them. Axis-aligned affine maps (chains of
     resizes, rotations by 90 degrees, mirrors and crops) are computed for all at once;
     the others (small rotations, perspective) one by one."""
-    from .verify.homography import crop_box, decompose  # OpenCV: only for those others
+    from ..verify.homography import crop_box, decompose  # OpenCV: only for those others
 
     h = hom / hom[:, 2:3, 2:3]
     lin = h[:, :2, :2]

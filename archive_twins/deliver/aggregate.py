@@ -17,19 +17,9 @@ from pathlib import Path
 
 import duckdb
 
-from .chains import keep_one_capture
-from .csvexport import write_csv_exports
-from .decisions import (
-    Decision,
-    apply_pair_decisions,
-    decision_rows,
-    file_decisions_table,
-    read_decisions,
-)
-from .families import FAMILY_ORDER, build_families, rank_files
-from .ingest.registry import load_or_rebuild
-from .ingest.registry import save as save_registry
-from .records import (
+from ..ingest.registry import load_or_rebuild
+from ..ingest.registry import save as save_registry
+from ..records import (
     COPY_PAIRS_COLUMNS,
     FILES_SELECT,
     RECORD_COLUMNS,
@@ -41,10 +31,20 @@ from .records import (
     related_pair_row,
     thumb_relpath,
 )
+from ..util import atomic_dir, display_name, file_mode, iter_jsonl, read_jsonl
+from ..verify.direction import RasterFacts, resolve_ties
+from .chains import keep_one_capture
+from .csvexport import write_csv_exports
+from .decisions import (
+    Decision,
+    apply_pair_decisions,
+    decision_rows,
+    file_decisions_table,
+    read_decisions,
+)
+from .families import FAMILY_ORDER, build_families, rank_files
 from .redundant import redundant_query, write_redundant_rows
 from .schema import COPY_KINDS, INDEXES, REJECTED_PAIRS_COLUMNS, TABLES, columns
-from .util import atomic_dir, display_name, file_mode, iter_jsonl, read_jsonl
-from .verify.direction import RasterFacts, resolve_ties
 
 
 def assign_file_ids(

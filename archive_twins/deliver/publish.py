@@ -29,7 +29,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from .util import dir_mode, remove_path
+from ..util import dir_mode, remove_path
 
 GENERATIONS = "generations"
 CURRENT = "current"

@@ -5,14 +5,14 @@ Tables of a record's fields are derived from the record (archive_twins/records.p
 
 from __future__ import annotations
 
-from .decisions import DECISION_COLUMNS
-from .families import FAMILY_COLUMNS
-from .records import (
+from ..records import (
     COPY_PAIRS_COLUMNS,
     FILES_COLUMNS,
     RELATED_PAIRS_COLUMNS,
     TRANSFORM_PARAMETER,
 )
+from .decisions import DECISION_COLUMNS
+from .families import FAMILY_COLUMNS
 from .redundant import REDUNDANT_COLUMNS
 
 # A pair a curator decided is not a copy: the pair's copy columns (the contract's, up

@@ -6,7 +6,7 @@ import os
 from collections import Counter
 from pathlib import Path
 
-from .util import atomic_open, json_table
+from ..util import atomic_open, json_table
 
 
 def summary_rows(json_dir: str | os.PathLike) -> list[tuple[str, str, int]]:

@@ -25,7 +25,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .records import CopyRecord
+from ..records import CopyRecord
 
 HEADER = ("sha256_1", "sha256_2", "filename_1", "filename_2", "decision", "note", "decided_at")
 PAIR_DECISIONS = ("copy", "not_copy", "related")

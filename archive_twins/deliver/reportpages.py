@@ -14,8 +14,8 @@ import re
 import shutil
 from pathlib import Path
 
-from .records import THUMB_DIR, thumb_path
-from .util import atomic_dir
+from ..records import THUMB_DIR, thumb_path
+from ..util import atomic_dir
 
 _SHA = re.compile(r"\b[0-9a-f]{64}\b")
 # the pages' data (html.py `_write_data_js`) holds the template JSON-escaped

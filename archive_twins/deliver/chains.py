@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 
-from .records import CopyRecord
+from ..records import CopyRecord
 
 # a copy verdict without a measured fit is taken after every measured one
 UNMEASURED = 9.0
