@@ -27,7 +27,8 @@ from ..util import atomic_open, fingerprint, read_jsonl
 from .store import load_thumbnail
 from .texture import SPECK_MAX, is_plain, speck_cells
 
-log = logging.getLogger("archive_twins.ingest.features")
+# the logger keeps the name it had before the stage packages (job logs unchanged)
+log = logging.getLogger("archive_twins.features")
 # what reading a truncated or damaged .npz raises
 _DAMAGED = (zipfile.BadZipFile, ValueError, OSError, KeyError, EOFError)
 

@@ -31,7 +31,8 @@ from typing import IO
 
 from ..util import atomic_open, remove_path
 
-log = logging.getLogger("archive_twins.ingest.leftovers")
+# the logger keeps the name it had before the stage packages (job logs unchanged)
+log = logging.getLogger("archive_twins.leftovers")
 
 JOBS_LOCK = ".jobs.lock"
 RUN_STATE = "state/run.json"

@@ -22,7 +22,8 @@ from pathlib import Path
 
 from ..util import atomic_open, checked, with_check
 
-log = logging.getLogger("archive_twins.ingest.registry")
+# the logger keeps the name it had before the stage packages (job logs unchanged)
+log = logging.getLogger("archive_twins.registry")
 
 
 class Damaged(ValueError):

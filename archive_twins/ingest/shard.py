@@ -29,7 +29,8 @@ from ..util import atomic_open, display_name, inside, raw_name, read_jsonl, writ
 from .decode import DecodeParams, analyse, exif_orientation, read_hashed
 from .store import content_paths, read_facts, thumb_intact
 
-log = logging.getLogger("archive_twins.ingest.shard")
+# the logger keeps the name it had before the stage packages (job logs unchanged)
+log = logging.getLogger("archive_twins.shard")
 
 # Stand-in for the file in cached decode errors: the cache is shared by every byte
 # copy of a content, so the record's own relative name is put in when it is used.

@@ -23,7 +23,8 @@ import numpy as np
 from ..ledger import file_crc
 from ..records import thumb_path
 
-log = logging.getLogger("archive_twins.ingest.store")
+# the logger keeps the name it had before the stage packages (job logs unchanged)
+log = logging.getLogger("archive_twins.store")
 
 
 def content_paths(store: str | os.PathLike, sha: str) -> tuple[Path, Path]:

@@ -54,7 +54,8 @@ from .pixels import (
     verify_dihedral,
 )
 
-log = logging.getLogger("archive_twins.verify.match")
+# the logger keeps the name it had before the stage packages (job logs unchanged)
+log = logging.getLogger("archive_twins.match")
 
 # A geometric fit this close to a dihedral map (its frame corners within 1% of the
 # copy's larger side, nearest_dihedral) over nearly all of the source (the crop's
