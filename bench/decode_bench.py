@@ -134,8 +134,9 @@ def _usage() -> tuple[float, int]:
 
 
 def _wrap_steps() -> dict[str, list[float]]:
-    """Wrap the STEPS' functions (in every archive_twins module that holds them) so
-    each charges its own CPU time and faults (without its wrapped callees')."""
+    """Wrap the STEPS' functions (of archive_twins.ingest modules, in every
+    archive_twins module that holds them) so each charges its own CPU time and faults
+    (without its wrapped callees')."""
     import functools
     import importlib
 
@@ -146,7 +147,7 @@ def _wrap_steps() -> dict[str, list[float]]:
         for qual in names:
             mod_name, fn_name = qual.split(".")
             try:
-                mod = importlib.import_module(f"archive_twins.{mod_name}")
+                mod = importlib.import_module(f"archive_twins.ingest.{mod_name}")
             except ImportError:
                 continue
             fn = getattr(mod, fn_name, None)

@@ -32,8 +32,6 @@ from .query import Index
 # is new (else rebuilt), and the candidates of the new rasters are searched once, by
 # the index job, while at most this share is new (else each chunk searches its own).
 MERGE_MAX_FRACTION = 0.5
-
-
 DELTA_MAX_FRACTION = 0.1
 
 

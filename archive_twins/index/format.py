@@ -26,31 +26,17 @@ def _save(path: Path, arr: np.ndarray) -> None:
 # (the strongest `query_features` keypoints) and the mirror image's query words;
 # each word with its keypoint's orientation, scale and position codes.
 LIST_FIELDS = FIELDS
-
-
 LIST_DTYPES = {"words": np.uint32, "ang": np.uint8, "lsc": np.int8, "pos": np.uint8}
-
-
 FAMILIES = {fam: (f"{fam}off", *(fam + f for f in LIST_FIELDS)) for fam in ("a", "q", "mq")}
-
-
 # The inverted file (CSR over words, postings sorted by raster within a word) of
 # all words, queried by query words; by the prefix of its arrays.
 INVERTED = {"": "a"}
-
-
 # the words that have postings (sorted) and where their postings start, then the
 # postings: raster, orientation, scale and position codes (the word table follows
 # the archive: a few files' index holds a few thousand words, not 4.2M offsets)
 WORD_ARRAYS = ("post_words", "post_start")
-
-
 POSTING_ARRAYS = ("post_id", "post_ang", "post_lsc", "post_pos")
-
-
 INVERTED_ARRAYS = (*WORD_ARRAYS, *POSTING_ARRAYS)
-
-
 INDEX_FORMAT = 10
 
 

@@ -79,14 +79,10 @@ ITEM_COLUMNS = {
     "quarters": np.uint64,
     "quarters_ok": bool,
 }
-
-
 # the shape of a raster's hashes in the columns of 8 orientation hashes (4 quarters
 # each for `quarters`), and the columns an index keeps (keys and sha apart; blank
 # rasters are left out of it)
 HASH_COLUMNS = {"phash": (8,), "tone": (8,), "content": (8,), "quarters": (8, 4)}
-
-
 KEPT_ITEMS = tuple(name for name in ITEM_COLUMNS if name not in ("key", "sha", "blank"))
 
 
