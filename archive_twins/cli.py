@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING
 from . import __version__
 
 if TYPE_CHECKING:
-    from .decode import DecodeParams
-    from .features import FeatureParams
+    from .ingest.decode import DecodeParams
+    from .ingest.features import FeatureParams
 
 # Each rule imports only what it uses (duckdb, libvips, OpenCV, scipy): a job's
 # start-up is part of every rerun's cost.
@@ -49,7 +49,7 @@ def _stats_line(logger: logging.Logger, label: str, cpu: bool = False) -> Iterat
 
 
 def _logging(logfile: str) -> logging.Logger:
-    from .leftovers import hold_job_lock
+    from .ingest.leftovers import hold_job_lock
 
     # a job's log is {results}/logs/<rule>/<name>.log
     parents = Path(logfile).absolute().parents
@@ -90,11 +90,11 @@ def run_decode_shard(
     manifest/rerun.json input). Logs machine-readable STATS (decode) and FEATURES
     lines for rerun accounting. The libraries use the rule's `threads` (jobenv).
     """
-    from .decode import DecodeParams
-    from .features import FeatureParams, run_features_shard
+    from .ingest.decode import DecodeParams
+    from .ingest.features import FeatureParams, run_features_shard
+    from .ingest.shard import process_shard, repair_content
     from .jobenv import setup_job
     from .ledger import drop_damaged, record
-    from .shard import process_shard, repair_content
 
     logger = _logging(log)
     setup_job(threads)
@@ -140,7 +140,7 @@ def run_aggregate(
     stamp: str | None = None,
 ) -> None:
     """Rule aggregate."""
-    from .aggregate import aggregate
+    from .deliver.aggregate import aggregate
     from .ledger import record
 
     logger = _logging(log)
@@ -180,8 +180,8 @@ def run_index(
     stamp: str | None = None,
 ) -> None:
     """Rule index: one item per distinct raster and the inverted file of words."""
+    from .index.build import build_index
     from .ledger import drop_damaged, record
-    from .retrieval import build_index
     from .settings import retrieval_params
 
     logger = _logging(log)
@@ -213,11 +213,11 @@ def run_match(
 ) -> None:
     """Rule match_chunk. A damaged thumbnail is rebuilt from a file holding its
     content, damaged features are extracted again (see ThumbCache, FeatureCache)."""
-    from .decode import DecodeParams
-    from .features import FeatureParams
+    from .ingest.decode import DecodeParams
+    from .ingest.features import FeatureParams
     from .ledger import drop_damaged, record
-    from .match import run_match_chunk
     from .settings import match_params
+    from .verify.match import run_match_chunk
 
     logger = _logging(log)
     drop_damaged(stamp, [pairs])
@@ -255,14 +255,14 @@ def _mending(
     """How a matching job rebuilds a damaged thumbnail (decoding a file that holds
     the content again, found in the shard records) and lost or damaged features
     (extracted again from the thumbnail). Decoding is imported only when needed."""
-    from .features import extract_raster
-    from .guard import recorded_archive
-    from .store import load_thumbnail, read_facts
+    from .ingest.features import extract_raster
+    from .ingest.guard import recorded_archive
+    from .ingest.store import load_thumbnail, read_facts
 
     results = Path(thumbs).parent
 
     def repair(sha: str) -> bool:
-        from .shard import repair_content
+        from .ingest.shard import repair_content
 
         archive = recorded_archive(results)
         return archive is not None and repair_content(results, archive, sha, dparams)
@@ -285,7 +285,7 @@ def run_publish(*, log: str, sqlite: str, marker: str) -> None:
     """Rule publish: staged archive.sqlite, json/ and html/ become the published
     generation, in one step; the generation and the marker record what was
     published (the `want`s of the jobs that built it, see ledger.py)."""
-    from .generations import publish
+    from .deliver.publish import publish
     from .ledger import built
     from .util import DELIVERABLES, atomic_open
 
@@ -308,7 +308,7 @@ def run_publish(*, log: str, sqlite: str, marker: str) -> None:
 
 def run_html(*, log: str, json_dir: str, html: str, archive: str, stamp: str | None = None) -> None:
     """Rule html."""
-    from .html import build_html
+    from .deliver.html import build_html
     from .ledger import record
 
     logger = _logging(log)
@@ -320,7 +320,7 @@ def run_html(*, log: str, json_dir: str, html: str, archive: str, stamp: str | N
 
 def run_summary(*, log: str, json_dir: str, tsv: str) -> None:
     """Rule summary."""
-    from .report import write_summary
+    from .deliver.report import write_summary
 
     logger = _logging(log)
     n = write_summary(json_dir, tsv)
@@ -329,7 +329,7 @@ def run_summary(*, log: str, json_dir: str, tsv: str) -> None:
 
 def run_report_pages(*, log: str, html: str, thumbs: str, pages: str) -> None:
     """Rule report_pages: the review pages with their thumbnails, for the report."""
-    from .reportpages import build_report_pages
+    from .deliver.reportpages import build_report_pages
 
     logger = _logging(log)
     counts = build_report_pages(html, thumbs, pages)

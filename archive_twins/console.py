@@ -21,8 +21,8 @@ import webbrowser
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .deliver.report import summary_block
 from .progress import format_eta, parse_progress, parse_stats
-from .report import summary_block
 
 PROFILES = ("local", "slurm")
 OVERVIEW = "html/index.html"
@@ -134,7 +134,7 @@ def _pid_alive(pid: int) -> bool:
 
 def read_status(results: str | os.PathLike, now: float | None = None) -> Status:
     """The progress of the run in `results` from its job logs and run note."""
-    from .leftovers import read_run_state
+    from .ingest.leftovers import read_run_state
 
     results = Path(results)
     if not (results / "manifest").is_dir():

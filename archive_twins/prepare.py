@@ -13,12 +13,13 @@ import json
 import os
 from pathlib import Path
 
-from . import generations, ledger, registry, versions
-from .decisions import resolve_path as resolve_decisions
-from .guard import check_shrink
-from .leftovers import remove_leftovers
-from .progress import parse_stats, work_estimate
-from .scan import (
+from . import ledger, versions
+from .deliver import publish
+from .deliver.decisions import resolve_path as resolve_decisions
+from .ingest import registry
+from .ingest.guard import check_shrink
+from .ingest.leftovers import remove_leftovers
+from .ingest.scan import (
     UNLISTABLE,
     ScanResult,
     carry_unlistable,
@@ -29,6 +30,7 @@ from .scan import (
     write_manifests,
     write_rerun_token,
 )
+from .progress import parse_stats, work_estimate
 from .util import DELIVERABLES, write_text_if_changed
 
 SHAPE = "state/shape.json"
@@ -115,7 +117,7 @@ def prepare(
         more = f" and {len(names) - 4} more" if len(names) > 4 else ""
         notes.append(f"rerun {', '.join(names[:4])}{more}: {why}")
     built_from = {k: jobs[k][0] for k in ("aggregate", "html")}
-    record = generations.current_record(res) or {}
+    record = publish.current_record(res) or {}
     if {k: record.get(k) for k in built_from} != built_from and marker.exists():
         notes.append("the published results were built from other inputs: publish again")
         marker.unlink()

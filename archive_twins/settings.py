@@ -7,10 +7,10 @@ the records is reachable there, or named in `INTERNAL` with the reason it is not
 
 from __future__ import annotations
 
-from .geometry import GeoParams
-from .match import MatchParams
-from .retrieval import RetrievalParams
-from .verify import VerifyParams
+from .index.params import RetrievalParams
+from .verify.geometry import GeoParams
+from .verify.match import MatchParams
+from .verify.pixels import VerifyParams
 
 # Fields of MatchParams (dotted) that config.yaml does not set, and why: how a
 # method measures, not what it decides (tests/test_config.py checks that every other

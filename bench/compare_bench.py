@@ -72,7 +72,7 @@ def imagemagick_thumb(src: Path, dst: Path) -> None:
 
 
 def stage(files: list[Path], tmp: Path) -> None:
-    from archive_twins.decode import DecodeParams, analyse, sha256_file
+    from archive_twins.ingest.decode import DecodeParams, analyse, sha256_file
 
     t0 = time.perf_counter()
     for i, f in enumerate(files):

@@ -134,8 +134,9 @@ def _usage() -> tuple[float, int]:
 
 
 def _wrap_steps() -> dict[str, list[float]]:
-    """Wrap the STEPS' functions (in every archive_twins module that holds them) so
-    each charges its own CPU time and faults (without its wrapped callees')."""
+    """Wrap the STEPS' functions (of archive_twins.ingest modules, in every
+    archive_twins module that holds them) so each charges its own CPU time and faults
+    (without its wrapped callees')."""
     import functools
     import importlib
 
@@ -146,7 +147,7 @@ def _wrap_steps() -> dict[str, list[float]]:
         for qual in names:
             mod_name, fn_name = qual.split(".")
             try:
-                mod = importlib.import_module(f"archive_twins.{mod_name}")
+                mod = importlib.import_module(f"archive_twins.ingest.{mod_name}")
             except ImportError:
                 continue
             fn = getattr(mod, fn_name, None)
@@ -183,8 +184,8 @@ def _wrap_steps() -> dict[str, list[float]]:
 def child_job(repo: Path, work: Path, kind: str) -> dict:
     sys.path.insert(0, str(repo))
     import archive_twins.cli as cli
-    import archive_twins.features  # noqa: F401  (wrapped below)
-    import archive_twins.shard  # noqa: F401
+    import archive_twins.ingest.features  # noqa: F401  (wrapped below)
+    import archive_twins.ingest.shard  # noqa: F401
 
     totals = _wrap_steps()
     out = work / "out" / kind

@@ -143,7 +143,7 @@ def job(kind: str, work: Path, n: int = 0) -> dict:
         build(work, n)
         return _rusage()
     if kind == "aggregate":
-        from archive_twins.aggregate import aggregate
+        from archive_twins.deliver.aggregate import aggregate
 
         tables = aggregate(
             sorted(str(p) for p in (work / "shards").glob("*.jsonl")),
@@ -166,10 +166,10 @@ def job(kind: str, work: Path, n: int = 0) -> dict:
             **_rusage(),
         }
     if kind == "html":
-        from archive_twins.html import build_html
+        from archive_twins.deliver.html import build_html
 
         return {"pages": build_html(out / "json", out / "html", work / "archive"), **_rusage()}
-    from archive_twins.report import write_summary
+    from archive_twins.deliver.report import write_summary
 
     return {"rows": write_summary(out / "json", out / "summary.tsv"), **_rusage()}
 

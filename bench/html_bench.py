@@ -3,7 +3,7 @@ families, in Chromium.
 
 Writes a synthetic JSON deliverable with N resize pairs (and N/2 identical sets)
 over N files and F copy families of 3 files (a master, two derivatives; one in a
-hundred mixed), builds the pages with archive_twins.html, and opens
+hundred mixed), builds the pages with archive_twins.deliver.html, and opens
 transform_resize.html, identical.html and families.html from disk in Debian's
 Chromium (tests/browser/check_pages.mjs --time). Target: first page in < 2 s.
 
@@ -122,7 +122,7 @@ def synthetic_tables(n_pairs: int, n_families: int = 0) -> dict[str, list[dict]]
 
 
 def main() -> None:
-    from archive_twins.html import build_html
+    from archive_twins.deliver.html import build_html
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pairs", type=int, default=100_000)

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 def one(n: int, q: int, max_dist: int) -> dict:
     import numpy as np
 
-    from archive_twins.hashing import hamming_search
+    from archive_twins.ingest.hashing import hamming_search
 
     rng = np.random.default_rng(0)
     index = rng.integers(0, 2**64, size=(n, 8), dtype=np.uint64, endpoint=False)

@@ -1,7 +1,7 @@
 """Peak memory of decoding one museum master: a 3680x4904 16-bit RGB two-page TIFF
 (~108 MB, full image in page 0, thumbnail in page 1). Target: peak RSS < 1 GiB.
 
-The file is decoded in a fresh process by archive_twins.decode.analyse (sha256,
+The file is decoded in a fresh process by archive_twins.ingest.decode.analyse (sha256,
 page-0 pixel hash streamed through libvips, thumbnail); its peak RSS is read from
 getrusage. ImageMagick's `convert FILE[0] ... -resize 800x800>` is timed on the same
 file when installed, for reference.
@@ -26,7 +26,7 @@ sys.path.insert(0, str(REPO))
 CHILD = """
 import json, resource, sys, time
 sys.path.insert(0, {repo!r})
-from archive_twins.decode import DecodeParams, analyse, sha256_file
+from archive_twins.ingest.decode import DecodeParams, analyse, sha256_file
 t0 = time.perf_counter()
 sha = sha256_file({path!r})
 rec, _ = analyse({path!r}, {thumb!r}, DecodeParams())

@@ -51,9 +51,10 @@ def timed(fn, *a, **k) -> tuple[float, object]:
 def unit_costs(tmp: Path) -> None:
     import cv2
 
-    from archive_twins import ledger, registry
-    from archive_twins.leftovers import mark_run, remove_leftovers
-    from archive_twins.store import load_thumbnail
+    from archive_twins import ledger
+    from archive_twins.ingest import registry
+    from archive_twins.ingest.leftovers import mark_run, remove_leftovers
+    from archive_twins.ingest.store import load_thumbnail
 
     print("## unit costs (CPU seconds)")
     tmp.mkdir(parents=True)
@@ -110,8 +111,8 @@ def unit_costs(tmp: Path) -> None:
 
     # a thumbnail checked before a matching job reads it
     from archive_twins.demo import photo
+    from archive_twins.ingest.store import content_paths
     from archive_twins.ledger import file_crc
-    from archive_twins.store import content_paths
 
     sha = "ab" * 32
     thumb, meta = content_paths(res / "thumbs", sha)

@@ -128,8 +128,8 @@ def _describe_into(img, name: str, store: Path, feat_store: Path) -> dict:  # no
     import cv2
     import numpy as np
 
-    from archive_twins.features import FeatureParams, describe, raster_path
-    from archive_twins.hashing import dihedral_hashes
+    from archive_twins.ingest.features import FeatureParams, describe, raster_path
+    from archive_twins.ingest.hashing import dihedral_hashes
     from archive_twins.records import thumb_path
 
     fp = FeatureParams()
@@ -161,8 +161,8 @@ def build_pool(pool: Path) -> None:
     """Pool photographs and planted copies, described once for every size."""
     import numpy as np
 
-    from archive_twins.features import angle_code, position_code, quantise, scale_code
-    from archive_twins.features import mirror_descriptors as mirror
+    from archive_twins.ingest.features import angle_code, position_code, quantise, scale_code
+    from archive_twins.ingest.features import mirror_descriptors as mirror
 
     if (pool / "done").exists() and (pool / "chart.npz").exists():
         return
@@ -212,7 +212,7 @@ def _chart_keypoints(pool: Path) -> None:
     import numpy as np
     from furniture import chart, procedural_photo
 
-    from archive_twins.features import FeatureParams, angle_code, describe, scale_code
+    from archive_twins.ingest.features import FeatureParams, angle_code, describe, scale_code
 
     img = procedural_photo(99, (640, 480))
     c = cv2.resize(chart(), (192, 144), interpolation=cv2.INTER_AREA)
@@ -223,7 +223,7 @@ def _chart_keypoints(pool: Path) -> None:
         (f["xy"][:, 0] >= x0) & (f["xy"][:, 0] < x0 + 192)
         & (f["xy"][:, 1] >= y0) & (f["xy"][:, 1] < y0 + 144)
     )  # fmt: skip
-    from archive_twins.features import mirror_descriptors, quantise
+    from archive_twins.ingest.features import mirror_descriptors, quantise
 
     np.savez(
         pool / "chart.npz",
@@ -279,7 +279,7 @@ def _draw(kp, rng, p: float):  # noqa: ANN001, ANN202
     half words of two pool keypoints; orientation and scale drawn apart."""
     import numpy as np
 
-    from archive_twins.features import HALF_WORDS
+    from archive_twins.ingest.features import HALF_WORDS
 
     n_kp = len(kp["w"])
     pick = rng.integers(0, n_kp, size=400)
@@ -321,7 +321,7 @@ def _synthetic_records(
 ) -> tuple[list, dict]:
     import numpy as np
 
-    from archive_twins.features import POS_GRID
+    from archive_twins.ingest.features import POS_GRID
 
     rng = np.random.default_rng(seed)
     kp = _drawn_keypoints(pool, meta)
@@ -425,7 +425,7 @@ def write_archive(
     (planted ones included) in `work`; `tag` names an increment (added shard files)."""
     import numpy as np
 
-    from archive_twins.features import (
+    from archive_twins.ingest.features import (
         SIG_KEYS,
         FeatureParams,
         load_raster,
@@ -469,7 +469,8 @@ def write_archive(
 
 
 def job_index(work: Path) -> dict:
-    from archive_twins.retrieval import RetrievalParams, build_index
+    from archive_twins.index.build import build_index
+    from archive_twins.index.params import RetrievalParams
 
     recs = sorted(str(p) for p in (work / "shards").glob("*.jsonl"))
     sigs = sorted(str(p) for p in (work / "shards").glob("*.npz"))
@@ -479,8 +480,8 @@ def job_index(work: Path) -> dict:
 
 
 def job_chunk(work: Path, chunk: int, n_chunks: int) -> dict:
-    from archive_twins.features import FeatureParams
-    from archive_twins.match import MatchParams, run_match_chunk
+    from archive_twins.ingest.features import FeatureParams
+    from archive_twins.verify.match import MatchParams, run_match_chunk
 
     out = work / "pairs" / f"chunk-{chunk:04d}.jsonl"
     t0 = time.perf_counter()
@@ -523,7 +524,7 @@ def _same_features(shards: Path) -> bool:
     """Whether an earlier run's bundles were made with today's feature settings."""
     import numpy as np
 
-    from archive_twins.features import FeatureParams
+    from archive_twins.ingest.features import FeatureParams
 
     first = sorted(shards.glob("base-*.npz"))[0]
     with np.load(first) as z:
@@ -567,7 +568,7 @@ def one_size(
     if len(chunks) == n_chunks:
         recall_pairs = pairs
     else:  # only pairs owned by the sampled chunks were searched
-        from archive_twins.retrieval import chunk_of
+        from archive_twins.index.items import chunk_of
 
         mine = set(chunks)
         recall_pairs = [p for p in pairs if chunk_of(min(p[0], p[1]), n_chunks) in mine]

@@ -18,9 +18,9 @@ from pathlib import Path
 sys.path.insert(0, workflow.basedir)
 
 from archive_twins.configcheck import archive_problem
-from archive_twins.decisions import DecisionError, read_decisions
-from archive_twins.decisions import resolve_path as resolve_decisions
-from archive_twins.guard import (
+from archive_twins.deliver.decisions import DecisionError, read_decisions
+from archive_twins.deliver.decisions import resolve_path as resolve_decisions
+from archive_twins.ingest.guard import (
     GuardError,
     check_archive,
     check_paths,
@@ -28,10 +28,10 @@ from archive_twins.guard import (
     results_pattern,
 )
 from archive_twins.ledger import adopt_touches
-from archive_twins.leftovers import mark_run
+from archive_twins.ingest.leftovers import mark_run
 from archive_twins.prepare import prepare
-from archive_twins.report import summary_block
-from archive_twins.scan import write_rerun_token
+from archive_twins.deliver.report import summary_block
+from archive_twins.ingest.scan import write_rerun_token
 
 ARCHIVE = config["archive"]
 # The archive for rule params, as a function so Snakemake does not format the path

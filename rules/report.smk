@@ -21,7 +21,7 @@ rule summary:
 
 
 # The report packs only the marked directory: a copy of the published pages (hard
-# links) with the thumbnails they show inside it (archive_twins/reportpages.py). It
+# links) with the thumbnails they show inside it (archive_twins/deliver/reportpages.py). It
 # runs after publish and reads the published pages, never the staged ones publish
 # works on.
 rule report_pages:

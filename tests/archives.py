@@ -415,7 +415,7 @@ def build_geometric_archive(root: Path) -> dict:
 
     Returns the expected (original, copy) pairs with the true homography and crop box.
     """
-    from archive_twins.geometry import crop_box
+    from archive_twins.verify.geometry import crop_box
 
     expected = []
     for name, copies in GEOMETRIC.items():

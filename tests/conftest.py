@@ -15,8 +15,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from archive_twins.deliver.schema import TABLES  # noqa: E402
 from archive_twins.runner import snakemake_cmd  # noqa: E402
-from archive_twins.schema import TABLES  # noqa: E402
 
 
 def run_workflow(

@@ -1,6 +1,6 @@
 """file_id registry: ids survive reruns and are never handed out twice."""
 
-from archive_twins.aggregate import assign_file_ids
+from archive_twins.deliver.aggregate import assign_file_ids
 
 
 def test_new_paths_numbered_in_order():

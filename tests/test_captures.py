@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 from conftest import read_json_tables, run_workflow
 
-from archive_twins.capture import moved, residual_motion
 from archive_twins.demo import opencv_sample, save, video_frames
-from archive_twins.frame import reduced
-from archive_twins.verify import VerifyParams
+from archive_twins.ingest.frame import reduced
+from archive_twins.verify.capture import moved, residual_motion
+from archive_twins.verify.pixels import VerifyParams
 
 FRAMES = (100, 101, 105)
 V = VerifyParams()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import itertools
 import random
 
-from archive_twins.chains import keep_one_capture
+from archive_twins.deliver.chains import keep_one_capture
 from archive_twins.records import CopyRecord
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import yaml
 
-from archive_twins.match import MatchParams
 from archive_twins.settings import match_params
+from archive_twins.verify.match import MatchParams
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -169,7 +169,7 @@ def test_open_and_status_say_what_to_do(tmp_path, capsys):
 
 
 def test_summary_block_lists_errors_and_skips_empty_families(tmp_path):
-    from archive_twins.report import summary_block
+    from archive_twins.deliver.report import summary_block
 
     (tmp_path / "report").mkdir()
     (tmp_path / "report" / "summary.tsv").write_text(
@@ -186,8 +186,8 @@ def test_summary_block_lists_errors_and_skips_empty_families(tmp_path):
 
 
 def test_start_of_run_counts_and_estimate():
+    from archive_twins.ingest.scan import compare_scans
     from archive_twins.progress import work_estimate
-    from archive_twins.scan import compare_scans
 
     before = [
         {"path": "a.jpg", "size": 1, "mtime_ns": 5},

@@ -1,4 +1,4 @@
-"""decisions.csv (archive_twins/decisions.py): what a spreadsheet may do to the file is
+"""decisions.csv (archive_twins/deliver/decisions.py): what a spreadsheet may do to the file is
 read, the latest decision per key wins, and a malformed file is refused naming the
 file, the line and the column."""
 
@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from archive_twins.decisions import HEADER, DecisionError, read_decisions, resolve_path
+from archive_twins.deliver.decisions import HEADER, DecisionError, read_decisions, resolve_path
 
 A, B, C = "a" * 64, "B" * 64, "c" * 64
 

@@ -9,13 +9,13 @@ import cv2
 import numpy as np
 import pytest
 
-from archive_twins.aggregate import different_captures
+from archive_twins.deliver.aggregate import different_captures
 from archive_twins.demo import photo
 from archive_twins.dihedral import dihedral
-from archive_twins.features import FeatureParams, balanced_order, describe
-from archive_twins.geometry import GeoParams, GeoVerdict, plain_margin, verify_geometric
+from archive_twins.ingest.features import FeatureParams, balanced_order, describe
 from archive_twins.records import CopyRecord
-from archive_twins.verify import VerifyParams, compare, explains, photometric_change
+from archive_twins.verify.geometry import GeoParams, GeoVerdict, plain_margin, verify_geometric
+from archive_twins.verify.pixels import VerifyParams, compare, explains, photometric_change
 
 UKBENCH = Path(__file__).resolve().parents[2] / "shared" / "data" / "ukbench-dev"
 V = VerifyParams()

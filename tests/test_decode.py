@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import pyvips
 
-from archive_twins.decode import DecodeParams, analyse, sha256_file
 from archive_twins.demo import photo, save, save_museum_tiff, to16
+from archive_twins.ingest.decode import DecodeParams, analyse, sha256_file
 
 P = DecodeParams(thumb_size=256)
 
@@ -155,8 +155,8 @@ def test_embedded_profile_is_honoured(tmp_path, fmt):
     import cv2
     import pyvips
 
-    from archive_twins.decode import DecodeParams, analyse
     from archive_twins.demo import photo, to_vips
+    from archive_twins.ingest.decode import DecodeParams, analyse
 
     srgb = photo("coffee")
     adobe = to_vips(srgb).icc_transform(ADOBE_RGB, input_profile="srgb")
@@ -204,7 +204,7 @@ def test_page0_is_decoded_once_with_the_streamed_answers(tmp_path, monkeypatch, 
     """The pixel hash and the thumbnail come from one decode of page 0 (the JPEG
     whose thumbnail libvips shrinks on load aside) and equal what streaming the
     raster and thumbnailing the file give."""
-    import archive_twins.decode as dec
+    import archive_twins.ingest.decode as dec
 
     fmt, _ = _files_of_every_path(tmp_path)[name]
     path = str(tmp_path / name)
@@ -230,7 +230,7 @@ def test_page0_is_decoded_once_with_the_streamed_answers(tmp_path, monkeypatch, 
 def test_a_raster_above_the_memory_limit_is_streamed(tmp_path, monkeypatch):
     """Above IN_MEMORY bytes page 0 is streamed twice (bounded memory): the same
     record and thumbnail as in memory."""
-    import archive_twins.decode as dec
+    import archive_twins.ingest.decode as dec
 
     for name, (_, path) in _files_of_every_path(tmp_path).items():
         in_memory = run(path, tmp_path)
@@ -274,7 +274,7 @@ print(json.dumps([cv2.getNumThreads(), pyvips.vips_lib.vips_concurrency_get(),
 def test_a_file_is_read_once_for_its_sha256_and_its_decode(tmp_path, monkeypatch):
     """read_hashed gives the sha256 and the bytes; decoding those bytes opens no file
     in libvips and gives the record and thumbnail decoding the file gives."""
-    from archive_twins.decode import read_hashed
+    from archive_twins.ingest.decode import read_hashed
 
     for name, (_, path) in _files_of_every_path(tmp_path).items():
         sha, data = read_hashed(str(path))
@@ -290,7 +290,7 @@ def test_a_file_is_read_once_for_its_sha256_and_its_decode(tmp_path, monkeypatch
 def test_a_failure_from_bytes_has_the_reason_the_file_gives(tmp_path):
     """libvips names a memory source 'source' where it names a file: a truncated
     TIFF's reason names the file either way."""
-    from archive_twins.decode import read_hashed
+    from archive_twins.ingest.decode import read_hashed
 
     tif = save_museum_tiff(to16(photo("astronaut")), tmp_path / "a.tif")  # IFD first
     whole = tif.read_bytes()
@@ -306,7 +306,7 @@ def test_a_full_results_disk_fails_the_job_not_the_file(tmp_path, monkeypatch):
     job fails and is redone), never a file error cached by content."""
     import errno
 
-    import archive_twins.decode as decode
+    import archive_twins.ingest.decode as decode
 
     p = save(photo("astronaut")[::8, ::8], tmp_path / "a.png")
 

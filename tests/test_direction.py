@@ -9,13 +9,13 @@ import json
 import numpy as np
 import pytest
 
-from archive_twins.decode import jpeg_quality
 from archive_twins.demo import photo, save
 from archive_twins.dihedral import DIHEDRAL, dihedral_homography
-from archive_twins.direction import RasterFacts, resolve_ties, reverse, tie_break
-from archive_twins.geometry import crop_box, decompose
+from archive_twins.ingest.decode import jpeg_quality
 from archive_twins.records import CopyRecord
-from archive_twins.verify import homography_json
+from archive_twins.verify.direction import RasterFacts, resolve_ties, reverse, tie_break
+from archive_twins.verify.geometry import crop_box, decompose
+from archive_twins.verify.pixels import homography_json
 
 
 @pytest.mark.parametrize("q", [10, 20, 50, 75, 90, 95])
@@ -50,7 +50,7 @@ def _dqt(values: np.ndarray, precision: int) -> bytes:
 
 
 def test_jpeg_quality_of_16_bit_tables_and_markers_without_length(tmp_path):
-    from archive_twins.decode import _STD_LUMA
+    from archive_twins.ingest.decode import _STD_LUMA
 
     table = np.round(_STD_LUMA * 0.5)  # libjpeg's q75
     # a restart marker, a TEM marker and fill bytes before the table, all without length

@@ -13,7 +13,7 @@ import pytest
 from archives import build_copies_archive
 from conftest import read_json_tables, run_workflow
 
-from archive_twins.schema import columns
+from archive_twins.deliver.schema import columns
 
 pytestmark = pytest.mark.e2e
 

@@ -10,7 +10,7 @@ import pytest
 from archives import build_foundation_archive, sha256
 from conftest import read_json_tables, read_tables, row_key, run_workflow
 
-from archive_twins.schema import TABLES, columns
+from archive_twins.deliver.schema import TABLES, columns
 
 pytestmark = pytest.mark.e2e
 

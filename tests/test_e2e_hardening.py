@@ -133,8 +133,8 @@ def test_failed_rerun_keeps_previous_results(tmp_path, monkeypatch, stage):
     res = work / "results"
     before = deliverables(res)
     module, func = {
-        "aggregate": ("archive_twins.aggregate", "build_tables"),
-        "html": ("archive_twins.html", "build_html"),
+        "aggregate": ("archive_twins.deliver.aggregate", "build_tables"),
+        "html": ("archive_twins.deliver.html", "build_html"),
     }[stage]
     inject(tmp_path, monkeypatch, module, func)
     save(photo("chelsea")[::4, ::4], archive / "c.jpg")
@@ -157,7 +157,7 @@ def test_failed_shard_job_is_redone(tmp_path, monkeypatch):
     work = tmp_path / "work"
     run_workflow(archive, work, shards=1)
     save(photo("chelsea")[::4, ::4], archive / "c.jpg")
-    inject(tmp_path, monkeypatch, "archive_twins.shard", "process_shard")
+    inject(tmp_path, monkeypatch, "archive_twins.ingest.shard", "process_shard")
     proc = run_workflow(archive, work, shards=1, check=False)
     assert proc.returncode != 0 and "injected" in proc.stderr + proc.stdout
     monkeypatch.delenv("PYTHONPATH")

@@ -19,9 +19,9 @@ import time
 import pytest
 from conftest import read_tables, run_workflow
 
+from archive_twins.deliver.schema import TABLES
 from archive_twins.demo import build_demo_archive
 from archive_twins.runner import snakemake_cmd
-from archive_twins.schema import TABLES
 
 pytestmark = pytest.mark.e2e
 

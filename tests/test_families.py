@@ -1,4 +1,4 @@
-"""Copy families (archive_twins/families.py) through the real aggregation: the
+"""Copy families (archive_twins/deliver/families.py) through the real aggregation: the
 master rules, roles, relations direct and composed along a chain, the mixed flag,
 curator decisions, redundant.csv, and the same families for any file ids and input
 order."""
@@ -13,13 +13,13 @@ import random
 import numpy as np
 import pytest
 
-from archive_twins import aggregate
-from archive_twins.decisions import Decision
+from archive_twins.deliver import aggregate
+from archive_twins.deliver.decisions import Decision
+from archive_twins.deliver.schema import columns
 from archive_twins.dihedral import dihedral_homography
 from archive_twins.records import CopyRecord, FileRecord
-from archive_twins.schema import columns
 from archive_twins.util import write_jsonl
-from archive_twins.verify import homography_json
+from archive_twins.verify.pixels import homography_json
 
 
 def sha(text: str) -> str:
@@ -276,7 +276,7 @@ def test_redundant_lists_what_each_set_and_family_keeps(tmp_path):
     tables, _ = build(tmp_path, files, verdicts, decisions=[drop])
     con = tables["redundant"].con
     out = tmp_path / "csv"
-    from archive_twins.redundant import write_redundant_csv
+    from archive_twins.deliver.redundant import write_redundant_csv
 
     assert write_redundant_csv(tables["redundant"], out) == len(tables["redundant"])
     rows = list(csv.DictReader((out / "redundant.csv").open(encoding="utf-8")))

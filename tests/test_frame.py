@@ -10,9 +10,9 @@ import pytest
 from archives import bordered, smooth_picture, warped
 
 from archive_twins.demo import photo
-from archive_twins.frame import content_picture
-from archive_twins.hashing import content_hashes, dihedral_hashes
-from archive_twins.retrieval import RetrievalParams
+from archive_twins.index.params import RetrievalParams
+from archive_twins.ingest.frame import content_picture
+from archive_twins.ingest.hashing import content_hashes, dihedral_hashes
 
 LIMIT = RetrievalParams().max_tone_hamming
 

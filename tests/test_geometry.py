@@ -10,7 +10,9 @@ import pytest
 from archives import smooth_picture
 
 from archive_twins.demo import photo
-from archive_twins.features import (
+from archive_twins.index.params import RetrievalParams
+from archive_twins.index.wordsearch import pair_votes
+from archive_twins.ingest.features import (
     HALF_WORDS,
     FeatureParams,
     describe,
@@ -18,8 +20,8 @@ from archive_twins.features import (
     quantise,
     vocabulary,
 )
-from archive_twins.frame import reduced
-from archive_twins.geometry import (
+from archive_twins.ingest.frame import reduced
+from archive_twins.verify.geometry import (
     GeoParams,
     crop_box,
     decompose,
@@ -28,8 +30,6 @@ from archive_twins.geometry import (
     source_first,
     verify_geometric,
 )
-from archive_twins.retrieval import RetrievalParams
-from archive_twins.wordsearch import pair_votes
 
 
 def feats(arr):
@@ -177,7 +177,7 @@ def test_source_rules():
 
 
 def test_degenerate_homographies_are_refused():
-    from archive_twins.geometry import _well_conditioned
+    from archive_twins.verify.geometry import _well_conditioned
 
     assert _well_conditioned(np.eye(3))
     assert not _well_conditioned(np.zeros((3, 3)))
@@ -190,7 +190,7 @@ def test_colours_tell_the_source_only_of_a_colour_change(monkeypatch, changed):
     """A one-way colour fit names the source of a colour change (greyscale, clipping);
     without a change measured it is resampling and re-encoding, and left a tie (for
     the files' facts), not taken as evidence: it had turned small rotations round."""
-    import archive_twins.geometry as geometry
+    import archive_twins.verify.geometry as geometry
 
     pic = cv2.resize(photo("coffee"), (300, 200), interpolation=cv2.INTER_AREA)
     ok, buf = cv2.imencode(".jpg", pic, [cv2.IMWRITE_JPEG_QUALITY, 60])
@@ -237,7 +237,7 @@ def test_a_framed_smooth_picture_is_aligned_on_its_grey_levels(monkeypatch, orig
     ratio-test matches; made so here), it is aligned on its grey levels from the
     picture inside the border: it lands where it was framed (its faint tower edge
     holds it), in full-resolution coordinates whatever the thumbnails' sizes."""
-    import archive_twins.geometry as geometry
+    import archive_twins.verify.geometry as geometry
 
     monkeypatch.setattr(geometry, "fit", lambda *args: None)
     sky, framed = _framed_sky(shrink)
@@ -258,7 +258,7 @@ def test_another_sky_of_the_same_proportions_is_not_aligned(monkeypatch):
     blue gradient too; aligned on grey levels, its pixels are not the sky's."""
     from archives import bordered
 
-    import archive_twins.geometry as geometry
+    import archive_twins.verify.geometry as geometry
 
     monkeypatch.setattr(geometry, "fit", lambda *args: None)
     sky = smooth_picture("rocket", (0, 240, 200, 310))

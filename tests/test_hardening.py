@@ -17,13 +17,13 @@ import pytest
 import pyvips
 from archives import png_declaring
 
-from archive_twins.aggregate import build_tables, write_json, write_sqlite
-from archive_twins.decode import ALLOWED_FORMATS, DecodeParams, analyse
-from archive_twins.html import build_html
+from archive_twins.deliver.aggregate import build_tables, write_json, write_sqlite
+from archive_twins.deliver.html import build_html
+from archive_twins.deliver.schema import TABLES
+from archive_twins.ingest.decode import ALLOWED_FORMATS, DecodeParams, analyse
+from archive_twins.ingest.scan import scan_archive, write_manifests
+from archive_twins.ingest.shard import process_shard
 from archive_twins.records import DECODE_KEYS
-from archive_twins.scan import scan_archive, write_manifests
-from archive_twins.schema import TABLES
-from archive_twins.shard import process_shard
 from archive_twins.util import atomic_dir, atomic_open, read_jsonl
 
 
@@ -212,7 +212,7 @@ def test_latin1_names_are_analysed_and_stored_losslessly(latin1_archive, tmp_pat
 
 def build_html_uris(results: Path, archive: Path) -> dict[str, str]:
     """filename -> href of the file rows the pages would link to."""
-    from archive_twins.html import file_uri
+    from archive_twins.deliver.html import file_uri
 
     files = json.loads((results / "json" / "files.json").read_text())
     return {f["filename"]: file_uri(archive, f) for f in files}
@@ -239,7 +239,7 @@ def test_file_symlink_leaving_archive_is_not_followed(tmp_path):
 
 
 def test_shard_error_names_the_relative_file(tmp_path, monkeypatch):
-    import archive_twins.shard as shard_mod
+    import archive_twins.ingest.shard as shard_mod
 
     root = tmp_path / "archive"
     (root / "d").mkdir(parents=True)

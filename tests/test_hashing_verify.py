@@ -16,15 +16,15 @@ from archive_twins.dihedral import (
     dihedral_homography,
     inverse,
 )
-from archive_twins.hashing import (
+from archive_twins.index.params import RetrievalParams
+from archive_twins.ingest.hashing import (
     _pil_ops,
     dihedral_hashes,
     hamming_search,
     hashes_to_array,
     quarter_hashes,
 )
-from archive_twins.retrieval import RetrievalParams
-from archive_twins.verify import VerifyParams, verify_dihedral
+from archive_twins.verify.pixels import VerifyParams, verify_dihedral
 
 
 def hd(a: str, b: str) -> int:

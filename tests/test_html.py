@@ -130,7 +130,7 @@ def test_names_isolated_and_thumbnails_oriented(tmp_path):
     a thumbnail of an EXIF orientation 6 file is shown turned by 90 degrees in a box
     of swapped size; a Latin-1 name links to its percent-encoded raw bytes."""
     require_browser()
-    from archive_twins.html import build_html
+    from archive_twins.deliver.html import build_html
 
     rlo = "evil\u202egpj.exe.jpg"
     base = {"status": "ok", "error": None, "format": "jpeg", "size_bytes": 10}

@@ -44,3 +44,21 @@ def test_package_ships_the_workflow():
     needed += list((REPO / "report").glob("*.rst")) + list(REPO.glob("profiles/*/config.yaml"))
     assert len(needed) > 20
     assert [p.relative_to(REPO) for p in needed if p not in shipped] == []
+
+
+def test_package_lists_every_stage_package():
+    """A wheel holds only the packages pyproject.toml lists (`pip install .`): every
+    folder of archive_twins with an __init__.py is among them, and the data files
+    (the vocabulary, the pages' script and style) stay package data."""
+    tool = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    found = {
+        ".".join(p.parent.relative_to(REPO).parts)
+        for p in (REPO / "archive_twins").rglob("__init__.py")
+    }
+    assert found - set(tool["packages"]) == set()
+    assert {"archive_twins.ingest", "archive_twins.deliver"} <= found
+    data = tool["package-data"]["archive_twins"]
+    assert {"data/*.npy", "web/*"} <= set(data)
+    assert list((REPO / "archive_twins").glob("data/*.npy")) and list(
+        (REPO / "archive_twins").glob("web/*")
+    )

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from archive_twins import aggregate, html
+from archive_twins.deliver import aggregate, html
+from archive_twins.deliver.schema import COPY_KINDS, TABLES, columns
 from archive_twins.records import (
     DECODE,
     DECODE_KEYS,
@@ -30,7 +31,6 @@ from archive_twins.records import (
     thumb_path,
     thumb_relpath,
 )
-from archive_twins.schema import COPY_KINDS, TABLES, columns
 from archive_twins.util import write_jsonl
 
 REPO = Path(__file__).resolve().parents[1]

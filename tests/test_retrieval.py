@@ -11,24 +11,20 @@ import numpy as np
 import pytest
 from archives import colour_change, smooth_picture
 
-from archive_twins.arrays import read_runs
 from archive_twins.demo import photo
 from archive_twins.dihedral import dihedral, inverse
-from archive_twins.features import FeatureParams, describe, save_signatures
-from archive_twins.hashing import dihedral_hashes
-from archive_twins.retrieval import (
-    FAMILIES,
-    INVERTED,
-    Index,
-    RetrievalParams,
-    _invert,
-    build_index,
-    chunk_of,
-    dense_indptr,
-    generation_common,
-)
+from archive_twins.index.arrays import read_runs
+from archive_twins.index.build import build_index
+from archive_twins.index.format import FAMILIES, INVERTED, dense_indptr
+from archive_twins.index.generations import generation_common
+from archive_twins.index.invert import _invert
+from archive_twins.index.items import chunk_of
+from archive_twins.index.params import RetrievalParams
+from archive_twins.index.query import Index
+from archive_twins.index.wordsearch import pair_votes
+from archive_twins.ingest.features import FeatureParams, describe, save_signatures
+from archive_twins.ingest.hashing import dihedral_hashes
 from archive_twins.util import write_jsonl
-from archive_twins.wordsearch import pair_votes
 
 
 def _images() -> dict[str, np.ndarray]:
@@ -247,8 +243,8 @@ def test_a_pairs_own_tests_agree_with_the_search(index_dir):
 def test_delta_search_equals_a_full_search(index_dir, tmp_path, n_chunks):
     """A chunk rerun that searches only pairs involving added rasters, carrying the
     rest from its previous rows, finds exactly the candidates of a full search."""
-    from archive_twins.match import MatchParams, chunk_candidates
     from archive_twins.util import read_jsonl
+    from archive_twins.verify.match import MatchParams, chunk_candidates
 
     path, truth, _ = index_dir
     full = Index(path)
@@ -326,10 +322,10 @@ def test_stored_delta_equals_a_full_search(index_dir, tmp_path, monkeypatch, n_c
     """The candidates of the new rasters searched once by the index job (new rasters'
     query words against everything, and all their words against the earlier rasters'
     query words) are exactly those of a full search, chunk by chunk."""
-    from archive_twins import retrieval
-    from archive_twins.match import MatchParams, chunk_candidates
+    from archive_twins.index import build
+    from archive_twins.verify.match import MatchParams, chunk_candidates
 
-    monkeypatch.setattr(retrieval, "DELTA_MAX_FRACTION", 1.0)
+    monkeypatch.setattr(build, "DELTA_MAX_FRACTION", 1.0)
     dropped = {"astronaut_crop", "chelsea", "rocket_small", "moon", "brick"}
     records, earlier, signatures = _history(index_dir, tmp_path, dropped)
     params, gens = MatchParams(), tmp_path / "gens"
@@ -360,7 +356,7 @@ def test_stored_delta_equals_a_full_search(index_dir, tmp_path, monkeypatch, n_c
 
 def _chunk_rows(index: Index, params, n_chunks: int) -> dict[int, list[dict]]:
     """Each chunk's output rows of a full search (`_rows`), by chunk."""
-    from archive_twins.match import chunk_candidates
+    from archive_twins.verify.match import chunk_candidates
 
     rows_of = {}
     for c in range(n_chunks):
@@ -372,7 +368,7 @@ def _chunk_rows(index: Index, params, n_chunks: int) -> dict[int, list[dict]]:
 def _rows(index: Index, hash_c: dict, word_c: dict, counts: dict) -> list[dict]:
     """A chunk's output rows carrying these candidates (`chunk_candidates`'s
     result), with the meta `run_match_chunk` keeps for the next run."""
-    from archive_twins.match import dirs_meta
+    from archive_twins.verify.match import dirs_meta
 
     meta = {
         "found": counts["found"],
@@ -467,10 +463,10 @@ def test_reruns_follow_words_becoming_common(index_dir, tmp_path, monkeypatch, s
     them."""
     from dataclasses import replace
 
-    from archive_twins import retrieval
-    from archive_twins.match import MatchParams, _unchanged, chunk_candidates
+    from archive_twins.index import build
+    from archive_twins.verify.match import MatchParams, _unchanged, chunk_candidates
 
-    monkeypatch.setattr(retrieval, "DELTA_MAX_FRACTION", 1.0 if stored else 0.0)
+    monkeypatch.setattr(build, "DELTA_MAX_FRACTION", 1.0 if stored else 0.0)
     dropped = {"astronaut_crop", "astronaut_rot90", "chelsea_rot12", "rocket_small"}
     records, earlier, signatures = _history(index_dir, tmp_path, dropped)
     params = MatchParams()
@@ -487,7 +483,7 @@ def test_reruns_follow_words_becoming_common(index_dir, tmp_path, monkeypatch, s
         gained, lost = index.common_change(old_gen)
         # adding rasters makes words common; removing them makes them ordinary again
         assert (gained.sum() > 0, lost.sum() > 0) == ((True, False) if step == 0 else (False, True))
-        before = retrieval.generation_common(gens, old_gen)
+        before = generation_common(gens, old_gen)
         assert not np.array_equal(before, np.flatnonzero(index.common()))
         old, got_gained = _unchanged(index, old_gen)
         assert np.array_equal(got_gained, gained)
@@ -515,7 +511,7 @@ def test_common_words_neither_vote_nor_count(index_dir):
     common_df=2) are no longer candidates."""
     from dataclasses import replace
 
-    from archive_twins.wordsearch import FIELDS, pair_query
+    from archive_twins.index.wordsearch import FIELDS, pair_query
 
     path, truth, sigs = index_dir
     index = Index(path)
@@ -547,10 +543,10 @@ def test_the_cap_keeps_the_best_and_reruns_equal_a_fresh_search(
     searches again a raster the cap may bite now, equals a fresh search."""
     from dataclasses import replace
 
-    from archive_twins import retrieval
-    from archive_twins.match import MatchParams, chunk_candidates
+    from archive_twins.index import build
+    from archive_twins.verify.match import MatchParams, chunk_candidates
 
-    monkeypatch.setattr(retrieval, "DELTA_MAX_FRACTION", 1.0 if stored else 0.0)
+    monkeypatch.setattr(build, "DELTA_MAX_FRACTION", 1.0 if stored else 0.0)
     params = MatchParams()
     params = replace(params, retrieval=replace(params.retrieval, max_candidates=1))
     path, _, _ = index_dir
@@ -594,10 +590,10 @@ def test_the_hash_cap_keeps_the_nearest_and_reruns_equal_a_fresh_search(
     are named, and a rerun after files come and go equals a fresh search."""
     from dataclasses import replace
 
-    from archive_twins import retrieval
-    from archive_twins.match import MatchParams, chunk_candidates
+    from archive_twins.index import build
+    from archive_twins.verify.match import MatchParams, chunk_candidates
 
-    monkeypatch.setattr(retrieval, "DELTA_MAX_FRACTION", 1.0 if stored else 0.0)
+    monkeypatch.setattr(build, "DELTA_MAX_FRACTION", 1.0 if stored else 0.0)
     params = MatchParams()
     params = replace(params, retrieval=replace(params.retrieval, max_hash_candidates=1))
     path, _, _ = family_index
@@ -647,7 +643,7 @@ def test_a_raster_needing_fewer_cells_is_searched_again(index_dir, tmp_path):
     candidate (a photograph and its crop, seen from the photograph's side, once the
     photograph's words outside the crop are common). The rerun searches that raster
     again (`Index.need_dropped`) and equals a fresh search."""
-    from archive_twins.match import MatchParams, _unchanged, chunk_candidates
+    from archive_twins.verify.match import MatchParams, _unchanged, chunk_candidates
 
     path, _, _ = index_dir
     records = sorted(str(p) for p in path.parent.glob("shard-*.jsonl"))

@@ -18,16 +18,20 @@ import pytest
 from test_retrieval import index_dir  # noqa: F401 (fixture)
 from test_shard import Shard, picture
 
-from archive_twins import generations, ledger, registry
-from archive_twins.features import FeatureParams, describe, load_raster, load_signatures
-from archive_twins.guard import GuardError, check_shrink
-from archive_twins.leftovers import hold_job_lock, mark_run, remove_leftovers
-from archive_twins.match import FeatureCache
-from archive_twins.retrieval import Index, RetrievalParams, build_index
-from archive_twins.scan import ScanResult, carry_unlistable, scan_archive, shape
-from archive_twins.shard import Refused, open_pinned
-from archive_twins.store import load_thumbnail
+from archive_twins import ledger
+from archive_twins.deliver import publish
+from archive_twins.index.build import build_index
+from archive_twins.index.params import RetrievalParams
+from archive_twins.index.query import Index
+from archive_twins.ingest import registry
+from archive_twins.ingest.features import FeatureParams, describe, load_raster, load_signatures
+from archive_twins.ingest.guard import GuardError, check_shrink
+from archive_twins.ingest.leftovers import hold_job_lock, mark_run, remove_leftovers
+from archive_twins.ingest.scan import ScanResult, carry_unlistable, scan_archive, shape
+from archive_twins.ingest.shard import Refused, open_pinned
+from archive_twins.ingest.store import load_thumbnail
 from archive_twins.util import write_jsonl
+from archive_twins.verify.match import FeatureCache
 
 # ---- the ledger: stamps and records ---------------------------------------------------
 
@@ -175,9 +179,9 @@ def test_generations_switch_at_once_and_keep_the_one_before(tmp_path):
             if f.is_file():
                 f.unlink()
         _stage(staging, f"set {k}")
-        gen = generations.publish(staging, res, NAMES, {"aggregate": f"w{k}"})
+        gen = publish.publish(staging, res, NAMES, {"aggregate": f"w{k}"})
         assert _seen(res) == {f"set {k}"}
-        assert generations.current_record(res)["aggregate"] == f"w{k}"
+        assert publish.current_record(res)["aggregate"] == f"w{k}"
         assert os.readlink(res / "json") == os.path.join("current", "json")
         assert (gen / "thumbs").resolve() == (res / "thumbs").resolve()
     assert sorted(p.name for p in (res / "generations").iterdir()) == ["g-2", "g-3"]
@@ -187,7 +191,7 @@ def test_results_of_an_older_version_are_adopted_without_a_gap(tmp_path):
     res, staging = tmp_path / "results", tmp_path / "results" / "staging"
     _stage(res, "old")  # real files where the links go
     _stage(staging, "new")
-    generations.publish(staging, res, NAMES, {})
+    publish.publish(staging, res, NAMES, {})
     assert all((res / n).is_symlink() for n in NAMES)
     assert _seen(res) == {"new"}
     assert not [p for p in res.iterdir() if p.name.startswith(".")]
@@ -217,7 +221,7 @@ def test_leftovers_removed_unless_a_job_is_running(tmp_path):
             sys.executable,
             "-c",
             "import sys; sys.path.insert(0, sys.argv[1])\n"
-            "from archive_twins.leftovers import hold_job_lock\n"
+            "from archive_twins.ingest.leftovers import hold_job_lock\n"
             "hold_job_lock(sys.argv[2]); print('held', flush=True); sys.stdin.read()",
             str(Path(__file__).resolve().parents[1]),
             str(res),
@@ -353,7 +357,7 @@ def test_damaged_thumbnail_is_rebuilt_from_its_file(tmp_path):
     thumb.write_bytes(good[: len(good) // 2])
     with pytest.raises(FileNotFoundError):
         load_thumbnail(shard.store, sha)
-    from archive_twins.shard import repair_content
+    from archive_twins.ingest.shard import repair_content
 
     calls = []
 
@@ -373,7 +377,7 @@ def test_damaged_thumbnail_is_rebuilt_from_its_file(tmp_path):
 
 def test_damaged_features_read_as_missing_and_are_rebuilt(tmp_path):
     rgb = np.random.default_rng(0).integers(0, 255, (120, 160, 3), np.uint8)
-    from archive_twins.features import extract_raster, raster_path, save_signatures
+    from archive_twins.ingest.features import extract_raster, raster_path, save_signatures
 
     fp = FeatureParams()
     sha = "ab" * 32

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from archive_twins.scan import is_image_name, scan_archive, write_manifests
+from archive_twins.ingest.scan import is_image_name, scan_archive, write_manifests
 from archive_twins.util import read_jsonl, shard_assignment
 
 

@@ -1,4 +1,4 @@
-"""How a shard's records are merged (archive_twins/shard.py): unchanged files keep
+"""How a shard's records are merged (archive_twins/ingest/shard.py): unchanged files keep
 their records unread, new and changed files are hashed, contents decoded before are
 taken from the content store, errors keep their reason, removed files drop out."""
 
@@ -12,11 +12,11 @@ import cv2
 import numpy as np
 import pytest
 
-import archive_twins.shard as shard_mod
-from archive_twins.decode import DecodeParams
+import archive_twins.ingest.shard as shard_mod
+from archive_twins.ingest.decode import DecodeParams
+from archive_twins.ingest.scan import scan_archive, write_manifests
+from archive_twins.ingest.shard import FILE_TOKEN, content_paths, process_shard
 from archive_twins.records import DECODE_KEYS, SHARD_KEYS, thumb_path
-from archive_twins.scan import scan_archive, write_manifests
-from archive_twins.shard import FILE_TOKEN, content_paths, process_shard
 from archive_twins.util import read_jsonl, write_jsonl
 
 P = DecodeParams(thumb_size=64)

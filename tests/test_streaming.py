@@ -10,10 +10,10 @@ import sqlite3
 
 import pytest
 
-from archive_twins import aggregate
-from archive_twins.html import _write_data_js
+from archive_twins.deliver import aggregate
+from archive_twins.deliver.html import _write_data_js
+from archive_twins.deliver.schema import TABLES, columns
 from archive_twins.records import FileRecord
-from archive_twins.schema import TABLES, columns
 from archive_twins.util import iter_json_array, write_jsonl
 
 

@@ -9,10 +9,10 @@ import cv2
 import numpy as np
 from furniture import verso
 
-from archive_twins import specksearch
 from archive_twins.dihedral import dihedral, inverse
-from archive_twins.retrieval import RetrievalParams
-from archive_twins.texture import (
+from archive_twins.index import specksearch
+from archive_twins.index.params import RetrievalParams
+from archive_twins.ingest.texture import (
     MIN_SPECKS,
     NO_SPECK,
     SPECK_GRID,

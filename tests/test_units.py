@@ -7,7 +7,7 @@ import duckdb
 import numpy as np
 import pytest
 
-from archive_twins.aggregate import copy_tables, load_copies, related_table
+from archive_twins.deliver.aggregate import copy_tables, load_copies, related_table
 from archive_twins.dihedral import (
     COMPOSE,
     INVERSE,
@@ -15,10 +15,10 @@ from archive_twins.dihedral import (
     dihedral_homography,
     nearest_dihedral,
 )
-from archive_twins.match import MatchParams, verdict_key
+from archive_twins.index.items import Item, chunk_of
 from archive_twins.records import CopyRecord
-from archive_twins.retrieval import Item, chunk_of
 from archive_twins.util import write_jsonl
+from archive_twins.verify.match import MatchParams, verdict_key
 
 
 def test_compose_and_inverse_tables_agree_with_the_arrays():
@@ -130,11 +130,11 @@ def test_every_cache_key_uses_one_fingerprint_form():
     changing any of its fields changes it (so no setting can be left out of a key)."""
     import dataclasses
 
-    from archive_twins.decode import DecodeParams
-    from archive_twins.features import FeatureParams
-    from archive_twins.geometry import GeoParams
-    from archive_twins.match import MatchParams
-    from archive_twins.retrieval import RetrievalParams
+    from archive_twins.index.params import RetrievalParams
+    from archive_twins.ingest.decode import DecodeParams
+    from archive_twins.ingest.features import FeatureParams
+    from archive_twins.verify.geometry import GeoParams
+    from archive_twins.verify.match import MatchParams
 
     for cls in (DecodeParams, FeatureParams, GeoParams, RetrievalParams, MatchParams):
         base = cls()

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from archive_twins.retrieval import RetrievalParams
-from archive_twins.wordsearch import FIELDS, cells_needed, coverage_cell, pair_query
+from archive_twins.index.params import RetrievalParams
+from archive_twins.index.wordsearch import FIELDS, cells_needed, coverage_cell, pair_query
 
 
 def _pos(row: int, col: int) -> int:
