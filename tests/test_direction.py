@@ -15,7 +15,7 @@ from archive_twins.ingest.decode import jpeg_quality
 from archive_twins.records import CopyRecord
 from archive_twins.verify.direction import RasterFacts, resolve_ties, reverse, tie_break
 from archive_twins.verify.geometry import crop_box, decompose
-from archive_twins.verify.pixels import homography_json
+from archive_twins.verify.homography import homography_json
 
 
 @pytest.mark.parametrize("q", [10, 20, 50, 75, 90, 95])

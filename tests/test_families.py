@@ -19,7 +19,7 @@ from archive_twins.deliver.schema import columns
 from archive_twins.dihedral import dihedral_homography
 from archive_twins.records import CopyRecord, FileRecord
 from archive_twins.util import write_jsonl
-from archive_twins.verify.pixels import homography_json
+from archive_twins.verify.homography import homography_json
 
 
 def sha(text: str) -> str:

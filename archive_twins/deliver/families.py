@@ -181,7 +181,7 @@ def homographies(con: duckdb.DuckDBPyConnection, sql: str, batch: int = 8192) ->
 
 
 def _hom_text(h: np.ndarray, batch: int = 8192) -> np.ndarray:
-    """verify.homography_json of many matrices (the same text), a batch at a time."""
+    """verify.homography.homography_json of many matrices (the same text), a batch at a time."""
     out = np.empty(len(h), dtype=object)
     for i in range(0, len(h), batch):
         rows = (np.round(h[i : i + batch].reshape(-1, 9), 6) + 0.0).tolist()

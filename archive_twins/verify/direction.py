@@ -31,8 +31,7 @@ import numpy as np
 
 from ..dihedral import DIHEDRAL, dihedral_homography, inverse, oriented_size
 from ..records import CopyRecord
-from .homography import crop_box, decompose
-from .pixels import homography_json
+from .homography import crop_box, decompose, transform_fields
 
 # JPEG qualities (estimated, 1-100) closer than this are the same setting
 QUALITY_STEP = 5
@@ -91,20 +90,8 @@ def reverse(c: CopyRecord, size1: tuple[int, int], size2: tuple[int, int]) -> Co
     else:
         scale, angle, mirrored = decompose(hmat, w2, h2)
         crop = crop_box(hmat, w2, h2, w1, h1)
-    return dataclasses.replace(
-        c,
-        key1=c.key2,
-        key2=c.key1,
-        scale=round(float(scale), 6),
-        angle=round(float(angle), 3) % 360,
-        mirrored=int(mirrored),
-        crop_x=round(crop[0], 2),
-        crop_y=round(crop[1], 2),
-        crop_w=round(crop[2], 2),
-        crop_h=round(crop[3], 2),
-        homography=homography_json(hmat),
-        area_fraction=round(crop[2] * crop[3] / (w2 * h2), 4),
-    )
+    fields = transform_fields(hmat, scale, angle, mirrored, crop, (w2, h2))
+    return dataclasses.replace(c, key1=c.key2, key2=c.key1, **fields)
 
 
 def resolve_ties(copies: list[CopyRecord], facts: Mapping[str, RasterFacts]) -> list[CopyRecord]:

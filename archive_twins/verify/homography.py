@@ -1,6 +1,7 @@
 """The homography helpers every stage shares: project points, a frame's corners,
 how much of one frame another covers, the scale/angle/mirror a homography applies at
-a frame's centre, and the part of one frame another shows.
+a frame's centre, the part of one frame another shows, and a fitted transform as
+the fields of a copy record (`transform_fields`, the one place they are rounded).
 
 Takes 3x3 homographies and frame sizes in pixels; gives numbers and boxes. Low in
 the import graph (OpenCV and numpy only): `geometry` fits homographies, `direction`
@@ -9,6 +10,7 @@ turns copies round, `families` composes relations, all with these.
 
 from __future__ import annotations
 
+import json
 import math
 
 import cv2
@@ -65,3 +67,33 @@ def crop_box(hmat: np.ndarray, wa: int, ha: int, wb: int, hb: int) -> tuple[floa
     x0, y0 = poly.min(axis=0)
     x1, y1 = poly.max(axis=0)
     return float(x0), float(y0), float(x1 - x0), float(y1 - y0)
+
+
+def homography_json(mat: np.ndarray) -> str:
+    """The contract's JSON 3x3 matrix (rows), rounded for readability."""
+    return json.dumps([[round(float(v), 6) + 0.0 for v in row] for row in mat])
+
+
+def transform_fields(
+    hmat: np.ndarray,
+    scale: float,
+    angle: float,
+    mirrored: bool,
+    crop: tuple[float, float, float, float],
+    src_wh: tuple[int, int],
+) -> dict:
+    """A fitted transform (source -> copy) as a copy record's fields, rounded the one
+    way every fitted relation is reported (a geometric verdict, a relation turned
+    round): scale to 6 decimals, angle to 3 in [0, 360), the crop box to 2, the
+    share of the source it covers to 4."""
+    return {
+        "scale": round(float(scale), 6),
+        "angle": round(float(angle), 3) % 360,
+        "mirrored": int(mirrored),
+        "crop_x": round(crop[0], 2),
+        "crop_y": round(crop[1], 2),
+        "crop_w": round(crop[2], 2),
+        "crop_h": round(crop[3], 2),
+        "homography": homography_json(hmat),
+        "area_fraction": round(crop[2] * crop[3] / (src_wh[0] * src_wh[1]), 4),
+    }

@@ -46,10 +46,10 @@ from ..records import CopyRecord, copy_kind
 from ..util import fingerprint, read_jsonl, write_jsonl
 from .capture import moved, residual_motion
 from .geometry import GeoParams, GeoVerdict, verify_geometric
+from .homography import homography_json, transform_fields
 from .pixels import (
     VerifyParams,
     explains,
-    homography_json,
     photometric_change,
     verify_dihedral,
 )
@@ -223,14 +223,7 @@ def geo_copy(g: GeoVerdict, by_key: dict[str, Item]) -> dict:
         key1=src.key,
         key2=dst.key,
         kind=kind,
-        scale=round(float(scale), 6),
-        angle=round(float(angle), 3) % 360,
-        mirrored=int(g.mirrored),
-        crop_x=round(crop[0], 2),
-        crop_y=round(crop[1], 2),
-        crop_w=round(crop[2], 2),
-        crop_h=round(crop[3], 2),
-        homography=homography_json(hom),
+        **transform_fields(hom, scale, angle, g.mirrored, crop, src_wh),
         inliers=g.inliers,
         score=round(g.score, 4),
         method=(
@@ -240,7 +233,6 @@ def geo_copy(g: GeoVerdict, by_key: dict[str, Item]) -> dict:
         ),
         hamming=None,
         colour_change=bool(g.colour_change),
-        area_fraction=round(crop[2] * crop[3] / (src.width * src.height), 4),
         metrics={name: round(float(v), 4) for name, v in g.metrics.items()},
         reason=g.reason,
         direction_by=g.direction_by,

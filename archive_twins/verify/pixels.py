@@ -8,7 +8,6 @@ block, so a small object that differs is not averaged away by the shared backgro
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 import cv2
@@ -282,11 +281,6 @@ def explains(m: dict, params: VerifyParams) -> int:
     if back <= limit < fwd and fwd > 1.5 * back:
         return -1
     return 0
-
-
-def homography_json(mat: np.ndarray) -> str:
-    """The contract's JSON 3x3 matrix (rows), rounded for readability."""
-    return json.dumps([[round(float(v), 6) + 0.0 for v in row] for row in mat])
 
 
 def verify_dihedral(
