@@ -31,7 +31,7 @@ from .ingest.scan import (
     write_rerun_token,
 )
 from .progress import parse_stats, work_estimate
-from .util import DELIVERABLES, write_text_if_changed
+from .util import DELIVERABLES, file_check, write_text_if_changed
 
 SHAPE = "state/shape.json"
 
@@ -83,7 +83,7 @@ def prepare(
     if not all((res / w / n).exists() for w in ("", "staging") for n in DELIVERABLES):
         marker.unlink(missing_ok=True)
     changed = write_manifests(scan, manifests, len(shards), int(config["shard_folder_files"]))
-    write_rerun_token(manifests, config.get("verify", "quick") == "full", "verify: full")
+    write_rerun_token(manifests, file_check(config) == "full", "file_check: full")
     notes.insert(
         0,
         f"scanned {archive}: {len(scan.images)} image files, {len(scan.skipped)} skipped; "

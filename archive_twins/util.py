@@ -228,6 +228,13 @@ def json_table(json_dir: str | os.PathLike, name: str) -> Iterator[Any]:
     return iter_json_array(path) if path.exists() else iter(())
 
 
+def file_check(config: dict) -> str:
+    """How unchanged files are recognised: `file_check` (quick or full). `verify`, its
+    name before (it read like the pixel check's `matching.verify`), is still read: full
+    when either says full, the stricter of the two."""
+    return "full" if "full" in (config.get("file_check"), config.get("verify")) else "quick"
+
+
 def fingerprint(tag: str, settings: Any) -> str:
     """The one form of every cache key's settings part: a readable tag (bump its
     version when the code's output changes) and a digest of the settings, so any

@@ -42,7 +42,6 @@ try:
     RESULTS = results_pattern(RESULTS_PATH)  # RESULTS_PATH, usable in rule patterns
 except GuardError as exc:
     raise WorkflowError(str(exc)) from None
-VERIFY = config.get("verify", "quick")
 N_SHARDS = int(config["shards"])
 SHARDS = [f"{i:04d}" for i in range(N_SHARDS)]
 N_CHUNKS = int(config["match_chunks"])

@@ -6,7 +6,7 @@
 rule decode_shard:
     input:
         manifest=f"{RESULTS}/manifest/shard-{{shard}}.jsonl",
-        # changes for `verify: full` and after a failed run (rules/common.smk)
+        # changes for `file_check: full` and after a failed run (rules/common.smk)
         rerun=f"{RESULTS}/manifest/rerun.json",
         # what the outputs must be built from; rewritten to force the job (ledger.py)
         stamp=stamp("decode_shard-{shard}"),

@@ -5,6 +5,7 @@ import sys
 sys.path.insert(0, snakemake.scriptdir + "/..")
 
 from archive_twins.cli import run_decode_shard  # noqa: E402
+from archive_twins.util import file_check  # noqa: E402
 
 run_decode_shard(
     log=snakemake.log[0],
@@ -19,7 +20,7 @@ run_decode_shard(
     geometric=snakemake.params.geometric,
     feature_max_side=snakemake.params.feature_max_side,
     n_features=snakemake.params.n_features,
-    full=snakemake.config.get("verify", "quick") == "full",
+    full=file_check(snakemake.config) == "full",
     threads=snakemake.threads,
     stamp=snakemake.input.stamp,
 )

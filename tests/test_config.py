@@ -88,3 +88,15 @@ def test_every_parameter_is_set_from_config_yaml_or_named_internal():
         assert moved, f"matching.{name} changes no parameter"
         reached |= moved
     assert set(base) - reached == set(INTERNAL)
+
+
+def test_file_check_reads_its_old_name_too():
+    """`verify: full` (the key's old name) still re-hashes every file; the stricter
+    setting wins when both are given."""
+    from archive_twins.util import file_check
+
+    assert file_check({"file_check": "quick"}) == "quick"
+    assert file_check({"file_check": "full"}) == "full"
+    assert file_check({"file_check": "quick", "verify": "full"}) == "full"
+    assert file_check({"file_check": "full", "verify": "quick"}) == "full"
+    assert file_check({}) == "quick"

@@ -232,9 +232,9 @@ def test_braces_in_paths(tmp_path):
     assert con.execute("SELECT count(*) FROM files WHERE status = 'ok'").fetchone() == (2,)
 
 
-def test_restored_mtime_then_verify_full(tmp_path):
+def test_restored_mtime_then_file_check_full(tmp_path):
     """A file overwritten in place with another image of the same size and
-    `touch -r`-ed back is re-read; `verify=full` re-hashes every file."""
+    `touch -r`-ed back is re-read; `file_check=full` re-hashes every file."""
     archive = small_archive(tmp_path / "archive")
     tif = archive / "t.tif"
     save(photo("coffee")[:200, :300], tif)
@@ -252,7 +252,7 @@ def test_restored_mtime_then_verify_full(tmp_path):
     after = {f["filename"]: f for f in read_json_tables(res / "json")["files"]}
     assert after["t.tif"]["sha256"] != before["t.tif"]["sha256"]
     assert after["a.jpg"] == before["a.jpg"]
-    run_workflow(archive, work, shards=2, extra=["verify=full"])
+    run_workflow(archive, work, shards=2, extra=["file_check=full"])
     stats = shard_stats(res)
     assert sum(s["hashed"] for s in stats) == sum(s["files"] for s in stats) == 3
     # back to the default: a full verification leaves nothing to redo

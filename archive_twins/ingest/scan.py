@@ -259,7 +259,7 @@ def write_rerun_token(outdir: str | os.PathLike, new: bool, why: str = "") -> bo
     """`rerun.json`, an input of every decode_shard job; a new token (new content)
     makes Snakemake rerun every shard job, and with it everything downstream.
 
-    Written anew for `verify: full` (the jobs then re-hash every file) and after a
+    Written anew for `file_check: full` (the jobs then re-hash every file) and after a
     failed run: Snakemake gives a failed job its previous update() outputs back with
     a fresh mtime, which would look up to date and hide the change forever. Left
     alone otherwise, so going back to `quick` reruns nothing. Returns whether it

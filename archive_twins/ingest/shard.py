@@ -91,7 +91,7 @@ def process_shard(
 ) -> ShardStats:
     """Bring `output` (JSON lines, one record per manifest entry) up to date.
 
-    `full` (config `verify: full`) re-hashes every file instead of trusting an
+    `full` (config `file_check: full`) re-hashes every file instead of trusting an
     unchanged stat; decoding is still reused by content (sha256).
     """
     archive, store = Path(archive), Path(store)
