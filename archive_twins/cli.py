@@ -1,4 +1,5 @@
-"""Entry points called by the thin Snakemake scripts in scripts/.
+"""Entry points of the Snakemake jobs: the scripts in scripts/ call them through
+`jobs.run`, whose `JOBS` table says where each keyword comes from.
 
 Each job holds the results directory's job lock while it runs (its temporaries are
 then never taken for a killed job's), checks its own previous outputs against its

@@ -4,12 +4,6 @@ import sys
 
 sys.path.insert(0, snakemake.scriptdir + "/..")
 
-from archive_twins.cli import run_html  # noqa: E402
+from archive_twins.jobs import run  # noqa: E402
 
-run_html(
-    log=snakemake.log[0],
-    json_dir=snakemake.input.json,
-    html=snakemake.output.html,
-    archive=snakemake.params.archive,
-    stamp=snakemake.input.stamp,
-)
+run(snakemake)

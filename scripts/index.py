@@ -4,14 +4,6 @@ import sys
 
 sys.path.insert(0, snakemake.scriptdir + "/..")
 
-from archive_twins.cli import run_index  # noqa: E402
+from archive_twins.jobs import run  # noqa: E402
 
-run_index(
-    log=snakemake.log[0],
-    records=list(snakemake.input.records),
-    signatures=list(snakemake.input.signatures),
-    index=snakemake.output.index,
-    matching=snakemake.params.matching,
-    generations=snakemake.params.generations,
-    stamp=snakemake.input.stamp,
-)
+run(snakemake)

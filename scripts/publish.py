@@ -4,6 +4,6 @@ import sys
 
 sys.path.insert(0, snakemake.scriptdir + "/..")
 
-from archive_twins.cli import run_publish  # noqa: E402
+from archive_twins.jobs import run  # noqa: E402
 
-run_publish(log=snakemake.log[0], sqlite=snakemake.input.sqlite, marker=snakemake.output.marker)
+run(snakemake)

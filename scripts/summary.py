@@ -4,6 +4,6 @@ import sys
 
 sys.path.insert(0, snakemake.scriptdir + "/..")
 
-from archive_twins.cli import run_summary  # noqa: E402
+from archive_twins.jobs import run  # noqa: E402
 
-run_summary(log=snakemake.log[0], json_dir=snakemake.input.json, tsv=snakemake.output.tsv)
+run(snakemake)

@@ -88,6 +88,7 @@ LAYERS = {
         "archive_twins.settings",
         "archive_twins.prepare",
         "archive_twins.cli",
+        "archive_twins.jobs",
         "archive_twins.runner",
         "archive_twins.console",
     ),

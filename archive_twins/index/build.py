@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..ingest.features import SIG_SCALARS
+from ..ingest.features import SIG_SCALARS, SignatureBundle
 from ..util import atomic_dir, atomic_open, with_check
 from .arrays import finish, ranges, release, segment_sums
-from .bundles import _Bundle, _bundle_params, _family_source, _open_bundle
+from .bundles import _bundle_params, _family_source, _open_bundle
 from .format import FAMILIES, INDEX_FORMAT, INVERTED, LIST_DTYPES, LIST_FIELDS, _open_out, _save
 from .generations import _gen_name, _save_delta, common_words
 from .invert import _invert, _merge_inverted
@@ -232,7 +232,7 @@ def _write_word_lists(
             _copy_runs(out, base, off, np.asarray(base.arrays[off_name], np.int64), src)
         prefix = "m" if fam == "mq" else ""
         for path, rows_a, its_a in plan:
-            b = _Bundle(path)
+            b = SignatureBundle(path)
             take = _family_source(b, rows_a, fam, q)
             dst = ranges(off[its_a], off[its_a + 1])
             for name, field in zip(names, LIST_FIELDS, strict=True):

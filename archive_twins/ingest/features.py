@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import logging
 import os
+import struct
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from functools import cache
 from pathlib import Path
@@ -300,18 +301,71 @@ def build_vocabulary(k: int = HALF_WORDS, seed: int = 0) -> np.ndarray:
     return np.stack(books).astype(np.float16)
 
 
+class SignatureBundle:
+    """One shard's signature bundle (`save_signatures`: an uncompressed .npz), the one
+    reader of it. `bundle[name]` memory-maps an array, so reading a few rasters'
+    signatures reads only their bytes, unchecked (the index job); `read(names)` reads
+    arrays whole, each checked against its CRC, raising one of `_DAMAGED` for a
+    damaged bundle (`load_signatures`, which a decode job reuses from)."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = os.fspath(path)
+        with zipfile.ZipFile(self.path) as zf:
+            self.infos = {i.filename.removesuffix(".npy"): i for i in zf.infolist()}
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.infos
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        info = self.infos[name]
+        if info.compress_type == zipfile.ZIP_STORED:
+            with open(self.path, "rb") as fh:
+                fh.seek(info.header_offset)
+                n_name, n_extra = struct.unpack("<HH", fh.read(30)[26:30])
+                fh.seek(info.header_offset + 30 + n_name + n_extra)
+                version = np.lib.format.read_magic(fh)
+                if version == (1, 0):
+                    shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
+                else:
+                    shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
+                offset = fh.tell()
+            if not fortran and not dtype.hasobject:
+                if int(np.prod(shape)) == 0:
+                    return np.zeros(shape, dtype)
+                return np.memmap(self.path, dtype, "r", offset, shape)
+        with zipfile.ZipFile(self.path) as zf:
+            return _read_member(zf, info)
+
+    def read(self, names: Iterable[str]) -> dict[str, np.ndarray]:
+        """The arrays `names` read whole, in that order, each checked against its CRC
+        (reading a member to its end checks it, as `np.load` does)."""
+        out = {}
+        with zipfile.ZipFile(self.path) as zf:
+            for name in names:
+                if name not in self.infos:  # np.load's words
+                    raise KeyError(f"{name} is not a file in the archive")
+                out[name] = _read_member(zf, self.infos[name])
+        return out
+
+
+def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> np.ndarray:
+    with zf.open(info) as fh:
+        return np.lib.format.read_array(fh, allow_pickle=False)
+
+
 def load_signatures(path: str | os.PathLike) -> dict[str, dict]:
     """Signatures of one shard bundle: {sha256: {words, ang, lsc, rank, mwords, ...}};
     empty when there is none or it is damaged (its arrays carry CRCs)."""
     try:
-        with np.load(path, allow_pickle=False) as z:
-            if not BUNDLE_ARRAYS <= set(z.files):
-                return {}
-            # NpzFile reads an array from the archive on every z[name]: read each once.
-            keys, fp = z["keys"], str(z["params"])
-            off, moff = z["offsets"], z["moffsets"]
-            arrays = {name: z[name] for name in SIG_FIELDS}
-            scalars = {name: z[name] for name in SIG_SCALARS}
+        bundle = SignatureBundle(path)
+        if not all(name in bundle for name in BUNDLE_ARRAYS):
+            return {}
+        # every array is read once, whole: its CRC is checked
+        z = bundle.read(["keys", "params", "offsets", "moffsets", *SIG_FIELDS, *SIG_SCALARS])
+        keys, fp = z["keys"], str(z["params"])
+        off, moff = z["offsets"], z["moffsets"]
+        arrays = {name: z[name] for name in SIG_FIELDS}
+        scalars = {name: z[name] for name in SIG_SCALARS}
     except FileNotFoundError:
         return {}
     except _DAMAGED as exc:

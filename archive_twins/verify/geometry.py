@@ -390,6 +390,97 @@ def _ecc(tmpl: np.ndarray, inp: np.ndarray, init: np.ndarray, motion: int, mask:
     return cc, (np.vstack([warp, [0, 0, 1.0]]) if warp.shape[0] == 2 else warp)
 
 
+def _aspect_change(thumb_a: np.ndarray, thumb_b: np.ndarray, box_a: tuple, box_b: tuple) -> float:
+    """How much the pictures' proportions differ (|log| of the ratio of their boxes'
+    aspects): a framed, turned or warped copy keeps its picture's proportions."""
+    (ha, wa), (hb, wb) = thumb_a.shape[:2], thumb_b.shape[:2]
+    aspect_a = (box_a[2] - box_a[0]) * wa / max((box_a[3] - box_a[1]) * ha, 1e-6)
+    aspect_b = (box_b[2] - box_b[0]) * wb / max((box_b[3] - box_b[1]) * hb, 1e-6)
+    return abs(np.log(aspect_a / aspect_b))
+
+
+def _dense_side(
+    thumb_a: np.ndarray,
+    thumb_b: np.ndarray,
+    box_a: tuple,
+    box_b: tuple,
+    a_is_template: bool,
+    side: int,
+    found: np.ndarray | None,
+    params: GeoParams,
+) -> tuple[np.ndarray, float] | None:
+    """One size of `_dense_direction`: the template's thumbnail pixels -> the input's
+    (3x3) and its correlation, starting from the pictures' boxes (`found` None) or
+    from the coarser size's result `found`; None when it does not align."""
+    ga, ax, ay = _grey_small(thumb_a, side)
+    gb, bx, by = _grey_small(thumb_b, side)
+    sa, sb = np.diag([ax, ay, 1.0]), np.diag([bx, by, 1.0])
+    tmpl, inp = (ga, gb) if a_is_template else (gb, ga)
+    to_t, to_i = (sa, sb) if a_is_template else (sb, sa)
+    tbox, ibox = (box_a, box_b) if a_is_template else (box_b, box_a)
+    tshape, ishape = tmpl.shape[::-1], inp.shape[::-1]
+    colour = np.median(edge(inp))
+    mask = (~fill_mask(inp[..., None], np.array([colour], np.float32))).astype(np.uint8)
+    if mask.sum() < 0.2 * mask.size:
+        return None
+    # the scale the pictures' boxes give, in this size's pixels
+    boxes = _box_map(tbox, tshape, ibox, ishape)
+    k_boxes = float(np.sqrt(boxes[0, 0] * boxes[1, 1]))
+    if found is None:
+        w0, k = boxes, k_boxes
+    else:  # the coarse result, in full-resolution coordinates, at this size
+        w0 = to_i @ found @ np.linalg.inv(to_t)
+        k = float(np.sqrt(abs(np.linalg.det(w0[:2, :2]))))
+    # the template at the input's scale: what is left is a rigid motion
+    size = (max(8, round(tshape[0] * k)), max(8, round(tshape[1] * k)))
+    scaled = cv2.resize(tmpl, size, interpolation=cv2.INTER_AREA)
+    to_scaled = np.diag([size[0] / tshape[0], size[1] / tshape[1], 1.0])
+    init = w0 @ np.linalg.inv(to_scaled)
+    if found is None:
+        init[:2, :2] = np.eye(2)
+    else:  # keep the coarse rotation, without its scale
+        init[:2, :2] /= np.sqrt(abs(np.linalg.det(init[:2, :2])))
+    rigid = _ecc(scaled, inp, init, cv2.MOTION_EUCLIDEAN, mask)
+    if rigid is None:
+        return None
+    cc, warp = rigid
+    if side == params.dense_sides[-1]:
+        proj = _ecc(scaled, inp, warp, cv2.MOTION_HOMOGRAPHY, mask)
+        if proj is not None and proj[0] > cc + params.dense_homography_gain:
+            cc, warp = proj
+    # the alignment refines the pictures' correspondence, no more: it keeps
+    # their scale and turns them by a small rotation's angle at most
+    lin = warp[:2, :2] @ to_scaled[:2, :2]
+    scale = float(np.sqrt(abs(np.linalg.det(lin))))
+    turn = abs(np.degrees(np.arctan2(lin[1, 0], lin[0, 0])))
+    if abs(np.log(scale / k_boxes)) > params.dense_max_aspect_change or turn > 30:
+        return None
+    # template thumbnail pixels -> input thumbnail pixels
+    return np.linalg.inv(to_i) @ warp @ to_scaled @ to_t, cc
+
+
+def _dense_direction(
+    thumb_a: np.ndarray,
+    thumb_b: np.ndarray,
+    box_a: tuple,
+    box_b: tuple,
+    a_is_template: bool,
+    params: GeoParams,
+) -> tuple[np.ndarray | None, float]:
+    """The template's thumbnail pixels -> the input's (A is the template when
+    `a_is_template`) and the correlation at the last size; (None, -1.0) when a size
+    does not align."""
+    # W maps the template's pixels to the input's, input(W x) ~ template(x), found at
+    # a coarse size, then refined at a finer one (a faint edge is a pixel wide)
+    found, cc = None, -1.0
+    for side in params.dense_sides:
+        step = _dense_side(thumb_a, thumb_b, box_a, box_b, a_is_template, side, found, params)
+        if step is None:
+            return None, -1.0
+        found, cc = step
+    return found, cc
+
+
 def dense_fit(
     thumb_a: np.ndarray,
     thumb_b: np.ndarray,
@@ -410,66 +501,11 @@ def dense_fit(
     if mirrored:
         return None
     box_a, box_b = (content_box(reduced(t, FIND_SIDE)) for t in (thumb_a, thumb_b))
-    # a framed, turned or warped copy keeps its picture's proportions
-    (ha, wa), (hb, wb) = thumb_a.shape[:2], thumb_b.shape[:2]
-    aspect_a = (box_a[2] - box_a[0]) * wa / max((box_a[3] - box_a[1]) * ha, 1e-6)
-    aspect_b = (box_b[2] - box_b[0]) * wb / max((box_b[3] - box_b[1]) * hb, 1e-6)
-    if abs(np.log(aspect_a / aspect_b)) > params.dense_max_aspect_change:
+    if _aspect_change(thumb_a, thumb_b, box_a, box_b) > params.dense_max_aspect_change:
         return None
     best, best_cc = None, -1.0
-    # W maps the template's pixels to the input's, input(W x) ~ template(x), found at
-    # a coarse size, then refined at a finer one (a faint edge is a pixel wide)
     for a_is_template in (True, False):
-        found = None
-        for side in params.dense_sides:
-            ga, ax, ay = _grey_small(thumb_a, side)
-            gb, bx, by = _grey_small(thumb_b, side)
-            sa, sb = np.diag([ax, ay, 1.0]), np.diag([bx, by, 1.0])
-            tmpl, inp = (ga, gb) if a_is_template else (gb, ga)
-            to_t, to_i = (sa, sb) if a_is_template else (sb, sa)
-            tbox, ibox = (box_a, box_b) if a_is_template else (box_b, box_a)
-            tshape, ishape = tmpl.shape[::-1], inp.shape[::-1]
-            colour = np.median(edge(inp))
-            mask = (~fill_mask(inp[..., None], np.array([colour], np.float32))).astype(np.uint8)
-            if mask.sum() < 0.2 * mask.size:
-                found = None
-                break
-            # the scale the pictures' boxes give, in this size's pixels
-            boxes = _box_map(tbox, tshape, ibox, ishape)
-            k_boxes = float(np.sqrt(boxes[0, 0] * boxes[1, 1]))
-            if found is None:
-                w0, k = boxes, k_boxes
-            else:  # the coarse result, in full-resolution coordinates, at this size
-                w0 = to_i @ found @ np.linalg.inv(to_t)
-                k = float(np.sqrt(abs(np.linalg.det(w0[:2, :2]))))
-            # the template at the input's scale: what is left is a rigid motion
-            size = (max(8, round(tshape[0] * k)), max(8, round(tshape[1] * k)))
-            scaled = cv2.resize(tmpl, size, interpolation=cv2.INTER_AREA)
-            to_scaled = np.diag([size[0] / tshape[0], size[1] / tshape[1], 1.0])
-            init = w0 @ np.linalg.inv(to_scaled)
-            if found is None:
-                init[:2, :2] = np.eye(2)
-            else:  # keep the coarse rotation, without its scale
-                init[:2, :2] /= np.sqrt(abs(np.linalg.det(init[:2, :2])))
-            rigid = _ecc(scaled, inp, init, cv2.MOTION_EUCLIDEAN, mask)
-            if rigid is None:
-                found = None
-                break
-            cc, warp = rigid
-            if side == params.dense_sides[-1]:
-                proj = _ecc(scaled, inp, warp, cv2.MOTION_HOMOGRAPHY, mask)
-                if proj is not None and proj[0] > cc + params.dense_homography_gain:
-                    cc, warp = proj
-            # the alignment refines the pictures' correspondence, no more: it keeps
-            # their scale and turns them by a small rotation's angle at most
-            lin = warp[:2, :2] @ to_scaled[:2, :2]
-            scale = float(np.sqrt(abs(np.linalg.det(lin))))
-            turn = abs(np.degrees(np.arctan2(lin[1, 0], lin[0, 0])))
-            if abs(np.log(scale / k_boxes)) > params.dense_max_aspect_change or turn > 30:
-                found = None
-                break
-            # template thumbnail pixels -> input thumbnail pixels
-            found = np.linalg.inv(to_i) @ warp @ to_scaled @ to_t
+        found, cc = _dense_direction(thumb_a, thumb_b, box_a, box_b, a_is_template, params)
         if found is not None and cc > best_cc:
             best, best_cc = (found if a_is_template else np.linalg.inv(found)), cc
         if best_cc >= params.dense_good_corr:  # aligned: the other way adds nothing
