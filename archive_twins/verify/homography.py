@@ -1,7 +1,8 @@
 """The homography helpers every stage shares: project points, a frame's corners,
 how much of one frame another covers, the scale/angle/mirror a homography applies at
 a frame's centre, the part of one frame another shows, and a fitted transform as
-the fields of a copy record (`transform_fields`, the one place they are rounded).
+the fields of a copy record (`transform_fields`, the one place they are rounded;
+`dihedral_fields`, the exact ones of a turn or mirror).
 
 Takes 3x3 homographies and frame sizes in pixels; gives numbers and boxes. Low in
 the import graph (OpenCV and numpy only): `geometry` fits homographies, `direction`
@@ -15,6 +16,8 @@ import math
 
 import cv2
 import numpy as np
+
+from ..dihedral import DIHEDRAL, dihedral_homography, oriented_size
 
 # a frame is "all" of itself inside another when this share of it is covered: a
 # homography fitted on thumbnails leaves the corners a pixel or so off
@@ -96,4 +99,22 @@ def transform_fields(
         "crop_h": round(crop[3], 2),
         "homography": homography_json(hmat),
         "area_fraction": round(crop[2] * crop[3] / (src_wh[0] * src_wh[1]), 4),
+    }
+
+
+def dihedral_fields(src_wh: tuple[int, int], dst_wh: tuple[int, int], o: int) -> dict:
+    """A copy that is its source in orientation o, resized: the copy record's fields,
+    exact (a whole number of quarter turns, the whole frame, the mirror as found)."""
+    k, mirrored = DIHEDRAL[o]
+    ow, _ = oriented_size(*src_wh, o)
+    return {
+        "scale": round(dst_wh[0] / ow, 6),
+        "angle": 90 * k,
+        "mirrored": mirrored,
+        "crop_x": 0.0,
+        "crop_y": 0.0,
+        "crop_w": float(src_wh[0]),
+        "crop_h": float(src_wh[1]),
+        "homography": homography_json(dihedral_homography(src_wh, dst_wh, o)),
+        "area_fraction": 1.0,
     }

@@ -46,7 +46,7 @@ from ..records import CopyRecord, copy_kind
 from ..util import fingerprint, read_jsonl, write_jsonl
 from .capture import moved, residual_motion
 from .geometry import GeoParams, GeoVerdict, verify_geometric
-from .homography import homography_json, transform_fields
+from .homography import dihedral_fields, transform_fields
 from .pixels import (
     VerifyParams,
     explains,
@@ -170,31 +170,28 @@ def verify_candidate(
         # round (a greyscale or clipped copy saved larger): it is the source
         src, dst, o = dst, src, inverse(o)
     k, mirrored = DIHEDRAL[o]
-    ow, _ = oriented_size(src.width, src.height, o)
-    kind = copy_kind(k, mirrored, colour)
-    hom = dihedral_homography((src.width, src.height), (dst.width, dst.height), o)
-    return CopyRecord(
-        key1=src.key,
-        key2=dst.key,
-        kind=kind,
-        scale=round(dst.width / ow, 6),
-        angle=90 * k,
-        mirrored=mirrored,
-        crop_x=0.0,
-        crop_y=0.0,
-        crop_w=float(src.width),
-        crop_h=float(src.height),
-        homography=homography_json(hom),
+    return copy_record(
+        src,
+        dst,
+        copy_kind(k, mirrored, colour),
+        dihedral_fields((src.width, src.height), (dst.width, dst.height), o),
         inliers=None,
         score=round(m["corr"], 4),
         # found by the tone hash of a smooth raster when pHash was too far apart
         method="phash" if dist <= params.retrieval.max_hamming else "tone-hash",
         hamming=dist,
         colour_change=colour,
-        area_fraction=1.0,
         direction_by=direction_by,
         metrics={name: round(v, 4) for name, v in m.items()},
-    ).to_dict()
+    )
+
+
+def copy_record(src: Item, dst: Item, kind: str, transform: dict, **evidence: object) -> dict:
+    """The one builder of a copy record (JSON form), for every path: the pair (source
+    first), its kind (`records.copy_kind`, or other/related), the transform's fields
+    (`homography.dihedral_fields` exact, `homography.transform_fields` fitted) and
+    the evidence (inliers, score, method, metrics, ...)."""
+    return CopyRecord(key1=src.key, key2=dst.key, kind=kind, **transform, **evidence).to_dict()
 
 
 def geo_copy(g: GeoVerdict, by_key: dict[str, Item]) -> dict:
@@ -208,6 +205,7 @@ def geo_copy(g: GeoVerdict, by_key: dict[str, Item]) -> dict:
     near_dihedral = err < NEAR_DIHEDRAL_ERR and g.area_fraction > NEAR_DIHEDRAL_AREA
     related = g.accepted_by is None
     if near_dihedral and not related:
+        # the fit rounded to the turn it is: exact parameters, rounded as a fit
         ow, _ = oriented_size(src.width, src.height, o)
         hom, scale, angle, crop = (
             dihedral_h,
@@ -219,11 +217,11 @@ def geo_copy(g: GeoVerdict, by_key: dict[str, Item]) -> dict:
     else:
         hom, scale, angle, crop = g.hmat, g.scale, g.angle, g.crop
         kind = "related" if related else "other"
-    return CopyRecord(
-        key1=src.key,
-        key2=dst.key,
-        kind=kind,
-        **transform_fields(hom, scale, angle, g.mirrored, crop, src_wh),
+    return copy_record(
+        src,
+        dst,
+        kind,
+        transform_fields(hom, scale, angle, g.mirrored, crop, src_wh),
         inliers=g.inliers,
         score=round(g.score, 4),
         method=(
@@ -236,7 +234,7 @@ def geo_copy(g: GeoVerdict, by_key: dict[str, Item]) -> dict:
         metrics={name: round(float(v), 4) for name, v in g.metrics.items()},
         reason=g.reason,
         direction_by=g.direction_by,
-    ).to_dict()
+    )
 
 
 class FeatureCache:
