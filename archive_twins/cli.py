@@ -91,24 +91,22 @@ def run_decode_shard(
     manifest/rerun.json input). Logs machine-readable STATS (decode) and FEATURES
     lines for rerun accounting. The libraries use the rule's `threads` (jobenv).
     """
-    from .ingest.decode import DecodeParams
-    from .ingest.features import FeatureParams, run_features_shard
+    from .ingest.features import run_features_shard
     from .ingest.shard import process_shard, repair_content
     from .jobenv import setup_job
     from .ledger import drop_damaged, record
+    from .settings import decode_params, feature_params
 
     logger = _logging(log)
     setup_job(threads)
     drop_damaged(stamp, [records, features])
-    params = DecodeParams(
-        thumb_size=int(thumb_size), thumb_quality=int(thumb_quality), max_pixels=int(max_pixels)
+    params = decode_params(
+        {"thumb_size": thumb_size, "thumb_quality": thumb_quality, "max_pixels": max_pixels}
     )
     with _stats_line(logger, "STATS") as summary:
         stats = process_shard(manifest, records, archive, store, params, full=bool(full))
         summary.update(vars(stats))
-    fparams = FeatureParams(
-        max_side=int(feature_max_side), n_features=int(n_features), thumbs=params.fingerprint()
-    )
+    fparams = feature_params({"max_side": feature_max_side, "n_features": n_features}, params)
     with _stats_line(logger, "FEATURES") as fstats:
         fstats.update(
             run_features_shard(
@@ -214,21 +212,15 @@ def run_match(
 ) -> None:
     """Rule match_chunk. A damaged thumbnail is rebuilt from a file holding its
     content, damaged features are extracted again (see ThumbCache, FeatureCache)."""
-    from .ingest.decode import DecodeParams
-    from .ingest.features import FeatureParams
     from .ledger import drop_damaged, record
-    from .settings import match_params
+    from .settings import decode_params, feature_params, match_params
     from .verify.match import run_match_chunk
 
     logger = _logging(log)
     drop_damaged(stamp, [pairs])
     with _stats_line(logger, "STATS", cpu=True) as stats:
-        dparams = DecodeParams(**{k: int(v) for k, v in dict(decode).items()})
-        fparams = FeatureParams(
-            max_side=int(feature_settings["max_side"]),
-            n_features=int(feature_settings["n_features"]),
-            thumbs=dparams.fingerprint(),
-        )
+        dparams = decode_params(decode)
+        fparams = feature_params(feature_settings, dparams)
         params = match_params(
             matching, {"decode": dparams.fingerprint(), "features": fparams.fingerprint()}
         )

@@ -1,4 +1,5 @@
-"""config.yaml's `matching:` section as the parameter records the code uses.
+"""config.yaml as the parameter records the code uses: the per-file stage's
+(`decode_params`, `feature_params`) and the `matching:` section's.
 
 The dataclass defaults are the documented defaults; `config.yaml` and the schema's
 defaults mirror them (tests/test_config.py checks they agree), and every field of
@@ -7,7 +8,11 @@ the records is reachable there, or named in `INTERNAL` with the reason it is not
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from .index.params import RetrievalParams
+from .ingest.decode import DecodeParams
+from .ingest.features import FeatureParams
 from .verify.geometry import GeoParams
 from .verify.match import MatchParams
 from .verify.pixels import VerifyParams
@@ -30,6 +35,22 @@ INTERNAL = {
     "geo.dense_good_corr": "when the grey-level alignment stops trying (a shortcut)",
     "geo.dense_max_aspect_change": "the grey-level alignment's search range",
 }
+
+
+def decode_params(decode: Mapping) -> DecodeParams:
+    """The per-file stage's settings (config `thumb_size`, `thumb_quality`,
+    `max_pixels`), as the decode and the matching jobs both key their caches."""
+    return DecodeParams(**{k: int(v) for k, v in dict(decode).items()})
+
+
+def feature_params(features: Mapping, thumbs: DecodeParams) -> FeatureParams:
+    """The features' settings (config `features.max_side`, `features.n_features`),
+    keyed also by the thumbnails they are extracted from."""
+    return FeatureParams(
+        max_side=int(features["max_side"]),
+        n_features=int(features["n_features"]),
+        thumbs=thumbs.fingerprint(),
+    )
 
 
 def retrieval_params(matching: dict) -> RetrievalParams:
