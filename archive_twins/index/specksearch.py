@@ -119,30 +119,33 @@ def search(
     if len(q_cells) == 0 or len(t_cells) == 0:
         return empty, empty, empty
     p_keys, p_vals = _postings(t_cells)
-    n_t = count(t_cells)
+    n_q, n_t = count(q_cells), count(t_cells)
     k_max = q_cells.shape[1]
-    # postings each query reads, to batch the queries by rows
-    nb, qrow, _ = _neighbourhoods(q_cells)
-    reads = np.searchsorted(p_keys, nb, "right") - np.searchsorted(p_keys, nb, "left")
-    per_query = np.bincount(qrow, weights=reads, minlength=len(q_cells)).astype(np.int64)
+    # every query speck's neighbourhood and the postings it reads, once, in query
+    # order: the queries are batched by the rows they read
+    nb, qrow, spk = _neighbourhoods(q_cells)
+    order = np.argsort(qrow, kind="stable")
+    nb, qrow, spk = nb[order], qrow[order], spk[order]
+    lo, hi = np.searchsorted(p_keys, nb, "left"), np.searchsorted(p_keys, nb, "right")
+    per_query = np.bincount(qrow, weights=hi - lo, minlength=len(q_cells)).astype(np.int64)
+    first = np.searchsorted(qrow, np.arange(len(q_cells) + 1))
     found = []
     for q0, q1 in batches(per_query, QUERY_BLOCK, ROW_BUDGET):
-        block = q_cells[q0:q1]
-        nb, qrow, spk = _neighbourhoods(block)
-        lo, hi = np.searchsorted(p_keys, nb, "left"), np.searchsorted(p_keys, nb, "right")
-        take = ranges(lo, hi)
+        at = slice(first[q0], first[q1])
+        take = ranges(lo[at], hi[at])
         if len(take) == 0:
             continue
-        reps = hi - lo
+        reps = hi[at] - lo[at]
         vals = p_vals[take]
         # a speck of the query counts once per (target, orientation)
-        key = (np.repeat(qrow, reps) * (len(t_cells) * 8) + vals) * k_max + np.repeat(spk, reps)
+        key = (np.repeat(qrow[at], reps) * (len(t_cells) * 8) + vals) * k_max
+        key += np.repeat(spk[at], reps)
         pair = np.unique(key) // k_max
         pair, votes = np.unique(pair, return_counts=True)
         qi, tv = pair // (len(t_cells) * 8), pair % (len(t_cells) * 8)
         ti, oi = tv // 8, tv % 8
-        ok = votes >= need(count(block)[qi], n_t[ti], min_shared, share)
-        found.append((qi[ok] + q0, ti[ok], oi[ok]))
+        ok = votes >= need(n_q[qi], n_t[ti], min_shared, share)
+        found.append((qi[ok], ti[ok], oi[ok]))
     if not found:
         return empty, empty, empty
     return tuple(np.concatenate(col).astype(np.int64) for col in zip(*found, strict=True))

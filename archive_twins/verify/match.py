@@ -601,10 +601,11 @@ def chunk_candidates(
                 dirs = _search_again(index, np.array(heavy, np.int64), dirs, rp)
                 found[np.array(heavy) - lo] = [index.found_counts.get(k, 0) for k in heavy]
         # a raster whose hash candidates were capped kept only some: all of them again
-        was_capped = set(before.get("hash_capped", ()))
-        again = [k for k in range(lo, hi) if old[k] and index.key(k) in was_capped]
+        at = (index.find(key) for key in before.get("hash_capped", ()))
+        again = sorted(k for k in at if k is not None and lo <= k < hi and old[k])
         if again:
-            hash_c = {p: ev for p, ev in hash_c.items() if p[0] not in set(again)}
+            redo = set(again)
+            hash_c = {p: ev for p, ev in hash_c.items() if p[0] not in redo}
             hash_c.update(index.hash_candidates(np.array(again, np.int64), rp))
     # the pairs' own tests (ownership, the word evidence of a hash pair) see every
     # hash candidate; only the capped ones are verified as such
