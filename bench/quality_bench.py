@@ -23,6 +23,10 @@ from one capture), wrong pairs by cause, kind, scale, angle and crop accuracy, t
 `related_pairs` figures (pairs within a viewpoint group are the truth), and blanks.
 
     python bench/quality_bench.py [--workdir DIR] [--cores 2] [--seed 7]
+        [--config key=value ...] [--configfile extra.yaml]
+
+(`--configfile` for nested settings, e.g. `features: {max_side: 384, n_features: 400}`:
+Snakemake's `--config` reads nested values as strings.)
 """
 
 from __future__ import annotations
