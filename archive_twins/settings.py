@@ -107,6 +107,7 @@ def geo_params(matching: dict) -> GeoParams:
         related_min_inliers=int(g["related_min_inliers"]),
         related_min_hull=float(g["related_min_hull"]),
         related_min_area=float(g["related_min_area"]),
+        min_copy_cover=float(g["min_copy_cover"]),
         dense_min_corr=float(g["dense_min_corr"]),
         dense_min_blocks=int(g["dense_min_blocks"]),
         verify=verify_params(matching),

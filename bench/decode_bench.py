@@ -24,7 +24,8 @@ CPU is user + system time from rusage (the cores may be shared: `--repeat N` run
 each job N times and keeps the least). Printed: ms of CPU
 per file and step, the job's total, its system share and page faults per file, the
 floor, and the ratios. `--repo DIR` measures another checkout's code (e.g. main's,
-for a before/after table) on the same files.
+for a before/after table) on the same files, with that checkout's config.yaml
+(thumbnail and feature settings).
 
     python bench/decode_bench.py [--workdir DIR] [--repo DIR] [--json FILE] [--repeat N]
         [--counts small=40,mid=20,png=12,tiff=3] [--kinds small,mid,png,tiff]
@@ -53,13 +54,16 @@ STEPS = (
     ("format, header, open", ("decode.loader_format", "decode.open_page0", "decode._png_zero_size")),  # noqa: E501
     ("JPEG quality", ("decode.jpeg_quality",)),
     ("pixel hash", ("decode.pixel_hash",)),
-    ("decode + thumbnail (+ICC, JPEG save)", ("decode.analyse", "decode._analyse", "decode.make_thumbnail", "decode.to_srgb8")),  # noqa: E501
+    ("decode page 0 (into memory)", ("decode.decode_raster",)),
+    ("thumbnail (+ICC, JPEG save)", ("decode.analyse", "decode._analyse", "decode.make_thumbnail", "decode.to_srgb8")),  # noqa: E501
     ("pHash + tone hash x8", ("hashing.dihedral_hashes",)),
+    ("quarter pHashes x8", ("hashing.quarter_hashes",)),
     ("content hash (frame, inpaint)", ("hashing.content_hashes",)),
     ("blank", ("decode.is_blank",)),
     ("records, content store", ("shard.process_shard", "shard._process_file")),
     ("features: SIFT", ("features.extract",)),
     ("features: quantise, signature", ("features.signature",)),
+    ("features: texture (plain, specks)", ("texture.is_plain", "texture.speck_cells")),
     ("features: read thumb, write store", ("features.run_features_shard",)),
 )  # fmt: skip
 
@@ -192,6 +196,12 @@ def child_job(repo: Path, work: Path, kind: str) -> dict:
     shutil.rmtree(out, ignore_errors=True)
     (out / "features").mkdir(parents=True)
 
+    # the measured checkout's own settings (a before/after pair may differ in them)
+    import yaml
+
+    cfg = yaml.safe_load((repo / "config.yaml").read_text())
+    feats = cfg["features"]
+
     def run(folder: Path, name: str) -> int:
         n = write_manifest(folder, out / f"{name}.jsonl")
         cli.run_decode_shard(
@@ -201,12 +211,12 @@ def child_job(repo: Path, work: Path, kind: str) -> dict:
             features=str(out / "features" / f"{name}.npz"),
             archive=str(folder),
             store=str(out / "thumbs"),
-            thumb_size=800,
-            thumb_quality=80,
+            thumb_size=int(cfg["thumb_size"]),
+            thumb_quality=int(cfg["thumb_quality"]),
             max_pixels=1_000_000_000,
             geometric=True,
-            feature_max_side=512,
-            n_features=400,
+            feature_max_side=int(feats["max_side"]),
+            n_features=int(feats["n_features"]),
             full=False,
         )
         return n

@@ -23,6 +23,10 @@ from one capture), wrong pairs by cause, kind, scale, angle and crop accuracy, t
 `related_pairs` figures (pairs within a viewpoint group are the truth), and blanks.
 
     python bench/quality_bench.py [--workdir DIR] [--cores 2] [--seed 7]
+        [--config key=value ...] [--configfile extra.yaml]
+
+(`--configfile` for nested settings, e.g. `features: {max_side: 384, n_features: 400}`:
+Snakemake's `--config` reads nested values as strings.)
 """
 
 from __future__ import annotations
@@ -564,6 +568,9 @@ def main() -> None:
         "--part", choices=("fit", "report", "all"), nargs="+", default=["fit", "report"]
     )
     ap.add_argument("--config", nargs="*", default=[], help="extra --config key=value")
+    ap.add_argument(
+        "--configfile", type=Path, help="a config file read after config.yaml (nested keys)"
+    )
     args = ap.parse_args()
     from archive_twins.runner import snakemake_cmd
 
@@ -581,6 +588,9 @@ def main() -> None:
         cmd = snakemake_cmd(
             archive, base / "work", args.cores, ["shards=8", "match_chunks=4", *args.config]
         )
+        if args.configfile:
+            at = cmd.index("--configfile") + 2
+            cmd[at:at] = [str(args.configfile.resolve())]
         subprocess.run(cmd, check=True, capture_output=True)
         tab = tables(base / "work" / "results" / "archive.sqlite")
         res = {

@@ -291,3 +291,31 @@ def test_two_photographs_sharing_a_watermark_are_not_related():
     for mirrored in (False, True):
         g = decide(squirrel, monkey, mirrored)
         assert g is None, g.reason
+
+
+def test_photographs_sharing_a_pasted_chart_are_not_copies_either_way_round():
+    """Two photographs with the same colour chart pasted in a corner at other scales:
+    aligned on the chart, their frames overlap only around it (40 % and 23 %), and the
+    colour fit over that overlap passes the pixel check (checked: without
+    `min_copy_cover` the pair is a copy). A copy's frame lies mostly within the
+    other's, so the pair is no copy, whichever way round it is asked; a crop of one of
+    them (all of it within its source) still is."""
+    from dataclasses import replace
+
+    from furniture import paste_chart
+
+    rng = np.random.default_rng(11)
+    charted = {name: paste_chart(photo(name), rng) for name in ("astronaut", "chelsea",
+               "coffee", "rocket", "camera", "coins", "brick", "moon")}  # fmt: skip
+    moon, rocket = charted["moon"], charted["rocket"]
+    no_rule = replace(GeoParams(), min_copy_cover=0.0)
+    for first, second in ((moon, rocket), (rocket, moon)):
+        a, b = side(first, "first", (1,)), side(second, "second", (0,))
+        loose = verify_geometric(a, b, first, second, no_rule)
+        assert loose is not None and loose.accepted_by == "pixels"  # the trap is real
+        g = verify_geometric(a, b, first, second, GeoParams())
+        assert g is None or g.accepted_by is None
+    h, w = rocket.shape[:2]
+    crop = jpeg(rocket[h // 4 :, : 2 * w // 3])
+    g = verify_geometric(side(rocket, "a", (1,)), side(crop, "b", (0,)), rocket, crop, GeoParams())
+    assert g is not None and g.accepted_by == "pixels"

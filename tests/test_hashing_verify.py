@@ -18,7 +18,8 @@ from archive_twins.dihedral import (
 )
 from archive_twins.index.params import RetrievalParams
 from archive_twins.ingest.hashing import (
-    _pil_ops,
+    _hyperplanes,
+    content_hashes,
     dihedral_hashes,
     hamming_search,
     hashes_to_array,
@@ -39,6 +40,59 @@ def test_hash_of_oriented_copy_matches_that_orientation(o):
     dists = [hd(upright_copy, h) for h in base]
     assert dists[o] <= 2
     assert sorted(dists)[1] > 12  # other orientations are far
+
+
+def _pil_ops() -> dict:
+    """PIL's transposes for each (quarter turns clockwise, mirror) of DIHEDRAL."""
+    from PIL import Image
+
+    return {
+        (0, 0): None,
+        (1, 0): Image.Transpose.ROTATE_270,  # PIL rotates counter-clockwise
+        (2, 0): Image.Transpose.ROTATE_180,
+        (3, 0): Image.Transpose.ROTATE_90,
+        (0, 1): Image.Transpose.FLIP_LEFT_RIGHT,
+        (1, 1): Image.Transpose.TRANSVERSE,
+        (2, 1): Image.Transpose.FLIP_TOP_BOTTOM,
+        (3, 1): Image.Transpose.TRANSPOSE,
+    }
+
+
+def _reference_hashes(grey) -> tuple[list[str], list[str]]:
+    """pHash and tone hash of each orientation one at a time, through imagehash and
+    PIL's transposes (how they were computed before the 8 were batched)."""
+    import imagehash
+    import scipy.fftpack
+    from PIL import Image
+
+    small = grey.resize((32, 32), Image.Resampling.LANCZOS)
+    phashes, tones = [], []
+    for o in range(8):
+        op = _pil_ops()[DIHEDRAL[o]]
+        view = small if op is None else small.transpose(op)
+        phashes.append(str(imagehash.phash(view)))
+        a = np.asarray(view, dtype=np.float64)
+        dct = scipy.fftpack.dct(scipy.fftpack.dct(a, axis=0), axis=1)[:8, :8].reshape(64)[1:]
+        bits = (dct @ _hyperplanes()) > 0
+        tones.append(int.from_bytes(np.packbits(bits).tobytes(), "big").to_bytes(8, "big").hex())
+    return phashes, tones
+
+
+@pytest.mark.parametrize(
+    "name", ["astronaut", "camera", "coffee", "chelsea", "rocket", "hubble_deep_field"]
+)
+def test_batched_hashes_are_imagehash_and_tone_hashes_of_each_orientation(name):
+    from PIL import Image
+
+    from archive_twins.ingest.frame import content_picture
+
+    arr = photo(name)
+    sky = smooth_picture("astronaut", (0, 60, 300, 420))  # smooth: medians and signs near 0
+    for pic in (arr, arr[: arr.shape[0] // 3], cv2.cvtColor(arr, cv2.COLOR_RGB2GRAY), sky):
+        pic = pic if pic.ndim == 3 else np.dstack([pic] * 3)
+        assert dihedral_hashes(pic) == _reference_hashes(Image.fromarray(pic).convert("L"))
+        inner = Image.fromarray(content_picture(pic)).convert("L")
+        assert content_hashes(pic) == _reference_hashes(inner)[1]
 
 
 def test_quarter_hashes_are_imagehash_phashes_of_the_quarters_of_each_orientation():

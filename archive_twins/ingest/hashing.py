@@ -13,29 +13,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..dihedral import DIHEDRAL, dihedral
+from ..dihedral import dihedral
 
 if TYPE_CHECKING:
     from PIL import Image
 
 # imagehash, scipy and PIL are imported where hashes are made (the decode stage):
 # a matching job only searches hashes, and a rerun's chunk jobs are mostly start-up.
-
-
-@cache
-def _pil_ops() -> dict:
-    from PIL import Image
-
-    return {
-        (0, 0): None,
-        (1, 0): Image.Transpose.ROTATE_270,  # PIL rotates counter-clockwise
-        (2, 0): Image.Transpose.ROTATE_180,
-        (3, 0): Image.Transpose.ROTATE_90,
-        (0, 1): Image.Transpose.FLIP_LEFT_RIGHT,
-        (1, 1): Image.Transpose.TRANSVERSE,
-        (2, 1): Image.Transpose.FLIP_TOP_BOTTOM,
-        (3, 1): Image.Transpose.TRANSPOSE,
-    }
 
 
 @cache
@@ -58,40 +42,55 @@ def tone_hash(small: Image.Image) -> str:
     the coefficient vector, which a tone or colour change barely turns (measured:
     pHash 16-24 bits apart, this hash 2-3).
     """
+    return _tone_hex(_low_dct(np.asarray(small, np.float64)[None]))[0]
+
+
+def _low_dct(views: np.ndarray) -> np.ndarray:
+    """The 8x8 lowest DCT-II coefficients of each 32x32 picture of a (n, 32, 32)
+    stack, as imagehash's pHash computes them (scipy.fftpack, rows then columns),
+    flattened to (n, 64)."""
     import scipy.fftpack
 
-    a = np.asarray(small, dtype=np.float64)
-    dct = scipy.fftpack.dct(scipy.fftpack.dct(a, axis=0), axis=1)[:8, :8].reshape(64)[1:]
-    bits = (dct @ _hyperplanes()) > 0
-    return int.from_bytes(np.packbits(bits).tobytes(), "big").to_bytes(8, "big").hex()
+    dct = scipy.fftpack.dct(scipy.fftpack.dct(views, axis=1), axis=2)
+    return dct[:, :8, :8].reshape(len(views), 64)
 
 
-def _orientations(grey: Image.Image) -> list[Image.Image]:
-    """A grey image reduced to pHash's 32x32 working size once, in the 8 dihedral
-    orientations: rotating and mirroring commute with that square resize, so hashes
-    of the 8 are consistent with each other."""
+def _phash_hex(low: np.ndarray) -> list[str]:
+    """imagehash's pHash strings of (n, 64) low frequencies: a bit per coefficient
+    above their median, row-major, as 16 hex digits."""
+    bits = low > np.median(low, axis=1, keepdims=True)
+    return [row.tobytes().hex() for row in np.packbits(bits, axis=1)]
+
+
+def _tone_hex(low: np.ndarray) -> list[str]:
+    """Tone hashes (`tone_hash`) of (n, 64) low frequencies."""
+    bits = (low[:, 1:] @ _hyperplanes()) > 0
+    return [row.tobytes().hex() for row in np.packbits(bits, axis=1)]
+
+
+def _orientations(grey: Image.Image) -> np.ndarray:
+    """A grey image reduced to pHash's 32x32 working size once (imagehash's LANCZOS
+    resize), in the 8 dihedral orientations, as a (8, 32, 32) float64 stack:
+    rotating and mirroring commute with that square resize, so hashes of the 8 are
+    consistent with each other."""
     from PIL import Image
 
-    small = grey.resize((32, 32), Image.Resampling.LANCZOS)
-    return [
-        small if (op := _pil_ops()[DIHEDRAL[o]]) is None else small.transpose(op) for o in range(8)
-    ]
+    small = np.asarray(grey.resize((32, 32), Image.Resampling.LANCZOS), np.float64)
+    return np.stack([dihedral(small, o) for o in range(8)])
 
 
 def dihedral_hashes(pixels: np.ndarray) -> tuple[list[str], list[str]]:
-    """64-bit pHash (imagehash) and tone hash (`tone_hash`) of the 8 orientations, as
+    """64-bit pHash (imagehash's) and tone hash (`tone_hash`) of the 8 orientations, as
     16-digit hex strings.
 
-    The image is reduced once (`_orientations`).
+    The image is reduced once (`_orientations`) and the 8 DCTs taken together: the
+    strings are those of imagehash.phash and `tone_hash` on each orientation
+    (tests/test_hashing_verify.py), at a fifth of their cost.
     """
-    import imagehash
     from PIL import Image
 
-    phashes, tones = [], []
-    for img in _orientations(Image.fromarray(pixels).convert("L")):
-        phashes.append(str(imagehash.phash(img)))
-        tones.append(tone_hash(img))
-    return phashes, tones
+    low = _low_dct(_orientations(Image.fromarray(pixels).convert("L")))
+    return _phash_hex(low), _tone_hex(low)
 
 
 def content_hashes(pixels: np.ndarray) -> list[str]:
@@ -104,7 +103,7 @@ def content_hashes(pixels: np.ndarray) -> list[str]:
     from .frame import content_picture
 
     small = Image.fromarray(content_picture(pixels)).convert("L")
-    return [tone_hash(img) for img in _orientations(small)]
+    return _tone_hex(_low_dct(_orientations(small)))
 
 
 def quarter_hashes(pixels: np.ndarray) -> list[str]:

@@ -74,6 +74,14 @@ class GeoParams:
     # opposite corners overlap little once the charts are aligned, and the chart
     # spans much of that overlap; it spans at most ~13 % of a frame)
     related_min_area: float = 0.15
+    # A copy is derived from one capture, so one frame lies mostly within the other
+    # (a crop in its source, a source in its bordered copy, a turned or warped copy
+    # over its source: a 45-degree turn at the same size still covers 80 %). Two
+    # photographs sharing a printed chart or a pasted element overlap only around it
+    # once it is aligned (40 % and 23 % of their frames in tests/test_e2e_furniture),
+    # and a colour fit over that overlap can pass the pixel check. Measured on the
+    # quality benchmark's 4,722 keypoint-fitted copies: the larger cover >= 0.78.
+    min_copy_cover: float = 0.6
 
     # A smooth pair that keypoints cannot place (a sky framed, turned or warped: a
     # few ratio-test matches) is aligned on its grey levels instead (`dense_fit`),
@@ -716,17 +724,21 @@ def _judge(
     if m["blocks"] < MIN_BLOCKS:
         return None
     inliers, matches = found.inliers, found.matches
+    # one frame mostly within the other, as a copy's is (`min_copy_cover`)
+    whole = max(over.cov_a, over.cov_b) >= params.min_copy_cover
     if matches == 0:  # aligned on its grey levels (`_fit_pair`)
         # nothing but the pixels speaks for a pair aligned on its grey levels
-        if not (accepted(m, params.verify, params.max_block_ratio)
+        if not (whole
+                and accepted(m, params.verify, params.max_block_ratio)
                 and m["corr"] >= params.dense_min_corr
                 and m["blocks"] >= params.dense_min_blocks):  # fmt: skip
             return None
         accepted_by = "pixels"
-    elif accepted(m, params.verify, params.max_block_ratio):
+    elif whole and accepted(m, params.verify, params.max_block_ratio):
         accepted_by = "pixels"
     elif (
         params.accept_on_geometry
+        and whole
         and colour
         and inliers >= params.strong_inliers
         and inliers >= params.strong_inlier_ratio * matches
