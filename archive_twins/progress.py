@@ -106,9 +106,9 @@ def parse_stats(line: str) -> dict | None:
 
 
 # CPU seconds per new file (decode and features) when no earlier run of these results
-# says better: the reference projection's upper end (25 CPU h for 262,000 files,
-# docs/benchmarks.md).
-DEFAULT_FILE_CPU_S = 0.35
+# says better: the reference projection's upper end (a 120 MB master, 18 CPU h for
+# 262,000 of them: docs/decode.md, docs/benchmarks.md).
+DEFAULT_FILE_CPU_S = 0.25
 
 
 def work_estimate(todo: int, cores: int, history: list[dict]) -> str:

@@ -202,7 +202,7 @@ def test_start_of_run_counts_and_estimate():
     assert compare_scans(before, now) == {"new": 1, "changed": 1, "removed": 1, "unchanged": 1}
     assert work_estimate(0, 2, []) == "nothing to decode (every file is unchanged)"
     assert work_estimate(10000, 4, []) == (
-        "to decode: 10000 files, roughly 15 min on 4 cores (at 0.35 s per file, a typical rate)"
+        "to decode: 10000 files, roughly 10 min on 4 cores (at 0.25 s per file, a typical rate)"
     )
     history = [{"decoded": 30, "seconds": 3.0}, {"decoded": 0, "seconds": 9.0}]
     assert work_estimate(3600, 1, history) == (
