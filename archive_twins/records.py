@@ -125,7 +125,7 @@ class FileRecord:
     path: str | None = _col(SHARD, "VARCHAR")  # display name, the key of reruns
     params: str | None = _col(SHARD)  # fingerprint of the decode settings
     phash: list[str] | None = _col(DECODE)  # pHash of each of the 8 orientations
-    tone_hash: list[str] | None = _col(DECODE)  # hashing.tone_hash of the 8 orientations
+    tone_hash: list[str] | None = _col(DECODE)  # hashing.tone_hashes of the 8 orientations
     # the same of the picture inside plain margins and fill (hashing.content_hashes)
     content_hash: list[str] | None = _col(DECODE)
     # pHash of each quarter of the frame in each orientation (hashing.quarter_hashes)

@@ -24,7 +24,7 @@ class RetrievalParams:
     # a chart only where it is (measured in docs/furniture.md)
     max_quarter_hamming: int = 20
     min_quarters: int = 3
-    # tone hash (hashing.tone_hash) distance, for pairs with a smooth raster: one
+    # tone hash (hashing.tone_hashes) distance, for pairs with a smooth raster: one
     # with fewer than `tone_max_words` distinct strong words (`Index.smooth`), where
     # the features have little to go on and pHash bits flip under colour and tone
     # changes

@@ -31,20 +31,6 @@ def _hyperplanes() -> np.ndarray:
     return np.where(signs == 1, 1.0, -1.0)
 
 
-def tone_hash(small: Image.Image) -> str:
-    """64-bit SimHash (signs of 64 fixed random projections) of the 63 low-frequency
-    DCT coefficients pHash uses (DC left out), as a 16-digit hex string.
-
-    pHash keeps one bit per coefficient (above or below their median): on a smooth
-    picture (a sky, sand, a defocused photograph) most coefficients lie near the
-    median and a saturation or hue change flips a third of the bits. Each projection
-    here weighs every coefficient by its size, so the hash follows the direction of
-    the coefficient vector, which a tone or colour change barely turns (measured:
-    pHash 16-24 bits apart, this hash 2-3).
-    """
-    return _tone_hex(_low_dct(np.asarray(small, np.float64)[None]))[0]
-
-
 def _low_dct(views: np.ndarray) -> np.ndarray:
     """The 8x8 lowest DCT-II coefficients of each 32x32 picture of a (n, 32, 32)
     stack, as imagehash's pHash computes them (scipy.fftpack, rows then columns),
@@ -62,8 +48,18 @@ def _phash_hex(low: np.ndarray) -> list[str]:
     return [row.tobytes().hex() for row in np.packbits(bits, axis=1)]
 
 
-def _tone_hex(low: np.ndarray) -> list[str]:
-    """Tone hashes (`tone_hash`) of (n, 64) low frequencies."""
+def tone_hashes(low: np.ndarray) -> list[str]:
+    """Tone hashes of (n, 64) low frequencies (`_low_dct`): each a 64-bit SimHash
+    (signs of 64 fixed random projections) of the 63 low-frequency DCT coefficients
+    pHash uses (DC left out), as a 16-digit hex string.
+
+    pHash keeps one bit per coefficient (above or below their median): on a smooth
+    picture (a sky, sand, a defocused photograph) most coefficients lie near the
+    median and a saturation or hue change flips a third of the bits. Each projection
+    here weighs every coefficient by its size, so the hash follows the direction of
+    the coefficient vector, which a tone or colour change barely turns (measured:
+    pHash 16-24 bits apart, this hash 2-3).
+    """
     bits = (low[:, 1:] @ _hyperplanes()) > 0
     return [row.tobytes().hex() for row in np.packbits(bits, axis=1)]
 
@@ -80,21 +76,21 @@ def _orientations(grey: Image.Image) -> np.ndarray:
 
 
 def dihedral_hashes(pixels: np.ndarray) -> tuple[list[str], list[str]]:
-    """64-bit pHash (imagehash's) and tone hash (`tone_hash`) of the 8 orientations, as
+    """64-bit pHash (imagehash's) and tone hash (`tone_hashes`) of the 8 orientations, as
     16-digit hex strings.
 
     The image is reduced once (`_orientations`) and the 8 DCTs taken together: the
-    strings are those of imagehash.phash and `tone_hash` on each orientation
+    strings are those of imagehash.phash and `tone_hashes` on each orientation
     (tests/test_hashing_verify.py), at a fifth of their cost.
     """
     from PIL import Image
 
     low = _low_dct(_orientations(Image.fromarray(pixels).convert("L")))
-    return _phash_hex(low), _tone_hex(low)
+    return _phash_hex(low), tone_hashes(low)
 
 
 def content_hashes(pixels: np.ndarray) -> list[str]:
-    """Tone hashes (`tone_hash`) of the 8 orientations of the picture inside a
+    """Tone hashes (`tone_hashes`) of the 8 orientations of the picture inside a
     frame's plain margins and fill (frame.content_picture): a bordered, slightly
     turned or warped copy of a smooth picture keeps its source's (the sky: 0 bits
     for its border and perspective copies, 19-25 for the whole frame)."""
@@ -103,7 +99,7 @@ def content_hashes(pixels: np.ndarray) -> list[str]:
     from .frame import content_picture
 
     small = Image.fromarray(content_picture(pixels)).convert("L")
-    return _tone_hex(_low_dct(_orientations(small)))
+    return tone_hashes(_low_dct(_orientations(small)))
 
 
 def quarter_hashes(pixels: np.ndarray) -> list[str]:
@@ -118,18 +114,13 @@ def quarter_hashes(pixels: np.ndarray) -> list[str]:
     is a 32x32 pHash (DCT, 8x8 lowest frequencies, above their median), as imagehash
     computes it.
     """
-    import scipy.fftpack
     from PIL import Image
 
     grey = Image.fromarray(pixels).convert("L").resize((64, 64), Image.Resampling.LANCZOS)
     a = np.asarray(grey, np.float64)
     views = np.stack([dihedral(a, o) for o in range(8)])  # (8, 64, 64)
-    quarters = views.reshape(8, 2, 32, 2, 32).transpose(0, 1, 3, 2, 4).reshape(8, 4, 32, 32)
-    dct = scipy.fftpack.dct(scipy.fftpack.dct(quarters, axis=2), axis=3)[..., :8, :8]
-    low = dct.reshape(8, 4, 64)
-    bits = low > np.median(low, axis=2, keepdims=True)
-    packed = np.packbits(bits, axis=2)  # (8, 4, 8) bytes, big-endian as imagehash's hex
-    return [packed[o, q].tobytes().hex() for o in range(8) for q in range(4)]
+    quarters = views.reshape(8, 2, 32, 2, 32).transpose(0, 1, 3, 2, 4).reshape(32, 32, 32)
+    return _phash_hex(_low_dct(quarters))  # orientation-major, 4 quarters each
 
 
 _NIBBLE = np.zeros(256, np.uint64)
